@@ -1,0 +1,41 @@
+"""Shared fixtures: the CPU/GPU device fixture and the hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", deadline=None, derandomize=True, database=None, max_examples=30,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", deadline=None, max_examples=30,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("thorough", deadline=None, max_examples=500,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Every test that takes ``device`` runs on the CPU and, where a GPU exists, on CUDA."""
+    return torch.device(request.param)
+
+
+@pytest.fixture
+def small_problem():
+    """A small noisy sparse-recovery problem (m=15, n=30) with its LASSO (lam=0.1) and 6 instances."""
+    import unfoldtheory as ut
+
+    gen = ut.problems.SparseRecovery.gaussian(m=15, n=30, p=0.15, snr_db=30, seed=3)
+    sample = gen.sample(6, seed=4)
+    return gen, gen.lasso(0.1), sample
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

@@ -1,0 +1,93 @@
+"""Classical ISTA unrolled into K layers (nothing trainable)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._validation import check_matrix, check_scalar
+from ..form import Block, Form, SoftThreshold
+from .base import UnfoldedNetwork
+from .functional import soft_threshold
+
+
+class ISTA(UnfoldedNetwork):
+    r"""K iterations of ISTA for the LASSO :math:`\tfrac12\|Ax-y\|^2 + \lambda\|x\|_1`, as a network.
+
+    .. math::
+
+        x_k = \eta_{\gamma\lambda}\big(x_{k-1} + \gamma A^T(y - A x_{k-1})\big), \qquad x_0 = 0,
+
+    i.e. :math:`x_k = \eta_\theta(W_2 x_{k-1} + W_1 y)` with :math:`W_1 = \gamma A^T`,
+    :math:`W_2 = I - \gamma A^T A`, :math:`\theta = \gamma\lambda`.  Nothing is trainable (all tensors are
+    buffers).  With :math:`\gamma \in (0, 2/L)`, :math:`L = \|A\|_2^2`, the iterates converge to a LASSO
+    minimiser; :math:`F(x_k) - F^\star \le L\|x_0 - x^\star\|^2/(2k)` for :math:`\gamma = 1/L`
+    (Beck & Teboulle, SIAM J. Imaging Sci. 2009, Thm 3.1).
+
+    Parameters
+    ----------
+    A : array_like (m, n)
+    lam : float, >= 0
+    num_layers : int, >= 1
+    step : float, optional
+        :math:`\gamma`; defaults to :math:`1/L`.  Steps >= 2/L are allowed (the network is still defined) but
+        warn, since ISTA then need not converge.
+    device, dtype : torch device (default CUDA when available) and float32 (default) or float64.
+    """
+
+    def __init__(self, A: Any, lam: float, num_layers: int, step: float | None = None, device: Any = None,
+                 dtype: torch.dtype | None = None):
+        A = check_matrix(A, "A")
+        super().__init__(A.shape[0], A.shape[1], num_layers, A=A, device=device, dtype=dtype)
+        self.lam = check_scalar(lam, "lam", low=0.0)
+        self.L = float(np.linalg.norm(A, 2) ** 2)
+        if step is None:
+            step = 1.0 / self.L
+        self.step = check_scalar(step, "step", low=0.0, low_inclusive=False)
+        if self.step * self.L >= 2:
+            warnings.warn(f"ISTA step {self.step:g} >= 2/L = {2 / self.L:g}: the iteration need not converge.",
+                          stacklevel=2)
+
+    @property
+    def threshold(self) -> float:
+        """The threshold :math:`\\gamma\\lambda` of every layer."""
+        return self.step * self.lam
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", lam={self.lam:g}, step={self.step:.4g} (= {self.step * self.L:.3g}/L)"
+
+    def _iterate(self, y):
+        A, g, th = self.A, self.step, self.threshold
+        x = soft_threshold(g * (y @ A), th)
+        yield x
+        for _ in range(self.num_layers - 1):
+            x = soft_threshold(x + g * ((y - x @ A.T) @ A), th)
+            yield x
+
+    def form(self) -> Form:
+        A = self._np(self.A)
+        W1 = self.step * A.T
+        W2 = np.eye(self.n) - self.step * (A.T @ A)
+        return _lista_form(self.m, [W1] * self.num_layers, [W2] * self.num_layers,
+                           [np.full(self.n, self.threshold)] * self.num_layers, name=f"ISTA(K={self.num_layers})")
+
+
+def _lista_form(m: int, W1: list, W2: list, theta: list, name: str) -> Form:
+    """The form of the recursion x_k = soft(W2_k x_{k-1} + W1_k y, theta_k), x_0 = 0 (block k = layer k)."""
+    n = W1[0].shape[0]
+    blocks = []
+    for k in range(len(W1)):
+        blocks.append(Block(activation=SoftThreshold(theta[k], size=n), B=W1[k],
+                            inputs={} if k == 0 else {k - 1: W2[k]}, layer=k + 1, name=f"layer{k + 1}"))
+    eye = _identity(n)
+    return Form(m, blocks, output={len(W1) - 1: eye}, layer_outputs=[{k: eye} for k in range(len(W1))],
+                name=name)
+
+
+def _identity(n: int):
+    import scipy.sparse as sp
+
+    return sp.identity(n, format="csr")
