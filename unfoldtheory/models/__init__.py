@@ -1,11 +1,33 @@
-"""Unfolded networks as torch modules.
+"""Unfolded networks as torch modules: a model zoo covering the four paradigms of deep unfolding.
 
 Every model maps an observation ``y`` ((m,) or (batch, m)) to ``x_K``; ``forward(y, return_all=True)``
-returns ``[x_1, ..., x_K]``; ``.form()`` gives the analysis form where the layers are representable.
+returns ``[x_1, ..., x_K]``; ``.form()`` gives the analysis form where the layers are representable (and
+raises :class:`~unfoldtheory.errors.NotRepresentableError` where they are not).
+
+==========  =========================================================================================
+paradigm    models
+==========  =========================================================================================
+classical   :class:`ISTA`
+1           :class:`LearnedStepISTA`, :class:`ALISTA`, :class:`HyperLISTA`, :class:`UnfoldedFISTA`,
+            :class:`UnfoldedADMM`, :class:`UnfoldedRPCA`
+2           :class:`LISTA` (untied / tied), :class:`LISTACP`, :class:`LISTACPSS`, :class:`TiLISTA`
+3           :class:`CorrectedISTA`
+4           :class:`LearnedProxISTA`
+==========  =========================================================================================
 """
 
+from .admm import UnfoldedADMM
 from .base import UnfoldedNetwork
+from .corrected import CorrectedISTA
+from .coupled import ALISTA, LISTACP, LISTACPSS, LearnedStepISTA, TiLISTA
+from .io import load, save
 from .ista import ISTA
+from .learned_prox import LearnedProxISTA
 from .lista import LISTA
+from .momentum import HyperLISTA, UnfoldedFISTA
+from .rpca import UnfoldedRPCA
 
-__all__ = ["UnfoldedNetwork", "ISTA", "LISTA"]
+MODELS = (ISTA, LISTA, LISTACP, LISTACPSS, TiLISTA, LearnedStepISTA, ALISTA, HyperLISTA, UnfoldedFISTA,
+          CorrectedISTA, LearnedProxISTA, UnfoldedADMM, UnfoldedRPCA)
+
+__all__ = ["UnfoldedNetwork", "MODELS", "load", "save"] + [cls.__name__ for cls in MODELS]

@@ -26,9 +26,19 @@ class UnfoldedNetwork(nn.Module):
     ``False`` (e.g. inside a training loop that already checked its data).
     """
 
+    #: design paradigm (DESIGN section 1): 0 classical, 1 learned hyperparameters, 2 learned objective
+    #: parameters, 3 learned correction terms, 4 DNN inductive bias
+    paradigm: int = 0
+    #: names of the parameters whose leading dimension indexes the layer (size num_layers, or 1 when tied);
+    #: layer-wise training trains slice k of each of them in stage k
+    per_layer: tuple[str, ...] = ()
+    #: parameters kept >= 0 by training (thresholds)
+    nonnegative: tuple[str, ...] = ("theta",)
+
     def __init__(self, m: int, n: int, num_layers: int, A: Any = None, device: Any = None,
                  dtype: torch.dtype | None = None):
         super().__init__()
+        self._config: dict[str, Any] = {}
         self.m, self.n = check_int(m, "m", minimum=1), check_int(n, "n", minimum=1)
         self.num_layers = check_int(num_layers, "num_layers", minimum=1)
         self.check_inputs = True
@@ -41,6 +51,19 @@ class UnfoldedNetwork(nn.Module):
         self.register_buffer("A", A)
         # a zero-size buffer records the device and dtype even for models without A
         self.register_buffer("_anchor", torch.zeros(0, dtype=dt, device=dev), persistent=False)
+
+    def _record_config(self, **config: Any) -> None:
+        """Remember the constructor arguments (numpy arrays, numbers, strings) for :func:`save`."""
+        self._config = dict(config)
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any], device: Any = None, dtype: torch.dtype | None = None):
+        """Rebuild the architecture from :meth:`config` (used by :func:`unfoldtheory.models.load`)."""
+        return cls(**config, device=device, dtype=dtype)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this architecture (weights come from the state dict)."""
+        return dict(self._config)
 
     @property
     def device(self) -> torch.device:
@@ -93,3 +116,37 @@ class UnfoldedNetwork(nn.Module):
     @staticmethod
     def _np(t: torch.Tensor) -> np.ndarray:
         return t.detach().to("cpu", torch.float64).numpy()
+
+    def _tensor(self, value: Any) -> torch.Tensor:
+        return torch.tensor(np.array(value, dtype=np.float64), dtype=self.dtype, device=self.device)
+
+    def _check_thresholds(self, thetas: list[np.ndarray], name: str = "theta") -> None:
+        for k, t in enumerate(thetas):
+            if (np.asarray(t) < 0).any():
+                raise InvalidInputError(
+                    f"layer {k + 1} has a negative threshold {name} (min {np.min(t):g}); the soft threshold is "
+                    "then discontinuous and the network has no analysis form. Clamp thresholds to >= 0 "
+                    "during training (the training API does).")
+
+
+def identity_matrix(n: int):
+    """A sparse identity (the form keeps identity edges sparse)."""
+    import scipy.sparse as sp
+
+    return sp.identity(n, format="csr")
+
+
+def chain_form(m: int, W1: list, W2: list, theta: list, name: str):
+    """Form of the recursion ``x_k = soft(W2_k x_{k-1} + W1_k y, theta_k)``, ``x_0 = 0`` (block k = layer k).
+
+    Shared by every LISTA-type model (ISTA, LISTA, LISTA-CP, ALISTA, TiLISTA, learned-step ISTA).
+    """
+    from ..form import Block, Form, SoftThreshold
+
+    n = W1[0].shape[0]
+    blocks = [Block(activation=SoftThreshold(theta[k], size=n), B=W1[k],
+                    inputs={} if k == 0 else {k - 1: W2[k]}, layer=k + 1, name=f"layer{k + 1}")
+              for k in range(len(W1))]
+    eye = identity_matrix(n)
+    return Form(m, blocks, output={len(W1) - 1: eye}, layer_outputs=[{k: eye} for k in range(len(W1))],
+                name=name)

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from .._validation import check_matrix, check_scalar
-from ..form import Block, Form, SoftThreshold
-from .base import UnfoldedNetwork
+from ..form import Form
+from .base import UnfoldedNetwork, chain_form
 from .functional import soft_threshold
 
 
@@ -43,6 +43,7 @@ class ISTA(UnfoldedNetwork):
         A = check_matrix(A, "A")
         super().__init__(A.shape[0], A.shape[1], num_layers, A=A, device=device, dtype=dtype)
         self.lam = check_scalar(lam, "lam", low=0.0)
+        self._record_config(A=A, lam=self.lam, num_layers=num_layers, step=step)
         self.L = float(np.linalg.norm(A, 2) ** 2)
         if step is None:
             step = 1.0 / self.L
@@ -71,23 +72,5 @@ class ISTA(UnfoldedNetwork):
         A = self._np(self.A)
         W1 = self.step * A.T
         W2 = np.eye(self.n) - self.step * (A.T @ A)
-        return _lista_form(self.m, [W1] * self.num_layers, [W2] * self.num_layers,
+        return chain_form(self.m, [W1] * self.num_layers, [W2] * self.num_layers,
                            [np.full(self.n, self.threshold)] * self.num_layers, name=f"ISTA(K={self.num_layers})")
-
-
-def _lista_form(m: int, W1: list, W2: list, theta: list, name: str) -> Form:
-    """The form of the recursion x_k = soft(W2_k x_{k-1} + W1_k y, theta_k), x_0 = 0 (block k = layer k)."""
-    n = W1[0].shape[0]
-    blocks = []
-    for k in range(len(W1)):
-        blocks.append(Block(activation=SoftThreshold(theta[k], size=n), B=W1[k],
-                            inputs={} if k == 0 else {k - 1: W2[k]}, layer=k + 1, name=f"layer{k + 1}"))
-    eye = _identity(n)
-    return Form(m, blocks, output={len(W1) - 1: eye}, layer_outputs=[{k: eye} for k in range(len(W1))],
-                name=name)
-
-
-def _identity(n: int):
-    import scipy.sparse as sp
-
-    return sp.identity(n, format="csr")

@@ -10,9 +10,8 @@ from torch import nn
 
 from .._validation import as_float_array, check_int, check_matrix, check_scalar
 from ..errors import InvalidInputError
-from .base import UnfoldedNetwork
+from .base import UnfoldedNetwork, chain_form
 from .functional import soft_threshold
-from .ista import _lista_form
 
 
 class LISTA(UnfoldedNetwork):
@@ -48,12 +47,16 @@ class LISTA(UnfoldedNetwork):
         Share one (W1, W2, theta) across all layers.
     """
 
+    paradigm = 2
+    per_layer = ("W1", "W2", "theta")
+
     def __init__(self, A: Any, num_layers: int, lam: float = 0.1, step: float | None = None,
                  tied: bool = False, device: Any = None, dtype: torch.dtype | None = None):
         A = check_matrix(A, "A")
         num_layers = check_int(num_layers, "num_layers", minimum=1)
         super().__init__(A.shape[0], A.shape[1], num_layers, A=A, device=device, dtype=dtype)
         lam = check_scalar(lam, "lam", low=0.0)
+        self._record_config(A=A, num_layers=num_layers, lam=lam, step=step, tied=bool(tied))
         L = float(np.linalg.norm(A, 2) ** 2)
         step = 1.0 / L if step is None else check_scalar(step, "step", low=0.0, low_inclusive=False)
         copies = 1 if tied else num_layers
@@ -103,7 +106,18 @@ class LISTA(UnfoldedNetwork):
         net = cls.__new__(cls)
         UnfoldedNetwork.__init__(net, m, n, K, A=A, device=device, dtype=dtype)
         net._init_parameters(np.stack(w1), np.stack(w2), theta_arr, tied=False)
+        net._record_config(A=None if A is None else np.asarray(A, dtype=float), num_layers=K, m=m, n=n,
+                           theta_width=width, from_weights=True)
         return net
+
+    @classmethod
+    def _from_config(cls, config: dict, device: Any = None, dtype: torch.dtype | None = None) -> "LISTA":
+        if not config.get("from_weights"):
+            return cls(**config, device=device, dtype=dtype)
+        K, m, n, width = config["num_layers"], config["m"], config["n"], config["theta_width"]
+        return cls.from_weights([np.zeros((n, m))] * K, [np.zeros((n, n))] * K,
+                                [np.zeros(width) if width > 1 else 0.0] * K, A=config.get("A"),
+                                device=device, dtype=dtype)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", tied={self.tied}"
@@ -130,12 +144,8 @@ class LISTA(UnfoldedNetwork):
 
     def form(self):
         w = self.weights()
-        for k, t in enumerate(w["theta"]):
-            if (t < 0).any():
-                raise InvalidInputError(
-                    f"layer {k + 1} has a negative threshold (min {t.min():g}); the soft threshold is then "
-                    "discontinuous and the network has no analysis form. Clamp theta to >= 0 during training.")
-        return _lista_form(self.m, w["W1"], w["W2"], w["theta"], name=f"LISTA(K={self.num_layers})")
+        self._check_thresholds(w["theta"])
+        return chain_form(self.m, w["W1"], w["W2"], w["theta"], name=f"LISTA(K={self.num_layers})")
 
 
 def _check_lengths(**lists: Sequence[Any]) -> int:

@@ -1,0 +1,79 @@
+"""Saving and loading trained models with their configuration."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError
+from .base import UnfoldedNetwork
+
+FORMAT = "unfoldtheory.model/1"
+
+
+def _registry() -> dict[str, type]:
+    from . import MODELS
+
+    return {cls.__name__: cls for cls in MODELS}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64))
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.numpy()
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+def save(model: UnfoldedNetwork, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Save ``model`` (class, constructor configuration, weights) and optional JSON-like ``metadata`` (e.g.
+    the training history) to ``path``, loadable with :func:`load` without arbitrary code execution."""
+    if not isinstance(model, UnfoldedNetwork):
+        raise InvalidInputError(f"model must be an unfoldtheory model; got {type(model).__name__}.")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"format": FORMAT, "class": type(model).__name__, "config": _encode(model.config()),
+                "dtype": str(model.dtype).replace("torch.", ""), "state_dict": state,
+                "metadata": _encode(metadata or {})}, path)
+
+
+def load(path: str | os.PathLike, device: Any = None, dtype: torch.dtype | None = None) -> UnfoldedNetwork:
+    """Load a model written by :func:`save`.  ``dtype`` defaults to the saved one; ``device`` to CUDA when
+    available.  A file that is not a saved unfoldtheory model raises :class:`InvalidInputError`.  The saved
+    ``metadata`` is available as ``model.metadata``."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # corrupt or foreign file
+        raise InvalidInputError(f"{os.fspath(path)!r} is not a readable unfoldtheory model file ({exc}).") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise InvalidInputError(f"{os.fspath(path)!r} is not an unfoldtheory model file (format {FORMAT!r} "
+                                "expected); save models with unfoldtheory.models.save.")
+    cls = _registry().get(blob.get("class"))
+    if cls is None:
+        raise InvalidInputError(f"{os.fspath(path)!r} holds an unknown model class {blob.get('class')!r}.")
+    dtype = dtype or getattr(torch, blob.get("dtype", "float32"))
+    model = cls._from_config(_decode(blob["config"]), device=device, dtype=dtype)
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:
+        raise InvalidInputError(f"{os.fspath(path)!r}: the weights do not match the configuration ({exc}).") from None
+    model.metadata = _decode(blob.get("metadata", {}))
+    return model
