@@ -314,9 +314,6 @@ def _run_epoch(model, data, rng, opt, batch_loss, objective, multipliers, histor
             f = [objective(torch.zeros_like(outs[0]), y).mean()] + [objective(o, y).mean() for o in outs]
             cons = torch.stack([f[k + 1] - (1 - descent_epsilon) * f[k] for k in range(K)])
             value = value + (multipliers * cons).sum()
-            with torch.no_grad():
-                multipliers.add_(dual_lr * cons.detach()).clamp_(min=0)
-            extra = {"max_violation": float(cons.max()), "multipliers": multipliers.cpu().tolist()}
         if not torch.isfinite(value):
             model.load_state_dict(good)
             raise TrainingDivergedError(
@@ -329,6 +326,9 @@ def _run_epoch(model, data, rng, opt, batch_loss, objective, multipliers, histor
         with torch.no_grad():
             for p in _nonnegative(model):
                 p.clamp_(min=0)
+            if scheme == "descent":  # dual ascent on the multipliers, after the primal step
+                multipliers.add_(dual_lr * cons.detach()).clamp_(min=0)
+                extra = {"max_violation": cons.max().item(), "multipliers": multipliers.cpu().tolist()}
         losses.append(value.item())
         bar.update(1)
     history.records.append({"stage": stage, "epoch": len(history.records) + 1, "loss": float(np.mean(losses)),

@@ -100,6 +100,30 @@ class LowRankPlusSparse:
     def __len__(self) -> int:
         return self.M.shape[0]
 
+    @property
+    def y(self) -> np.ndarray:
+        """The observations (``M``), so a batch plugs into the training API like a ``SparseSample``."""
+        return self.M
+
+    @property
+    def x(self) -> tuple[np.ndarray, np.ndarray]:
+        """The targets ``(L, S)``."""
+        return self.L, self.S
+
+
+class RPCAGenerator:
+    """Draws batches of :func:`low_rank_plus_sparse` instances (``sample(batch, seed)``), for training."""
+
+    def __init__(self, n1: int, n2: int, rank: int, p: float, magnitude: float = 1.0):
+        low_rank_plus_sparse(n1, n2, rank, p, 1, magnitude, seed=0)  # validates the arguments
+        self.n1, self.n2, self.rank, self.p, self.magnitude = n1, n2, rank, p, magnitude
+
+    def __repr__(self) -> str:
+        return f"RPCAGenerator(shape=({self.n1}, {self.n2}), rank={self.rank}, p={self.p:g})"
+
+    def sample(self, batch: int, seed: int | np.random.Generator | None = None) -> "LowRankPlusSparse":
+        return low_rank_plus_sparse(self.n1, self.n2, self.rank, self.p, batch, self.magnitude, seed=seed)
+
 
 def low_rank_plus_sparse(n1: int, n2: int, rank: int, p: float, batch: int = 1, magnitude: float = 1.0,
                          seed: int | np.random.Generator | None = 0) -> LowRankPlusSparse:
