@@ -45,7 +45,9 @@ class Lasso:
     """
 
     def __init__(self, A, lam: float):
-        self.A = check_matrix(A, "A")
+        # a private read-only copy: the cached L and |A| (used by the outward rounding) can never go stale
+        self.A = check_matrix(A, "A").copy()
+        self.A.flags.writeable = False
         self.lam = check_scalar(lam, "lam", low=0.0)
         self.m, self.n = self.A.shape
 
@@ -54,8 +56,10 @@ class Lasso:
 
     @cached_property
     def L(self) -> float:
-        """Lipschitz constant of the gradient of the smooth part, :math:`\\|A\\|_2^2` (exact SVD)."""
-        return float(np.linalg.norm(self.A, 2) ** 2)
+        """Lipschitz constant of the gradient of the smooth part, :math:`\\|A\\|_2^2` (largest eigenvalue of the
+        smaller Gram matrix)."""
+        G = self.A @ self.A.T if self.m <= self.n else self.A.T @ self.A
+        return float(np.linalg.eigvalsh(G)[-1])
 
     @cached_property
     def _abs_A(self) -> np.ndarray:
@@ -120,7 +124,10 @@ class Lasso:
     def dual_point(self, x, y) -> np.ndarray:
         r"""A dual-feasible point built from the residual: :math:`u = s\,(y - Ax)`, with
         :math:`s = \min(1, \lambda/\|A^T(y-Ax)\|_\infty)` shrunk by the rounding error of that norm so that
-        :math:`\|A^T u\|_\infty \le \lambda` holds in exact arithmetic."""
+        :math:`\|A^T u\|_\infty \le \lambda` holds in exact arithmetic.
+
+        With :math:`\lambda = 0` the dual set is :math:`\{A^T u = 0\}`, which a rounded residual cannot be
+        certified to meet, so the dual point is 0 and the gap is :math:`F(x)` (a valid but loose bound)."""
         X, Y, single = self._pair(x, y)
         u = self._dual(X, Y)[0]
         return u[0] if single else u

@@ -71,7 +71,7 @@ class RPCA:
         slightly below the exact one, to absorb the rounding of the spectral norm)."""
         Y = self._matrix(Y, "Y")
         spec = np.linalg.norm(Y, 2, axis=(-2, -1)) * (1 + 64 * np.finfo(float).eps * sum(self.shape))
-        mx = np.abs(Y).max(axis=(-2, -1)) / self.lam
+        mx = np.abs(Y).max(axis=(-2, -1)) / self.lam * (1 + 4 * np.finfo(float).eps)
         scale = np.maximum(np.maximum(spec, mx), 1.0)
         return Y / np.asarray(scale)[..., None, None]
 
