@@ -339,4 +339,5 @@ def _run_epoch(model, data, rng, opt, batch_loss, objective, multipliers, histor
 def _progress(total: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, leave=False)
+    # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs, pipes)
+    return tqdm(total=total, disable=None if enabled else True, desc=desc, leave=False, mininterval=0.5)

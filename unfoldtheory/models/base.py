@@ -47,7 +47,7 @@ class UnfoldedNetwork(nn.Module):
             A = check_matrix(A, "A")
             if A.shape != (self.m, self.n):
                 raise InvalidInputError(f"A must have shape ({self.m}, {self.n}); got {A.shape}.")
-            A = torch.as_tensor(A, dtype=dt, device=dev)
+            A = torch.tensor(np.array(A), dtype=dt, device=dev)
         self.register_buffer("A", A)
         # a zero-size buffer records the device and dtype even for models without A
         self.register_buffer("_anchor", torch.zeros(0, dtype=dt, device=dev), persistent=False)
@@ -77,21 +77,27 @@ class UnfoldedNetwork(nn.Module):
         return f"m={self.m}, n={self.n}, num_layers={self.num_layers}, dtype={self.dtype}, device={self.device}"
 
     # ------------------------------------------------------------------ input handling
+    def _input_spec(self) -> tuple[str, tuple[int, ...], str]:
+        """Name, shape of one instance and a hint, for validating inputs (RPCA overrides it)."""
+        return "y", (self.m,), " (m = rows of A)"
+
     def _prepare(self, y: Any) -> tuple[torch.Tensor, bool]:
+        name, inst, hint = self._input_spec()
         if isinstance(y, torch.Tensor):
             shape = tuple(y.shape)
         else:
-            y = as_float_array(y, "y")
+            y = as_float_array(y, name)
             shape = y.shape
-        if len(shape) not in (1, 2) or shape[-1] != self.m:
-            raise InvalidInputError(
-                f"y must have shape ({self.m},) or (batch, {self.m}) (m = rows of A); got shape {shape}.")
-        if len(shape) == 2 and shape[0] == 0:
-            raise InvalidInputError(f"y is an empty batch (shape {shape}); pass at least one instance.")
+        if len(shape) not in (len(inst), len(inst) + 1) or tuple(shape[-len(inst):]) != inst:
+            one = f"({inst[0]},)" if len(inst) == 1 else str(inst)
+            raise InvalidInputError(f"{name} must have shape {one} or (batch, {', '.join(map(str, inst))})"
+                                    f"{hint}; got shape {shape}.")
+        if len(shape) > len(inst) and shape[0] == 0:
+            raise InvalidInputError(f"{name} is an empty batch (shape {shape}); pass at least one instance.")
         Y = torch.as_tensor(y, dtype=self.dtype, device=self.device)
         if self.check_inputs and not torch.isfinite(Y).all():
-            raise InvalidInputError("y contains NaN/Inf entries; pass finite observations.")
-        single = Y.ndim == 1
+            raise InvalidInputError(f"{name} contains NaN/Inf entries; pass finite observations.")
+        single = Y.ndim == len(inst)
         return (Y.unsqueeze(0) if single else Y), single
 
     # ------------------------------------------------------------------ forward

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import as_float_array, check_int, check_scalar
+from .._validation import check_int, check_scalar
 from ..errors import InvalidInputError, NotRepresentableError
 from .base import UnfoldedNetwork
 from .functional import soft_threshold
@@ -56,21 +56,8 @@ class UnfoldedRPCA(UnfoldedNetwork):
     def extra_repr(self) -> str:
         return f"shape={self.shape}, num_layers={self.num_layers}, dtype={self.dtype}, device={self.device}"
 
-    def _prepare(self, M: Any):
-        if isinstance(M, torch.Tensor):
-            shape = tuple(M.shape)
-        else:
-            M = as_float_array(M, "M")
-            shape = M.shape
-        if len(shape) not in (2, 3) or shape[-2:] != self.shape:
-            raise InvalidInputError(f"M must have shape {self.shape} or (batch, *{self.shape}); got {shape}.")
-        if len(shape) == 3 and shape[0] == 0:
-            raise InvalidInputError(f"M is an empty batch (shape {shape}); pass at least one matrix.")
-        X = torch.as_tensor(M, dtype=self.dtype, device=self.device)
-        if self.check_inputs and not torch.isfinite(X).all():
-            raise InvalidInputError("M contains NaN/Inf entries; pass finite observations.")
-        single = X.ndim == 2
-        return (X.unsqueeze(0) if single else X), single
+    def _input_spec(self):
+        return "M", self.shape, ""
 
     def _iterate(self, M):
         S = torch.zeros_like(M)
