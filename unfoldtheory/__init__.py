@@ -12,10 +12,12 @@ errors      exception types
 need them.
 """
 
-from . import bounds, contraction, errors, form, metrics, models, problems, reference, training
+from . import (bounds, coherence, contraction, convergence, errors, form, lipschitz, metrics, models, problems, reference,
+               robustness, training)
 from .errors import InvalidInputError, NotRepresentableError, SolverError, UnfoldTheoryError
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["bounds", "contraction", "errors", "form", "metrics", "models", "problems", "reference", "training", "InvalidInputError", "NotRepresentableError",
+__all__ = ["bounds", "coherence", "contraction", "convergence", "errors", "form", "lipschitz", "metrics", "models",
+           "problems", "reference", "robustness", "training", "InvalidInputError", "NotRepresentableError",
            "SolverError", "UnfoldTheoryError", "__version__"]

@@ -1,0 +1,173 @@
+"""Coherence, generalized coherence (ALISTA Def. 1) and the analytic weight (ALISTA stage 1)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import unfoldtheory as ut
+import unfoldtheory.convergence  # noqa: F401  (ut.convergence)
+from unfoldtheory import coherence as coh
+
+
+def unit_columns(m: int, n: int, seed: int) -> np.ndarray:
+    A = np.random.default_rng(seed).standard_normal((m, n))
+    return A / np.linalg.norm(A, axis=0)
+
+
+def frobenius_reference(A: np.ndarray) -> np.ndarray:
+    """The stage-1 QP solved by cvxpy: min ||W^T A||_F^2 s.t. diag(W^T A) = 1."""
+    cp = pytest.importorskip("cvxpy")
+    m, n = A.shape
+    W = cp.Variable((m, n))
+    prob = cp.Problem(cp.Minimize(cp.sum_squares(A.T @ W)), [cp.sum(cp.multiply(W, A), axis=0) == 1])
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-13, tol_gap_rel=1e-13, tol_feas=1e-13, tol_ktratio=1e-10)
+    assert prob.status == "optimal"
+    return W.value
+
+
+def minimax_reference(A: np.ndarray) -> float:
+    """Definition 1 as one joint LP in cvxpy (independent of the per-column scheme)."""
+    cp = pytest.importorskip("cvxpy")
+    m, n = A.shape
+    W = cp.Variable((m, n))
+    t = cp.Variable()
+    M = W.T @ A
+    off = np.ones((n, n)) - np.eye(n)
+    prob = cp.Problem(cp.Minimize(t), [cp.abs(cp.multiply(off, M)) <= t, cp.diag(M) == 1])
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
+    return float(prob.value)
+
+
+# ------------------------------------------------------------------------------------------ analytic
+@pytest.mark.parametrize("m,n,seed", [(5, 10, 0), (10, 20, 1), (12, 13, 2), (8, 8, 3)])
+def test_analytic_weight_equals_cvxpy_frobenius_solution(m, n, seed):
+    A = unit_columns(m, n, seed)
+    W = ut.convergence.analytic_weight(A)
+    Wref = frobenius_reference(A)
+    assert np.linalg.norm(W - Wref) <= 1e-8 * np.linalg.norm(Wref)
+
+
+def test_analytic_weight_matches_per_column_formula():
+    A = unit_columns(6, 15, 7)
+    Ginv = np.linalg.inv(A @ A.T)
+    for i in range(A.shape[1]):
+        w = Ginv @ A[:, i] / (A[:, i] @ Ginv @ A[:, i])
+        np.testing.assert_allclose(coh.analytic_weight(A)[:, i], w, rtol=1e-10, atol=1e-12)
+
+
+@settings(deadline=None, max_examples=30)
+@given(m=st.integers(2, 12), extra=st.integers(0, 12), seed=st.integers(0, 2**31 - 1))
+def test_analytic_weight_properties(m, extra, seed):
+    A = unit_columns(m, m + extra + 1, seed)
+    W = coh.analytic_weight(A)
+    np.testing.assert_allclose(np.diag(W.T @ A), 1.0, atol=1e-10)
+    # W = A is feasible (unit columns), so the Frobenius off-diagonal can only decrease.
+    assert coh.offdiag_frobenius(W, A) <= coh.offdiag_frobenius(A, A) * (1 + 1e-10) + 1e-12
+    # Optimality: any feasible perturbation (keeping diag(W^T A) = 1) does not decrease ||W^T A||_F.
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal(W.shape)
+    D -= A * np.sum(D * A, axis=0)      # now a_i^T d_i = 0 (unit columns)
+    assert np.linalg.norm((W + 1e-3 * D).T @ A) >= np.linalg.norm(W.T @ A) - 1e-12
+
+
+def test_analytic_weight_max_coherence_may_increase():
+    """theory.md 7.4 item 13: the Frobenius surrogate does not guarantee a smaller *maximum* coherence.
+
+    The search finds a counterexample; the point is that no test may assert the max decrease."""
+    found = False
+    for seed in range(40):
+        A = unit_columns(8, 16, seed)
+        if coh.offdiag_max(coh.analytic_weight(A), A) > coh.mutual_coherence(A):
+            found = True
+            break
+    assert found
+
+
+# ---------------------------------------------------------------------------------- generalized
+@pytest.mark.parametrize("m,n,seed", [(4, 8, 0), (6, 12, 1), (8, 16, 2), (10, 15, 3)])
+def test_generalized_coherence_is_the_minimax_optimum(m, n, seed):
+    A = unit_columns(m, n, seed)
+    W, mu_t = ut.convergence.generalized_coherence(A)
+    assert mu_t == pytest.approx(minimax_reference(A), rel=1e-6)
+    assert mu_t == coh.offdiag_max(W, A)                      # recomputed from W, not the solver's value
+    np.testing.assert_allclose(np.diag(W.T @ A), 1.0, atol=1e-12)
+
+
+@settings(deadline=None, max_examples=10)
+@given(m=st.integers(3, 9), extra=st.integers(1, 10), seed=st.integers(0, 2**31 - 1))
+def test_generalized_coherence_below_mutual_and_analytic(m, extra, seed):
+    A = unit_columns(m, m + extra, seed)
+    W, mu_t = coh.generalized_coherence(A)
+    assert mu_t <= coh.mutual_coherence(A) + 1e-8                  # W = A is feasible
+    assert mu_t <= coh.offdiag_max(coh.analytic_weight(A), A) + 1e-8  # the analytic weight is feasible
+    assert mu_t >= 0
+
+
+def test_generalized_coherence_invariances():
+    """Rotating the measurements (A -> QA) or flipping column signs leaves mu_tilde unchanged."""
+    A = unit_columns(6, 14, 11)
+    _, mu = coh.generalized_coherence(A)
+    Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((6, 6)))
+    _, mu_rot = coh.generalized_coherence(Q @ A)
+    signs = np.where(np.arange(14) % 3 == 0, -1.0, 1.0)
+    _, mu_sign = coh.generalized_coherence(A * signs)
+    perm = np.random.default_rng(1).permutation(14)
+    W_perm, mu_perm = coh.generalized_coherence(A[:, perm])
+    assert mu_rot == pytest.approx(mu, rel=1e-6)
+    assert mu_sign == pytest.approx(mu, rel=1e-6)
+    assert mu_perm == pytest.approx(mu, rel=1e-6)
+
+
+def test_orthonormal_dictionary_has_zero_coherence():
+    Q, _ = np.linalg.qr(np.random.default_rng(2).standard_normal((5, 5)))
+    W, mu = coh.generalized_coherence(Q)
+    assert mu <= 1e-9
+    np.testing.assert_allclose(coh.analytic_weight(Q), Q, atol=1e-12)
+    assert coh.mutual_coherence(Q) <= 1e-12
+
+
+def test_mutual_coherence_known_value():
+    A = np.array([[1.0, 0.0, np.sqrt(0.5)], [0.0, 1.0, np.sqrt(0.5)]])
+    assert coh.mutual_coherence(A) == pytest.approx(np.sqrt(0.5), rel=1e-14)
+    assert coh.mutual_coherence(3 * A) == pytest.approx(np.sqrt(0.5), rel=1e-14)   # scale free
+
+
+# ------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("fn", [coh.analytic_weight, coh.mutual_coherence, coh.generalized_coherence])
+def test_bad_dictionaries_are_rejected(fn):
+    with pytest.raises(ut.InvalidInputError, match="A"):
+        fn(np.ones(3))
+    with pytest.raises(ut.InvalidInputError, match="NaN"):
+        fn(np.array([[1.0, np.nan], [0.0, 1.0]]))
+    with pytest.raises(ut.InvalidInputError, match="at least 2 columns"):
+        fn(np.ones((2, 1)))
+    with pytest.raises(ut.InvalidInputError, match="zero column"):
+        fn(np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+
+
+def test_analytic_weight_needs_full_row_rank():
+    A = unit_columns(3, 6, 0)
+    A[2] = A[0] + A[1]
+    with pytest.raises(ut.InvalidInputError, match="full row rank"):
+        coh.analytic_weight(A)
+    with pytest.raises(ut.InvalidInputError, match="full row rank"):
+        coh.analytic_weight(unit_columns(6, 3, 0))
+
+
+def test_non_unit_columns_warn_in_generalized_coherence():
+    A = unit_columns(4, 8, 5) * 2.0
+    with pytest.warns(UserWarning, match="unit-norm"):
+        coh.generalized_coherence(A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        coh.generalized_coherence(A / 2.0)
+
+
+def test_bad_solver_is_rejected():
+    with pytest.raises(ut.InvalidInputError, match="solver"):
+        coh.generalized_coherence(unit_columns(3, 6, 0), solver="NOT_A_SOLVER")

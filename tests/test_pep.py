@@ -1,0 +1,258 @@
+"""The PEP engine: reference values, structure, certification checks, bad input, PEPit cross-check."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import unfoldtheory as ut
+import unfoldtheory.convergence as conv
+from unfoldtheory.convergence import _pep
+
+REL = 1e-5          # Clarabel accuracy (theory.md 7.2)
+
+
+def wc(steps, **kw):
+    return conv.worst_case(steps, **kw).value
+
+
+# ---------------------------------------------------------------------------- reference values (7.2)
+GD_UNIT = [0.1666667, 0.1, 0.0714286, 0.0555556, 0.0454545, 0.0384615, 0.0333333, 0.0294118, 0.0263158,
+           0.0238095]
+
+
+@pytest.mark.parametrize("N", range(1, 11))
+def test_gd_unit_step_reference_values(N):
+    assert wc([1.0] * N) == pytest.approx(GD_UNIT[N - 1], rel=REL)   # table rounded to 7 decimals
+
+
+@pytest.mark.parametrize("h,N,value", [(1.5, 1, 0.125), (1.5, 2, 0.0714286), (1.5, 3, 0.05),
+                                       (1.5, 5, 0.03125), (1.5, 8, 0.02), (0.5, 1, 0.25), (0.5, 2, 0.1666667),
+                                       (0.5, 3, 0.125),
+                                       (0.5, 5, 0.0833333), (0.5, 8, 0.0555556), (1.2, 6, 0.0324675)])
+def test_gd_constant_step_reference_values(h, N, value):
+    assert wc([h] * N) == pytest.approx(value, rel=REL)
+
+
+@pytest.mark.parametrize("N,value", [(1, 0.25), (2, 0.125), (5, 0.05), (10, 0.025)])
+def test_prox_grad_reference_values(N, value):
+    assert wc([1.0] * N, method="prox_grad") == pytest.approx(value, rel=REL)
+
+
+@pytest.mark.parametrize("N,value", [(2, 0.6561), (10, 0.1215767)])
+def test_prox_grad_distance_reference_values(N, value):
+    assert wc([1.0] * N, mu=0.1, method="prox_grad", metric="distance") == pytest.approx(value, rel=REL)
+
+
+def test_pepit_docstring_regressions():
+    """PEPit examples: GD L=3, gamma=1/3, n=4 (0.166667); silver steps, L=10, n=7 (0.184215)."""
+    assert wc([1.0] * 4, L=3.0) == pytest.approx(0.166667, rel=1e-5)
+    silver = [1 + (1 + math.sqrt(2)) ** (((i & -i).bit_length() - 1) - 1) for i in range(1, 8)]
+    assert wc(silver, L=10.0) == pytest.approx(0.184215, rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------- the result
+def test_result_is_a_certified_upper_bound_with_evidence():
+    b = conv.worst_case([1.0, 1.5, 0.8], method="prox_grad")
+    assert isinstance(b, ut.bounds.Bound)
+    assert (b.side, b.method, b.certified, b.reason) == ("upper", "pep", True, "")
+    assert b.solver == "CLARABEL"
+    c = b.checks
+    assert c["exact"] and c["lower_bound_ok"] and c["quadratic_lower_bound"] <= b.value
+    assert c["relative_gap"] == pytest.approx(0.0, abs=1e-6)
+    assert all(v > 0 for v in b.witness["multipliers"].values())
+    assert np.linalg.eigvalsh(b.witness["gram"])[0] >= -1e-8
+    assert b.to_dict()["value"] == b.value
+
+
+def test_l_scaling_is_metamorphic():
+    steps = [0.7, 1.3, 1.9]
+    assert wc(steps, L=4.0) == pytest.approx(4.0 * wc(steps), rel=1e-6)        # f values scale with L
+    assert wc(steps, L=4.0, metric="distance") == pytest.approx(wc(steps, metric="distance"), rel=1e-6)
+
+
+def test_more_steps_of_gradient_descent_never_hurt():
+    values = [wc([1.0] * N) for N in (3, 4, 5)]
+    assert values[0] > values[1] > values[2]
+
+
+@settings(deadline=None, max_examples=6)
+@given(steps=st.lists(st.floats(0.2, 3.0), min_size=2, max_size=6), method=st.sampled_from(_pep.METHODS),
+       metric=st.sampled_from(_pep.METRICS))
+def test_constraint_generation_equals_the_full_pep(steps, method, metric):
+    full = conv.worst_case(steps, method=method, metric=metric, strategy="full")
+    gen = conv.worst_case(steps, method=method, metric=metric, strategy="generate")
+    assert full.certified and gen.certified and gen.checks["exact"]
+    assert gen.value == pytest.approx(full.value, rel=REL)
+
+
+def test_large_learned_steps_give_a_large_correct_worst_case():
+    """gamma L >= 2 is allowed; the 1-D quadratic (L/2) x^2 alone gives prod (1 - s_k)^2."""
+    steps = [1.4, 2.6, 3.1, 4.7, 1.9]
+    quad = float(np.prod((1 - np.array(steps)) ** 2))
+    for method in _pep.METHODS:
+        b = conv.worst_case(steps, method=method, metric="distance")
+        assert b.certified and math.isfinite(b.value)
+        assert b.value >= quad * (1 - 1e-12)
+        assert b.checks["quadratic_lower_bound"] >= quad * (1 - 1e-9)
+
+
+def test_mu_equal_L_is_the_quadratic_closed_form():
+    steps = [0.5, 2.5, 1.0]
+    p2 = float(np.prod((1 - np.array(steps)) ** 2))
+    assert wc(steps, L=2.0, mu=2.0, metric="distance") == pytest.approx(p2, rel=1e-12)
+    assert wc(steps, L=2.0, mu=2.0) == pytest.approx(p2, rel=1e-12)                     # (L/2) p2
+    assert wc(steps, L=2.0, mu=1.99, metric="distance", nested=False) >= p2 * (1 - 1e-9)
+
+
+# ------------------------------------------------------------------------------------ lower bound
+def test_quadratic_lower_bound_is_attained_and_below_the_worst_case():
+    steps = [1.0, 3.0, 0.5]
+    lb = conv.quadratic_lower_bound(steps, mu=0.1, metric="distance")
+    assert lb.side == "lower" and lb.certified
+    c = lb.witness["curvature"]
+    assert lb.value <= float(np.prod((1 - np.array(steps) * c) ** 2))          # attained by (c/2) x^2
+    s = np.array(steps)
+    assert lb.value >= max(np.prod((1 - 0.1 * s) ** 2), np.prod((1 - s) ** 2)) * (1 - 1e-12)   # c = mu, L
+    assert lb.value <= wc(steps, mu=0.1, metric="distance")
+
+
+# ------------------------------------------------------------------------------- nested classes
+def test_nested_classes_are_monotone():
+    steps = [1.2, 1.7, 0.9, 1.5]
+    inner = conv.worst_case(steps, mu=0.2, method="prox_grad")
+    outer = conv.worst_case(steps, mu=0.0, method="prox_grad")
+    assert inner.checks["nested_consistent"]
+    assert inner.checks["nested_outer_value"] == pytest.approx(outer.value, rel=REL)
+    res = conv.check_nested_classes(inner, outer)
+    assert res["consistent"] and res["excess"] < 0
+    # a smaller L with the same absolute steps is also a smaller class
+    inner_L = conv.worst_case(np.array(steps) / 2.0, L=0.5, method="prox_grad")
+    assert conv.check_nested_classes(inner_L, outer)["consistent"]
+
+
+def test_nested_check_flags_contradictory_results_and_rejects_unrelated_ones():
+    steps = [1.0, 1.0]
+    inner = conv.worst_case(steps, mu=0.1, nested=False)
+    outer = conv.worst_case(steps, mu=0.0)
+    broken = dataclasses.replace(inner, value=2 * outer.value)        # PEPit's 8550 > 4923 situation
+    res = conv.check_nested_classes(broken, outer)
+    assert not res["consistent"] and res["best_inner"] == outer.value
+    with pytest.raises(ut.InvalidInputError, match="contained"):
+        conv.check_nested_classes(outer, inner)
+    with pytest.raises(ut.InvalidInputError, match="same absolute steps"):
+        conv.check_nested_classes(conv.worst_case([1.0, 1.5], mu=0.1, nested=False), outer)
+    with pytest.raises(ut.InvalidInputError, match="worst_case"):
+        conv.check_nested_classes(ut.bounds.Bound(1.0, "upper", True, "x"), outer)
+
+
+# --------------------------------------------------------------------------- corrupted solves
+def test_corrupted_multipliers_never_give_an_unsound_value(monkeypatch):
+    """Multipliers scaled down (a solver stopping early): the float64 verification repairs outward."""
+    exact = wc([1.0] * 4)
+    real = _pep._solve_chain
+
+    def corrupt(*args, **kw):
+        res = real(*args, **kw)
+        return dataclasses.replace(res, lam=0.5 * res.lam, tau=0.3 * res.tau)
+
+    monkeypatch.setattr(_pep, "_solve_chain", corrupt)
+    b = conv.worst_case([1.0] * 4)
+    assert b.value >= exact * (1 - 1e-9)
+
+
+def test_an_unsound_certificate_is_detected(monkeypatch):
+    """A verification returning a value below the truth (the contradictory-solver case) is caught by the
+    attained lower bounds, and the result is not certified."""
+    real = _pep._certify
+
+    def unsound(*args, **kw):
+        c = real(*args, **kw)
+        return dataclasses.replace(c, value=0.2 * c.value, tau=0.2 * c.value)
+
+    monkeypatch.setattr(_pep, "_certify", unsound)
+    b = conv.worst_case([1.0] * 3)
+    assert not b.certified
+    assert "exceeds the certified upper bound" in b.reason
+    b = conv.worst_case([3.0, 3.0], metric="distance")            # quadratic lower bound 16
+    assert not b.certified and "quadratic lower bound" in b.reason
+
+
+def test_solver_failure_raises_with_the_attempts(monkeypatch):
+    def fail(prob, order, attempts, what):
+        attempts.append(ut.errors.SolverAttempt("CLARABEL", "infeasible"))
+        raise ut.SolverError("the PEP could not be solved.", attempts)
+
+    monkeypatch.setattr(_pep, "_run", fail)
+    with pytest.raises(ut.SolverError, match="CLARABEL: infeasible"):
+        conv.worst_case([1.0, 1.0])
+
+
+# ------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(L=0.0), "L must be > 0"), (dict(L=-1.0), "L must be > 0"), (dict(L=math.inf), "L must be finite"),
+    (dict(mu=-0.1), "mu must be >= 0"), (dict(mu=2.0), "mu must satisfy"), (dict(method="fista"), "method"),
+    (dict(metric="gap"), "metric"), (dict(strategy="magic"), "strategy"), (dict(solver="NOPE"), "solver"),
+    (dict(mu=1.0, method="prox_grad"), "mu == L"),
+])
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ut.InvalidInputError, match=match):
+        conv.worst_case([1.0, 1.0], **kwargs)
+
+
+@pytest.mark.parametrize("steps,match", [([], "steps is empty"), ([1.0, math.nan], "steps contains"),
+                                         ([1.0, math.inf], "steps contains"), ([1.0, 0.0], "positive"),
+                                         ([-1.0], "positive"), (1.0, "sequence"), ([[1.0]], "1-D"),
+                                         (["a"], "steps")])
+def test_bad_steps(steps, match):
+    with pytest.raises(ut.InvalidInputError, match=match):
+        conv.worst_case(steps)
+
+
+# ------------------------------------------------------------------------------- PEPit cross-check
+def _pepit(steps, mu, method, metric):
+    pytest.importorskip("PEPit")
+    from PEPit import PEP
+    from PEPit.functions import ConvexFunction, SmoothConvexFunction, SmoothStronglyConvexFunction
+    from PEPit.primitive_steps import proximal_step
+
+    pb = PEP()
+    f = (pb.declare_function(SmoothStronglyConvexFunction, mu=mu, L=1.0) if mu > 0
+         else pb.declare_function(SmoothConvexFunction, L=1.0))
+    h = pb.declare_function(ConvexFunction) if method == "prox_grad" else None
+    F = f if h is None else f + h
+    xs = F.stationary_point()
+    fs = F(xs)
+    x0 = pb.set_initial_point()
+    pb.set_initial_condition((x0 - xs) ** 2 <= 1)
+    x = x0
+    for s in steps:
+        x = x - s * f.gradient(x) if h is None else proximal_step(x - s * f.gradient(x), h, s)[0]
+    pb.set_performance_metric(F(x) - fs if metric == "objective" else (x - xs) ** 2)
+    return pb.solve(verbose=0, solver="CLARABEL")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_agrees_with_pepit_on_random_learned_schedules(seed):
+    rng = np.random.default_rng(seed)
+    steps = rng.uniform(0.3, 2.5, size=int(rng.integers(2, 7)))
+    method, metric = _pep.METHODS[seed % 2], _pep.METRICS[(seed // 2) % 2]
+    mu = 0.1 if seed >= 3 else 0.0
+    ref = _pepit(steps, mu, method, metric)
+    ours = conv.worst_case(steps, mu=mu, method=method, metric=metric)
+    assert ours.certified and ours.checks["exact"]
+    assert ours.value == pytest.approx(ref, rel=REL)
+
+
+# ------------------------------------------------------------------------------------------ scale
+@pytest.mark.slow
+def test_fifty_steps_of_proximal_gradient():
+    b = conv.worst_case([1.0] * 50, method="prox_grad")
+    assert b.certified and b.checks["exact"]
+    assert b.value == pytest.approx(1 / 200, rel=1e-6)
+    assert b.value >= 1 / 200 * (1 - 1e-12)

@@ -1,0 +1,1085 @@
+r"""Performance estimation (PEP) of gradient descent and proximal gradient with any step schedule.
+
+The worst case of ``N`` steps of a first-order method over a function class is the optimal value of a
+semidefinite program in the Gram matrix of the iterates and (sub)gradients (Drori & Teboulle, Math.
+Program. 2014; Taylor, Hendrickx & Glineur, Math. Program. 2017, "Smooth strongly convex interpolation and
+exact worst-case performance of first-order methods").  This module builds that SDP in a structured form
+and certifies its answer in float64.
+
+Normalisation
+-------------
+``L = 1`` internally (objective values scale with ``L``, distances do not).  With :math:`x_\star = 0` and
+:math:`\nabla f(x_\star) = 0` (for the composite case the linear shift
+:math:`f \to f - \langle g_\star, \cdot\rangle`, :math:`h \to h + \langle g_\star, \cdot\rangle` keeps
+:math:`F` and the iterates, so it is free), the Gram basis is the minimal one: :math:`x_0`, the gradients
+:math:`g_k` and (proximal gradient) the subgradients :math:`s_k \in \partial h(x_k)`, with
+:math:`x_{k+1} = x_k - \gamma_k (g_k + s_{k+1})`.  Every basis vector ``b`` is scaled by an a-priori bound
+:math:`\|b\| \le \beta_b` that holds for *every* function of the class (from the contraction factor
+:math:`\max(|1 - \gamma\mu|, |1 - \gamma L|)` of a gradient step and the nonexpansiveness of the prox), and
+every function value by a bound of the same kind.
+
+Structure exploited (``DESIGN.md`` section 7)
+---------------------------------------------
+* **Constraint generation.**  The SDP with only the interpolation inequalities between consecutive points
+  and between each point and the optimum is a relaxation, so its value is already a valid upper bound.
+  Its worst case is checked against *every* interpolation inequality; violated ones are added and the SDP
+  solved again until none is violated (then the value is the exact worst case).
+* **A chain of small blocks.**  With local inequalities only, the SDP decomposes along the iterations:
+  stage ``k`` holds the Gram matrix of the few vectors it needs (``x_k, g_k, s_k, s_{k+1}, g_{k+1}``), with
+  :math:`x_{k+1}` expressed through them, and consecutive stages agree on the Gram matrix of the vectors
+  they share.  Realisations glue along a chain, so this is exact for the relaxation (the same argument as
+  the chordal completion theorem), and Clarabel factors ``N`` blocks of size 5 instead of an
+  :math:`O(N^2) \times O(N^2)` dense one.  Iterates are never written as differences of other vectors, so
+  the blocks are well conditioned.  Once non-local inequalities are needed, the SDP is solved in the dense
+  gradient basis (the plain PEP with the chosen inequalities).
+
+Certification
+-------------
+The solver's multipliers :math:`(\lambda, \tau)` define the dual matrix
+:math:`S = \tau\, e_{x_0} e_{x_0}^T + \sum_k \lambda_k M_k - C` in the normalised gradient basis.  In float64:
+negative multipliers are set to 0; the linear (function-value) equations are repaired exactly by raising the
+multipliers of the inequalities with the optimum; :math:`\tau` is recomputed as the smallest value making
+:math:`S` PSD for these multipliers (a Schur complement on :math:`x_0`), plus a margin covering the rounding
+errors of forming :math:`S` and of the eigensolver; and :math:`\lambda_{\min}(S)` is computed.  Weak duality
+then gives, for every function of the class, ``performance <= tau + residuals`` when
+:math:`\lambda_{\min}(S)` exceeds the rounding bound, and
+``performance <= tau + n * (rounding - lambda_min) + residuals`` otherwise (because every normalised Gram
+entry is at most 1); the result is rounded outward.  That value is what :func:`worst_case` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._validation import as_float_array, check_int, check_scalar
+from ..bounds import Bound
+from ..errors import InvalidInputError, SolverAttempt, SolverError
+
+logger = logging.getLogger("unfoldtheory.convergence")
+
+__all__ = ["worst_case", "quadratic_lower_bound", "check_nested_classes", "METHODS", "METRICS"]
+
+METHODS = ("gd", "prox_grad")
+METRICS = ("objective", "distance")
+STRATEGIES = ("generate", "full")
+#: Default cvxpy solvers, in order.
+PEP_SOLVERS = ("CLARABEL", "SCS")
+#: Solver options (tight: the certified value is only as good as the multipliers).
+SOLVER_OPTIONS: dict[str, dict] = {
+    "CLARABEL": dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11, tol_ktratio=1e-9, max_iter=400),
+    "SCS": dict(eps_abs=1e-10, eps_rel=1e-10, max_iters=200_000),
+}
+#: Relative eigenvalue cut-off when gluing the chain's blocks into one worst case.
+_RANK_RTOL = 1e-7
+_EPS = np.finfo(np.float64).eps
+#: Smallest unit of a vector or value in the rescaled chain solve, relative to the largest.
+_UNIT_FLOOR = 1e-3
+#: Largest relative gap between the certified value and the attained worst case for ``exact = True``.
+_EXACT_GAP = 1e-5
+#: Solve the chain a second time in the units of the first worst case (keeps the better certificate).
+_RESCALE = True
+
+Pair = tuple[int, int, int]          # (function index, point index i, point index j); point 0 is the optimum
+
+
+# ============================================================================================ model
+@dataclass
+class _Func:
+    """One function of the PEP: its points (optimum first) as coefficient rows in the scaled basis."""
+
+    name: str                   # "f" (smooth) or "h" (convex, nonsmooth)
+    labels: list                # "*" then iterate indices
+    syms: list                  # per point: (position symbol, (sub)gradient symbol); None for the optimum
+    X: np.ndarray               # (k, n) unscaled points in the scaled basis (x_* = 0)
+    Gr: np.ndarray              # (k, n) unscaled (sub)gradients in the scaled basis
+    Fidx: np.ndarray            # (k,) index into the value vector, -1 for the optimum (value 0)
+    c1: float                   # coefficient of ||g_i - g_j||^2
+    c2: float                   # coefficient of ||x_i - x_j||^2
+    c3: float                   # coefficient of <g_i - g_j, x_i - x_j>
+
+
+@dataclass
+class _Stage:
+    base: list                  # independent symbols of the block (its coordinates)
+    coef: dict                  # symbol -> coefficients of the unscaled vector in the block's scaled coords
+
+
+@dataclass
+class _Model:
+    n: int
+    basis: list                 # gradient basis: ("x", 0), ("g", k), ("s", k)
+    beta: np.ndarray            # a-priori bounds on the basis vectors (the scaling)
+    sym: dict                   # symbol -> unscaled vector in the scaled basis
+    bound: dict                 # symbol -> a-priori bound on its norm
+    funcs: list[_Func]
+    nF: int
+    F_bound: np.ndarray         # |F_i| <= F_bound_i (scaling of the values)
+    F_labels: list[str]
+    C: np.ndarray               # quadratic part of the objective (scaled basis)
+    c: np.ndarray               # linear part of the objective on the scaled values
+    stages: list[_Stage]
+    steps: np.ndarray
+    prox: bool
+
+    def all_pairs(self) -> list[Pair]:
+        out = []
+        for fi, fn in enumerate(self.funcs):
+            k = len(fn.labels)
+            out += [(fi, i, j) for i in range(k) for j in range(k) if i != j]
+        return out
+
+    def local_pairs(self) -> list[Pair]:
+        out = []
+        for fi, fn in enumerate(self.funcs):
+            k = len(fn.labels)
+            for i in range(1, k):
+                out += [(fi, 0, i), (fi, i, 0)]
+                if i + 1 < k:
+                    out += [(fi, i, i + 1), (fi, i + 1, i)]
+        return out
+
+    def pair_name(self, pair: Pair) -> tuple[str, Any, Any]:
+        fi, i, j = pair
+        fn = self.funcs[fi]
+        return fn.name, fn.labels[i], fn.labels[j]
+
+    def stage_of(self, pair: Pair) -> int | None:
+        """A stage whose block holds every vector of the pair (None for a non-local pair)."""
+        fi, i, j = pair
+        fn = self.funcs[fi]
+        need = {s for p in (i, j) if fn.syms[p] is not None for s in fn.syms[p]}
+        for k, st in enumerate(self.stages):
+            if need <= st.coef.keys():
+                return k
+        return None
+
+
+def _contraction_factors(steps: np.ndarray, q: float) -> np.ndarray:
+    """``max(|1 - s q|, |1 - s|)``: Lipschitz constant of ``x -> x - s grad f(x)`` on F_{q,1}."""
+    return np.maximum(np.abs(1.0 - steps * q), np.abs(1.0 - steps))
+
+
+def _build_model(steps: np.ndarray, q: float, method: str, metric: str) -> _Model:
+    """The PEP with L = 1 and mu = q < 1 (see the module docstring)."""
+    N = len(steps)
+    prox = method == "prox_grad"
+    objective = metric == "objective"
+    fac = _contraction_factors(steps, q)
+    R = np.maximum(np.concatenate([[1.0], np.cumprod(fac)]), 1e-300)      # ||x_k - x*|| <= R_k
+    fpts = list(range(N + 1 if objective else N))                          # points where grad f is used
+    hpts = list(range(1, N + 1)) if prox else []
+    basis = [("x", 0)] + [("g", k) for k in fpts] + [("s", k) for k in hpts]
+    bound = {("x", k): R[k] for k in range(N + 1)}
+    bound.update({("g", k): R[k] for k in fpts})                          # ||g_k|| <= L ||x_k - x*||
+    bound.update({("s", k): max(fac[k - 1] * R[k - 1] / steps[k - 1], 1e-300) for k in hpts})
+    n = len(basis)
+    beta = np.array([bound[b] for b in basis])
+    pos = {b: p for p, b in enumerate(basis)}
+    sym: dict = {}
+    for b in basis:
+        v = np.zeros(n)
+        v[pos[b]] = bound[b]                    # unscaled vector b = bound_b * (scaled basis vector)
+        sym[b] = v
+    for k in range(N):                          # x_{k+1} = x_k - s_k (g_k + s_{k+1})
+        step = sym[("g", k)] + (sym[("s", k + 1)] if prox else 0.0)
+        sym[("x", k + 1)] = sym[("x", k)] - steps[k] * step
+
+    c = 1.0 / (2.0 * (1.0 - q))
+    funcs = []
+    fsyms = [None] + [(("x", k), ("g", k)) for k in fpts]
+    nf = len(fpts)
+    funcs.append(_Func("f", ["*"] + fpts, fsyms,
+                       np.array([np.zeros(n)] + [sym[("x", k)] for k in fpts]),
+                       np.array([np.zeros(n)] + [sym[("g", k)] for k in fpts]),
+                       np.arange(-1, nf), c, c * q, -2.0 * c * q))
+    F_bound = [R[k] ** 2 / 2 for k in fpts]                               # 0 <= f_k - f* <= L/2 R_k^2
+    F_labels = [f"f(x{k})" for k in fpts]
+    if prox:
+        hsyms = [None] + [(("x", k), ("s", k)) for k in hpts]
+        funcs.append(_Func("h", ["*"] + hpts, hsyms,
+                           np.array([np.zeros(n)] + [sym[("x", k)] for k in hpts]),
+                           np.array([np.zeros(n)] + [sym[("s", k)] for k in hpts]),
+                           np.concatenate([[-1], nf + np.arange(N)]), 0.0, 0.0, 0.0))
+        F_bound += [R[k] * bound[("s", k)] for k in hpts]                 # 0 <= h_k - h* <= <s_k, x_k>
+        F_labels += [f"h(x{k})" for k in hpts]
+    F_bound = np.maximum(np.array(F_bound), 1e-300)
+    nF = len(F_bound)
+    cF = np.zeros(nF)
+    C = np.zeros((n, n))
+    if objective:
+        cF[nf - 1] = 1.0
+        if prox:
+            cF[nF - 1] = 1.0
+    else:
+        C = np.outer(sym[("x", N)], sym[("x", N)])
+
+    stages = _make_stages(steps, prox, set(basis), bound)
+    return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
+                  F_labels=F_labels, C=C, c=cF * F_bound, stages=stages, steps=steps, prox=prox)
+
+
+def _make_stages(steps: np.ndarray, prox: bool, basis: set, scale: dict) -> list[_Stage]:
+    """The chain: stage k holds x_k, the (sub)gradients around step k, and x_{k+1} (derived).
+
+    ``scale[b]`` is the unit of symbol ``b`` in the blocks (the block coordinate times ``scale[b]`` is the
+    vector); any positive choice describes the same problem.
+    """
+    stages = []
+    for k in range(len(steps)):
+        base = [("x", k)]
+        if prox and k >= 1:
+            base.append(("s", k))
+        if ("g", k) in basis:
+            base.append(("g", k))
+        if prox:
+            base.append(("s", k + 1))
+        if ("g", k + 1) in basis:
+            base.append(("g", k + 1))
+        d = len(base)
+        coef = {}
+        for a, b in enumerate(base):
+            e = np.zeros(d)
+            e[a] = scale[b]
+            coef[b] = e
+        nxt = coef[("x", k)] - steps[k] * (coef[("g", k)] + (coef[("s", k + 1)] if prox else 0.0))
+        coef[("x", k + 1)] = nxt
+        stages.append(_Stage(base, coef))
+    return stages
+
+
+# ====================================================================================== dual data
+@dataclass
+class _Dual:
+    """The inequalities of a set of pairs in the scaled basis (dense, float64).
+
+    ``M_k = U_k^T B_k U_k`` with ``U_k = [g_j; x_i - x_j; g_i - g_j]`` (3 x n) and ``B_k`` (3 x 3); ``E`` the
+    coefficients on the scaled values.  Inequality ``k`` reads ``<M_k, G> + E[:, k] . F <= 0``; the dual
+    matrix is ``S = tau e_0 e_0^T + sum_k lam_k M_k - C`` (``x_0`` is basis vector 0, with bound 1).
+    """
+
+    pairs: list
+    U: np.ndarray               # (m, 3, n)
+    B: np.ndarray               # (m, 3, 3)
+    E: np.ndarray               # (nF, m)
+    c: np.ndarray               # (nF,)
+    C: np.ndarray               # (n, n)
+    star: dict                  # value node -> [index of pair (*, i), index of pair (i, *)]
+    F_bound: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.C.shape[0]
+
+    def S0(self, lam: np.ndarray) -> np.ndarray:
+        W = np.einsum("kab,kbn->kan", lam[:, None, None] * self.B, self.U)
+        S = np.einsum("kan,kam->nm", self.U, W) - self.C
+        return 0.5 * (S + S.T)
+
+    def S0abs(self, lam: np.ndarray) -> np.ndarray:
+        """``sum_k lam_k |U_k|^T |B_k| |U_k| + |C|`` (entrywise bound on the terms summed into ``S``)."""
+        aU = np.abs(self.U)
+        W = np.einsum("kab,kbn->kan", lam[:, None, None] * np.abs(self.B), aU)
+        return np.einsum("kan,kam->nm", aU, W) + np.abs(self.C)
+
+    def quad(self, z: np.ndarray) -> np.ndarray:
+        """``z^T M_k z`` for every pair."""
+        P = self.U @ z                                              # (m, 3)
+        return np.einsum("ka,kab,kb->k", P, self.B, P)
+
+    def Mz(self, z: np.ndarray) -> np.ndarray:
+        """``M_k z`` for every pair, shape (m, n)."""
+        P = self.U @ z
+        return np.einsum("kan,ka->kn", self.U, np.einsum("kab,kb->ka", self.B, P))
+
+    def values(self, G: np.ndarray, Fh: np.ndarray) -> np.ndarray:
+        """``<M_k, G> + E[:, k] . Fh`` for every pair (positive: violated)."""
+        P = np.einsum("kan,nm->kam", self.U, G)
+        return np.einsum("kam,kbm,kab->k", P, self.U, self.B) + self.E.T @ Fh
+
+    def repair_flow(self, lam: np.ndarray) -> tuple[np.ndarray, float]:
+        """Make ``E lam = c`` hold by raising the multipliers of the pairs with the optimum."""
+        lam = lam.copy()
+        r = self.E @ lam - self.c
+        eq0 = float(np.max(np.abs(r))) if r.size else 0.0
+        for node, (kp, km) in self.star.items():
+            if r[node] < 0 and kp is not None:
+                lam[kp] += -r[node] / self.F_bound[node]
+            elif r[node] > 0 and km is not None:
+                lam[km] += r[node] / self.F_bound[node]
+        return lam, eq0
+
+
+def _pair_vectors(fn: _Func, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    U = np.array([fn.Gr[j], fn.X[i] - fn.X[j], fn.Gr[i] - fn.Gr[j]])
+    B = np.array([[0.0, 0.5, 0.0], [0.5, fn.c2, 0.5 * fn.c3], [0.0, 0.5 * fn.c3, fn.c1]])
+    return U, B
+
+
+def _dual_data(model: _Model, pairs: list) -> _Dual:
+    m, n = len(pairs), model.n
+    U = np.zeros((m, 3, n))
+    B = np.zeros((m, 3, 3))
+    E = np.zeros((model.nF, m))
+    star: dict[int, list] = {}
+    for k, (fi, i, j) in enumerate(pairs):
+        fn = model.funcs[fi]
+        U[k], B[k] = _pair_vectors(fn, i, j)
+        if fn.Fidx[j] >= 0:
+            E[fn.Fidx[j], k] += model.F_bound[fn.Fidx[j]]
+        if fn.Fidx[i] >= 0:
+            E[fn.Fidx[i], k] -= model.F_bound[fn.Fidx[i]]
+        if i == 0:
+            star.setdefault(int(fn.Fidx[j]), [None, None])[0] = k
+        elif j == 0:
+            star.setdefault(int(fn.Fidx[i]), [None, None])[1] = k
+    return _Dual(list(pairs), U, B, E, model.c, model.C, star, model.F_bound)
+
+
+# ========================================================================================== solve
+@dataclass
+class _Relaxation:
+    value: float                # the solver's objective (internal units)
+    G: np.ndarray               # worst-case Gram matrix in the scaled basis (glued for the chain)
+    Fh: np.ndarray              # scaled values
+    lam: np.ndarray             # multipliers of the pairs
+    tau: float
+    status: str
+    solver: str
+    form: str                   # "chain" or "dense"
+    max_block: int
+    n_blocks: int
+    seconds: float
+
+
+def _run(prob, order: list[str], attempts: list, what: str):
+    import cvxpy as cp
+
+    for name in order:
+        try:
+            prob.solve(solver=name, **SOLVER_OPTIONS.get(name, {}))
+        except cp.error.SolverError as exc:
+            attempts.append(SolverAttempt(name, "error", str(exc).splitlines()[0][:100]))
+            continue
+        status = str(prob.status)
+        if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            return name, status
+        attempts.append(SolverAttempt(name, status))
+    raise SolverError(f"the PEP ({what}) could not be solved.", attempts)
+
+
+def _solve_dense(model: _Model, pairs: list, order: list[str], attempts: list,
+                 hint: _Relaxation | None = None) -> _Relaxation:
+    """The PEP with the given inequalities, one dense PSD Gram matrix in the scaled gradient basis.
+
+    ``hint`` (the previous round's worst case) sets the units of the basis vectors and of the values, as in
+    :func:`_solve_chain` (a diagonal rescaling; the multipliers keep their meaning).
+    """
+    import cvxpy as cp
+
+    t0 = time.perf_counter()
+    n = model.n
+    dd = _dual_data(model, pairs)
+    d = np.ones(n)
+    fu = np.ones(model.nF)
+    if hint is not None:
+        g = np.sqrt(np.maximum(np.diag(hint.G), 0.0))
+        d = np.maximum(g, _UNIT_FLOOR * max(float(np.max(g)), 1e-300))
+        d[0] = 1.0
+        fa = np.abs(hint.Fh)
+        fu = np.maximum(fa, _UNIT_FLOOR * max(float(np.max(fa)), 1e-300))
+    U = dd.U * d[None, None, :]
+    Ms = np.einsum("kan,kab,kbm->knm", U, dd.B, U).reshape(len(pairs), n * n)
+    G = cp.Variable((n, n), PSD=True)
+    Fh = cp.Variable(model.nF)
+    interp = Ms @ cp.vec(G, order="F") + (dd.E * fu[:, None]).T @ Fh <= 0
+    init = G[0, 0] <= 1.0
+    cF, CG = model.c * fu, model.C * np.outer(d, d)
+    alpha = max(float(np.max(np.abs(cF))), float(np.max(np.abs(CG))), 1e-300)   # unit-size objective
+    obj = (cF / alpha) @ Fh
+    if np.any(CG):
+        obj = obj + cp.sum(cp.multiply(CG / alpha, G))
+    prob = cp.Problem(cp.Maximize(obj), [interp, init])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        name, status = _run(prob, order, attempts, f"dense, {len(pairs)} inequalities, Gram dimension {n}")
+    if interp.dual_value is None or G.value is None:
+        raise SolverError("the PEP solver returned no multipliers.", attempts)
+    Gv = np.asarray(G.value, dtype=np.float64) * np.outer(d, d)
+    return _Relaxation(float(prob.value) * alpha, Gv, np.asarray(Fh.value, float) * fu,
+                       np.asarray(interp.dual_value, dtype=np.float64).ravel() * alpha,
+                       float(np.asarray(init.dual_value)) * alpha, status, name, "dense", n, 1,
+                       time.perf_counter() - t0)
+
+
+def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, stages: list[_Stage],
+                F_unit: np.ndarray) -> dict:
+    """One solve of the chain relaxation with the given units of the block coordinates and of the values.
+
+    All blocks are stacked into one vector so that cvxpy sees three sparse matrices (inequalities,
+    agreement of consecutive blocks, objective) instead of one expression per block.
+    """
+    import cvxpy as cp
+    import scipy.sparse as sps
+
+    K = len(stages)
+    dims = [len(st.base) for st in stages]
+    offs = np.concatenate([[0], np.cumsum([d * d for d in dims])])
+    Y = [cp.Variable((d, d), PSD=True) for d in dims]
+    yall = cp.hstack([cp.vec(y, order="F") for y in Y])
+    Fv = cp.Variable(model.nF)                     # values in units F_unit
+    ri, ci, vi = [], [], []
+    E = np.zeros((len(pairs), model.nF))
+    for r, pair in enumerate(pairs):
+        k = model.stage_of(pair)
+        if k is None:
+            raise AssertionError("non-local pair in the chain relaxation")
+        fi, i, j = pair
+        fn = model.funcs[fi]
+        st = stages[k]
+        zero = np.zeros(dims[k])
+
+        def loc(p: int, which: int) -> np.ndarray:
+            return zero if fn.syms[p] is None else st.coef[fn.syms[p][which]]
+
+        U = np.array([loc(j, 1), loc(i, 0) - loc(j, 0), loc(i, 1) - loc(j, 1)])
+        _, B = _pair_vectors(fn, i, j)
+        v = (U.T @ B @ U).ravel(order="F")
+        nz = np.flatnonzero(v)
+        ri += [r] * nz.size
+        ci += (offs[k] + nz).tolist()
+        vi += v[nz].tolist()
+        if fn.Fidx[j] >= 0:
+            E[r, fn.Fidx[j]] += F_unit[fn.Fidx[j]]
+        if fn.Fidx[i] >= 0:
+            E[r, fn.Fidx[i]] -= F_unit[fn.Fidx[i]]
+    Bm = sps.csr_matrix((vi, (ri, ci)), shape=(len(pairs), int(offs[-1])))
+    interp = Bm @ yall + sps.csr_matrix(E) @ Fv <= 0
+    cx0 = stages[0].coef[("x", 0)]
+    init = np.outer(cx0, cx0).ravel(order="F") @ yall[:offs[1]] <= 1.0
+    # consecutive blocks agree on the Gram matrix of the vectors they share
+    ei, ec, ev = [], [], []
+    row = 0
+    for k in range(K - 1):
+        a, b = stages[k], stages[k + 1]
+        shared = [t for t in b.base if t in a.coef]
+        for u in range(len(shared)):
+            for v in range(u, len(shared)):
+                for blk, st, sign in ((k, a, 1.0), (k + 1, b, -1.0)):
+                    cu, cv = st.coef[shared[u]], st.coef[shared[v]]
+                    m = (0.5 * (np.outer(cu, cv) + np.outer(cv, cu))).ravel(order="F")
+                    nz = np.flatnonzero(m)
+                    ei += [row] * nz.size
+                    ec += (offs[blk] + nz).tolist()
+                    ev += (sign * m[nz]).tolist()
+                row += 1
+    cons = [interp, init]
+    if row:
+        cons.append(sps.csr_matrix((ev, (ei, ec)), shape=(row, int(offs[-1]))) @ yall == 0)
+    # objective, normalised to unit size (the multipliers scale with it and are scaled back)
+    cF = model.c / model.F_bound * F_unit
+    cY = np.zeros(0)
+    if np.any(model.C):
+        cx = stages[-1].coef[("x", K)]
+        cY = np.outer(cx, cx).ravel(order="F")
+    alpha = max(float(np.max(np.abs(cF))) if cF.size else 0.0, float(np.max(np.abs(cY))) if cY.size else 0.0,
+                1e-300)
+    obj = (cF / alpha) @ Fv
+    if cY.size:
+        obj = obj + (cY / alpha) @ yall[offs[-2]:]
+    prob = cp.Problem(cp.Maximize(obj), cons)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        name, status = _run(prob, order, attempts, f"chain of {K} blocks, {len(pairs)} inequalities")
+    if interp.dual_value is None or init.dual_value is None or any(y.value is None for y in Y):
+        raise SolverError("the PEP solver returned no multipliers.", attempts)
+    return {"value": float(prob.value) * alpha,
+            "lam": np.asarray(interp.dual_value, dtype=np.float64).ravel() * alpha,
+            "tau": float(np.asarray(init.dual_value)) * alpha,
+            "Ys": [np.asarray(y.value, dtype=np.float64) for y in Y],
+            "F": np.asarray(Fv.value, dtype=np.float64) * F_unit, "status": status, "solver": name}
+
+
+def _solve_chain(model: _Model, pairs: list, order: list[str], attempts: list) -> _Relaxation:
+    """The relaxation with local inequalities only, as a chain of small PSD blocks (module docstring).
+
+    Solved twice: first in the a-priori units, then with every vector and value measured in units of its
+    size in the first worst case (a diagonal rescaling that the interior-point solver does not do itself;
+    worst cases mix vectors of very different sizes, e.g. gradients ~ 1/N beside iterates ~ 1).  The pass
+    with the better certificate is kept.
+    """
+    t0 = time.perf_counter()
+    dd = _dual_data(model, pairs)
+    first = _chain_once(model, pairs, order, attempts, model.stages, model.F_bound)
+    runs = [first]
+    # units from the first worst case (floored, so that a vector that vanishes keeps a sensible unit)
+    size: dict = {}
+    for st, Yk in zip(model.stages, first["Ys"]):
+        for a, b in enumerate(st.base):
+            size[b] = max(size.get(b, 0.0), math.sqrt(max(Yk[a, a], 0.0)) * model.bound[b])
+    top = max(size.values())
+    unit = {b: max(v, _UNIT_FLOOR * top, 1e-300) for b, v in size.items()}
+    unit[("x", 0)] = model.bound[("x", 0)]
+    F_abs = np.abs(first["F"])
+    F_unit = np.maximum(F_abs, _UNIT_FLOOR * max(float(np.max(F_abs)), 1e-300))
+    try:
+        if _RESCALE:
+            stages2 = _make_stages(model.steps, model.prox, set(model.basis), unit)
+            runs.append(_chain_once(model, pairs, order, [], stages2, F_unit))
+    except SolverError:
+        pass
+    best = None
+    for run in runs:
+        cert = _certify(dd, run["lam"], run["tau"])
+        if best is None or cert.value < best[0].value:
+            best = (cert, run)
+    run = best[1]
+    stages = model.stages if run is first else _make_stages(model.steps, model.prox, set(model.basis), unit)
+    G = _glue(stages, run["Ys"], model)
+    return _Relaxation(run["value"], G, run["F"] / model.F_bound, run["lam"], run["tau"], run["status"],
+                       run["solver"], "chain", max(len(st.base) for st in stages), len(stages),
+                       time.perf_counter() - t0)
+
+
+def _glue(stages: list[_Stage], Ys: list[np.ndarray], model: _Model) -> np.ndarray:
+    """Realise the chain's blocks as one set of vectors (orthogonal Procrustes on the shared vectors) and
+    return their Gram matrix in the scaled gradient basis.  Any exact gluing is a valid completion."""
+    factors: list = [None] * len(Ys)
+    for d in {Yk.shape[0] for Yk in Ys}:                # one batched eigensolve per block size
+        idx = [k for k, Yk in enumerate(Ys) if Yk.shape[0] == d]
+        stack = np.array([Ys[k] for k in idx])
+        W, V = np.linalg.eigh(0.5 * (stack + np.swapaxes(stack, 1, 2)))
+        for k, w, v in zip(idx, W, V):
+            keep = w > _RANK_RTOL * max(float(w[-1]), 1e-300)
+            factors[k] = v[:, keep] * np.sqrt(w[keep])
+    D = max(1, sum(f.shape[1] for f in factors))
+    vec: dict = {}                                     # symbol -> realised unscaled vector in R^D
+    for k, (st, Fk) in enumerate(zip(stages, factors)):
+        local = {s: c @ Fk for s, c in st.coef.items()}   # in the block's own coordinates (R^rank)
+        shared = [s for s in st.coef if s in vec]
+        if not shared:
+            local = {s: np.concatenate([v, np.zeros(D - v.size)]) for s, v in local.items()}
+        else:
+            P = np.array([vec[s] for s in shared])
+            Q = np.array([local[s] for s in shared])
+            U_, _, Vt = np.linalg.svd(Q.T @ P, full_matrices=False)
+            Rm = U_ @ Vt                                # orthonormal rows: an isometry, Q Rm ~ P
+            local = {s: v @ Rm for s, v in local.items()}
+        for s, v in local.items():
+            vec.setdefault(s, v)
+    Z = np.array([vec[b] / model.bound[b] for b in model.basis])       # scaled basis vectors
+    return Z @ Z.T
+
+
+# =================================================================================== certificate
+@dataclass
+class _Certificate:
+    value: float                # certified upper bound (internal units, L = 1)
+    tau: float
+    lam: np.ndarray
+    min_eig: float              # smallest eigenvalue of the normalised dual matrix
+    eq_residual: float          # max |residual| of the value equations before the repair
+
+
+def _certify(dd: _Dual, lam: np.ndarray, tau: float) -> _Certificate:
+    """Verify (and repair outward) a dual certificate in float64.
+
+    Every feasible point of the *full* PEP (every function of the class) has ``G_pp <= 1`` and
+    ``|Fh_i| <= 1`` in the scaled basis, so weak duality gives
+    ``perf = <C, G> + c.Fh <= tau + n * eps + sum |r_i|`` where ``-eps`` bounds the smallest eigenvalue of
+    ``S`` (rounding included) and ``r`` is the residual of the value equations.
+    """
+    n, m = dd.n, len(dd.pairs)
+    lam = np.where(np.isfinite(lam), np.maximum(lam, 0.0), 0.0).astype(np.float64)
+    tau = max(float(tau), 0.0) if math.isfinite(tau) else 0.0
+    lam, eq0 = dd.repair_flow(lam)
+    r = dd.E @ lam - dd.c
+    S0 = dd.S0(lam)
+    if not np.isfinite(S0).all():
+        return _Certificate(math.inf, tau, lam, -math.inf, eq0)
+    # rounding: forming S (sums of m terms) and the symmetric eigensolver (backward stable)
+    form_err = (m + 16) * _EPS * float(np.linalg.norm(dd.S0abs(lam)))
+    res_term = float(np.sum(np.abs(r))) + (m + 16) * _EPS * (float(np.sum(np.abs(dd.E) @ lam))
+                                                              + float(np.sum(np.abs(dd.c))))
+    # candidates for tau: the solver's; the smallest one making S PSD for these multipliers (Schur complement
+    # on x_0, when the rest of S is definite); and that one plus a margin covering the rounding errors, so
+    # that S is PSD with room to spare
+    candidates = [tau]
+    if n > 1:                  # (n >= 2 always: x_0 and at least one gradient)
+        w, V = np.linalg.eigh(S0[1:, 1:])
+        if w[0] > 0:
+            sv = S0[1:, 0]
+            u = V @ ((V.T @ sv) / w)
+            t_min = max(float(sv @ u) - S0[0, 0], 0.0)
+            zz = 1.0 + float(u @ u)
+            pad0 = form_err + 4 * (n + 1) * _EPS * (float(np.max(np.abs(w))) + t_min + abs(S0[0, 0]))
+            # the margin candidate first: when it passes, no other candidate can be much better
+            candidates = [t_min + 4.0 * pad0 * zz, t_min + 64.0 * pad0 * zz, t_min, tau]
+    best = None
+    for t in candidates:
+        S = S0.copy()
+        S[0, 0] += t
+        w_all = np.linalg.eigvalsh(S)
+        lmin = float(w_all[0])
+        pad = form_err + 4 * (n + 1) * _EPS * (float(np.max(np.abs(w_all))) + t)
+        if lmin >= pad:
+            value = t + res_term                                    # S is PSD despite the rounding
+        else:
+            value = t + n * (pad - lmin) + res_term                  # lambda_min(S) >= lmin - pad
+        value = float(np.nextafter(value * (1.0 + 4 * _EPS), math.inf))
+        if best is None or value < best.value:
+            best = _Certificate(value, t, lam, lmin, eq0)
+        if lmin >= pad:        # candidates come in increasing order of the value they can certify
+            break
+    return best
+
+
+def _violations(model: _Model, G: np.ndarray, Fh: np.ndarray, ref: float) -> list[tuple[float, Pair]]:
+    """Violation of every interpolation inequality at a worst case (scaled basis), largest first, relative
+    to the terms of the inequality plus ``ref`` (the worst-case value)."""
+    parts = []
+    F = Fh * model.F_bound
+    for fi, fn in enumerate(model.funcs):
+        X, Gr = fn.X, fn.Gr
+        XX = X @ G @ X.T
+        XG = X @ G @ Gr.T                   # <x_a, g_b>
+        GG = Gr @ G @ Gr.T
+        fv = np.where(fn.Fidx >= 0, F[np.maximum(fn.Fidx, 0)], 0.0)
+        dXX, dXG, dGG = np.diag(XX), np.diag(XG), np.diag(GG)
+        dx2 = np.maximum(dXX[:, None] + dXX[None, :] - 2 * XX, 0.0)
+        dg2 = np.maximum(dGG[:, None] + dGG[None, :] - 2 * GG, 0.0)
+        gdx = XG - dXG[None, :]                                   # <g_j, x_i - x_j>
+        cross = dXG[:, None] + dXG[None, :] - XG - XG.T            # <g_i - g_j, x_i - x_j>
+        V = fv[None, :] - fv[:, None] + gdx + fn.c1 * dg2 + fn.c2 * dx2 + fn.c3 * cross
+        scale = (np.abs(fv)[None, :] + np.abs(fv)[:, None]
+                 + np.sqrt(np.maximum(dGG, 0))[None, :] * np.sqrt(dx2) + fn.c1 * dg2 + fn.c2 * dx2
+                 + abs(fn.c3) * np.sqrt(dg2 * dx2) + 1e-300)
+        np.fill_diagonal(scale, 0.0)
+        np.fill_diagonal(V, -np.inf)
+        parts.append((fi, V, scale))
+    # relative to the pair's own terms plus the size of the worst case (an absolute noise floor)
+    floor = max(abs(ref), 1e-300)
+    out = []
+    for fi, V, scale in parts:
+        rel = V / (scale + floor)
+        ii, jj = np.nonzero(rel > 0)
+        out += [(float(rel[i, j]), (fi, int(i), int(j))) for i, j in zip(ii, jj)]
+    out.sort(reverse=True)
+    return out
+
+
+# ================================================================================ lower bound
+def _quadratic_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, float]:
+    """``max_{c in [q, 1]} of prod (1 - s_k c)^2 (distance) or (c/2) prod (1 - s_k c)^2 (objective)``
+    over a grid plus local refinement (L = 1); every evaluated curvature is attained by f = (c/2) x^2, h = 0.
+
+    Returns ``(value, curvature)``, the value rounded down.
+    """
+    def perf(c: np.ndarray) -> np.ndarray:
+        c = np.atleast_1d(c).astype(np.float64)
+        with np.errstate(over="ignore", divide="ignore"):
+            log = np.sum(np.log(np.abs(1.0 - np.outer(c, steps))), axis=1) * 2.0
+            v = np.exp(log)
+        return v * (c / 2.0) if metric == "objective" else v
+
+    grid = np.unique(np.concatenate([np.linspace(q, 1.0, 4001), [q, 1.0],
+                                     np.clip(1.0 / steps, q, 1.0)]))
+    vals = perf(grid)
+    k = int(np.argmax(vals))
+    best_c, best = float(grid[k]), float(vals[k])
+    # golden-section refinement between the neighbouring grid points
+    lo, hi = float(grid[max(k - 1, 0)]), float(grid[min(k + 1, len(grid) - 1)])
+    gr = (math.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    for _ in range(60):
+        c1, c2 = b - gr * (b - a), a + gr * (b - a)
+        if perf(c1)[0] >= perf(c2)[0]:
+            b = c2
+        else:
+            a = c1
+    cm = 0.5 * (a + b)
+    vm = float(perf(cm)[0])
+    if vm > best:
+        best_c, best = cm, vm
+    best *= 1.0 - 4.0 * (len(steps) + 4) * _EPS
+    return (best if math.isfinite(best) else float(np.finfo(np.float64).max)), best_c
+
+
+# ===================================================================================== validation
+def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, str, str]:
+    if isinstance(method, str) and method.lower() in METHODS:
+        method = method.lower()
+    else:
+        raise InvalidInputError(f"method must be one of {METHODS} ('gd': gradient descent, 'prox_grad': "
+                                f"proximal gradient); got {method!r}.")
+    if isinstance(metric, str) and metric.lower() in METRICS:
+        metric = metric.lower()
+    else:
+        raise InvalidInputError(f"metric must be one of {METRICS} ('objective': f(x_N) - f*, 'distance': "
+                                f"||x_N - x*||^2); got {metric!r}.")
+    if np.isscalar(steps) and not isinstance(steps, (str, bytes)):
+        raise InvalidInputError(f"steps must be a sequence of step sizes (in units of 1/L), e.g. [1.0] * N; "
+                                f"got the scalar {steps!r}.")
+    steps = as_float_array(steps, "steps", ndim=1)
+    if steps.size == 0:
+        raise InvalidInputError("steps is empty; pass at least one step size (in units of 1/L).")
+    if np.any(steps <= 0):
+        k = int(np.flatnonzero(steps <= 0)[0])
+        raise InvalidInputError(f"steps must be positive (gamma_k = steps[k] / L > 0); steps[{k}] = "
+                                f"{steps[k]}. A zero step leaves the iterate unchanged: drop it.")
+    L = check_scalar(L, "L", low=0.0, low_inclusive=False)
+    mu = check_scalar(mu, "mu", low=0.0)
+    if mu > L:
+        raise InvalidInputError(f"mu must satisfy 0 <= mu <= L (mu-strongly convex and L-smooth); got "
+                                f"mu={mu} > L={L}.")
+    if mu == L and method == "prox_grad":
+        raise InvalidInputError("mu == L (f a pure quadratic) is supported for method='gd' only; for "
+                                "'prox_grad' pass mu < L.")
+    return steps.copy(), L, mu, method, metric
+
+
+_QUANTITY = {
+    ("gd", "objective"): "worst-case f(x_N) - f* of gradient descent",
+    ("gd", "distance"): "worst-case ||x_N - x*||^2 of gradient descent",
+    ("prox_grad", "objective"): "worst-case F(x_N) - F* (F = f + h) of proximal gradient",
+    ("prox_grad", "distance"): "worst-case ||x_N - x*||^2 of proximal gradient",
+}
+
+
+def _quantity(method: str, metric: str, N: int, L: float, mu: float) -> str:
+    cls = f"f {L:g}-smooth, {mu:g}-strongly convex" + (", h closed convex" if method == "prox_grad" else "")
+    return f"{_QUANTITY[(method, metric)]} after {N} steps over {{{cls}}}, ||x0 - x*||^2 <= 1"
+
+
+# ======================================================================================= public
+def quadratic_lower_bound(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: str = "gd",
+                          metric: str = "objective") -> Bound:
+    r"""Worst case over the 1-D quadratics of the class: an attained lower bound on :func:`worst_case`.
+
+    Problem
+        :math:`f(x) = (c/2) x^2` with :math:`c \in [\mu, L]` (and :math:`h = 0` for proximal gradient) is in
+        the class, :math:`x_0 = 1`, so :math:`x_N = \prod_k (1 - \gamma_k c)`.  The value is
+        :math:`\max_c \prod_k (1 - \gamma_k c)^2` (``distance``) or
+        :math:`\max_c (c/2) \prod_k (1 - \gamma_k c)^2` (``objective``), maximised over a grid of ``c``
+        (endpoints, every :math:`1/\gamma_k`, 4001 points) with a golden-section refinement.
+    Guarantee
+        Lower bound, attained by the returned curvature (``witness``); rounded down.  For :math:`c = L` it is
+        :math:`\prod_k |1 - \gamma_k L|^2`, which stays large for learned schedules with
+        :math:`\gamma_k L > 2`.
+    """
+    steps, L, mu, method, metric = _validate(steps, L, mu, method, metric)
+    val, c = _quadratic_lower(steps, mu / L, metric)
+    scale = L if metric == "objective" else 1.0
+    return Bound(value=val * scale * (1 - 4 * _EPS), side="lower", certified=True, method="quadratic_1d",
+                 quantity=_quantity(method, metric, len(steps), L, mu),
+                 witness={"curvature": c * L, "function": f"f(x) = ({c * L:.6g}/2) x^2, h = 0, x0 = 1"})
+
+
+def check_nested_classes(inner: Bound, outer: Bound, rtol: float = 1e-6, atol: float = 1e-12) -> dict:
+    r"""Class-inclusion monotonicity: a smaller function class cannot have a larger worst case.
+
+    ``inner`` and ``outer`` are :func:`worst_case` results for the same method, metric and absolute steps
+    :math:`\gamma_k = s_k / L`, with :math:`\mu_{inner} \ge \mu_{outer}` and :math:`L_{inner} \le L_{outer}`
+    (so the inner class is contained in the outer one).  Both are upper bounds; when they are tight, the
+    inner value must not exceed the outer one.
+
+    Returns
+    -------
+    dict
+        ``consistent`` (bool: ``inner.value <= outer.value * (1 + rtol) + atol``), ``excess``
+        (``inner.value - outer.value``), ``best_inner`` (``min`` of the two values: a valid upper bound for
+        the inner class when both are certified).
+
+    Raises
+    ------
+    InvalidInputError
+        The two results do not describe nested classes of the same problem.
+    """
+    wi, wo = getattr(inner, "witness", None), getattr(outer, "witness", None)
+    if not (isinstance(wi, dict) and isinstance(wo, dict) and "problem" in wi and "problem" in wo):
+        raise InvalidInputError("inner and outer must be Bounds returned by worst_case (their witness holds "
+                                "the problem description).")
+    pi, po = wi["problem"], wo["problem"]
+    if (pi["method"], pi["metric"]) != (po["method"], po["metric"]):
+        raise InvalidInputError(f"inner and outer must have the same method and metric; got {pi['method']}/"
+                                f"{pi['metric']} and {po['method']}/{po['metric']}.")
+    gi = np.asarray(pi["steps"]) / pi["L"]
+    go = np.asarray(po["steps"]) / po["L"]
+    if gi.shape != go.shape or not np.allclose(gi, go, rtol=1e-12, atol=0):
+        raise InvalidInputError("inner and outer must use the same absolute steps gamma_k = steps[k] / L.")
+    if not (pi["mu"] >= po["mu"] and pi["L"] <= po["L"]):
+        raise InvalidInputError(f"the inner class must be contained in the outer one (mu_inner >= mu_outer "
+                                f"and L_inner <= L_outer); got inner (mu={pi['mu']}, L={pi['L']}), outer "
+                                f"(mu={po['mu']}, L={po['L']}).")
+    excess = inner.value - outer.value
+    consistent = bool(inner.value <= outer.value * (1 + rtol) + atol)
+    best = min(inner.value, outer.value) if (inner.certified and outer.certified) else inner.value
+    return {"consistent": consistent, "excess": float(excess), "best_inner": float(best)}
+
+
+def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: str = "gd",
+               metric: str = "objective", solver: str | list[str] | None = None, *,
+               strategy: str = "generate", nested: bool = True, tol: float = 1e-5, repair_rtol: float = 1e-6,
+               max_rounds: int = 30, max_dense_dim: int = 64, verbose: bool = False) -> Bound:
+    r"""Exact worst-case performance of a step-size schedule, certified by performance estimation (PEP).
+
+    Problem
+        ``method="gd"``: :math:`x_{k+1} = x_k - \gamma_k \nabla f(x_k)`, ``f`` L-smooth and
+        :math:`\mu`-strongly convex.  ``method="prox_grad"``:
+        :math:`x_{k+1} = \operatorname{prox}_{\gamma_k h}(x_k - \gamma_k \nabla f(x_k))` for
+        :math:`F = f + h`, ``f`` as before, ``h`` closed convex (ISTA is ``h = lam ||.||_1``).  Steps are in
+        units of 1/L: :math:`\gamma_k = \mathrm{steps}[k] / L`; any positive schedule is allowed, including
+        learned ones with :math:`\gamma_k L \ge 2` (the worst case is then large, and finite).
+        Initial condition :math:`\|x_0 - x_\star\|^2 \le 1`.
+        ``metric="objective"``: :math:`f(x_N) - f_\star` (``gd``) or :math:`F(x_N) - F_\star`
+        (``prox_grad``); ``metric="distance"``: :math:`\|x_N - x_\star\|^2` (the *squared* distance).
+    Algorithm
+        The Gram-matrix SDP with the smooth strongly convex interpolation conditions of Taylor, Hendrickx
+        & Glineur (Math. Program. 2017, Thm. 4) (convex interpolation for ``h``) in the minimal basis
+        (``x_0``, gradients, subgradients), solved with cvxpy (Clarabel; SCS as fallback).
+        ``strategy="generate"`` (default): constraint generation starting from the inequalities between
+        consecutive points and with the optimum, solved as a chain of 5 x 5 PSD blocks (twice: the second
+        time in the units of the first worst case); the glued worst case is checked against every
+        interpolation inequality and violated ones are added (those rounds use the dense formulation, up
+        to ``max_dense_dim``).  ``strategy="full"``: every inequality at once, one dense PSD matrix (the
+        plain PEP, as PEPit builds it).  See :mod:`unfoldtheory.convergence._pep`.
+    Guarantee
+        ``side="upper"``.  The value comes from the solver's multipliers, re-verified and repaired outward
+        in float64 (value equations repaired exactly, the multiplier of the initial condition recomputed by
+        a Schur complement, the smallest eigenvalue of the dual matrix checked with rounding error bounds,
+        weak duality with a-priori norm bounds), so it is a valid upper bound whenever ``certified`` is
+        True.  It is the exact worst case (the PEP is tight: Drori & Teboulle 2014; Taylor et al. 2017) up
+        to the solver accuracy when ``checks["exact"]`` is True: the solver's worst case satisfies every
+        interpolation inequality to ``tol``, and ``checks["relative_gap"]`` compares its value with the
+        certified one.  Every solve also checks
+
+        * ``quadratic_lower_bound``: the attained 1-D quadratic worst case (:func:`quadratic_lower_bound`),
+          which must not exceed the value (otherwise ``certified=False``);
+        * the worst case found by the solver must not exceed the certified value (otherwise
+          ``certified=False``: a broken solve);
+        * ``nested`` (``mu > 0`` and ``nested=True``): the same schedule over the larger class ``mu = 0``;
+          a smaller class cannot have a larger worst case, so an excess flags an inexact solve (recorded in
+          ``checks["nested_consistent"]``, and the smaller of the two certified values is returned).
+
+    Parameters
+    ----------
+    steps : sequence of float
+        Positive step sizes in units of 1/L (``N = len(steps)``).
+    L, mu : float
+        Smoothness and strong-convexity constants, ``L > 0``, ``0 <= mu <= L`` (``mu == L`` only for
+        ``gd``, where the class is the quadratics ``(L/2)||x - x*||^2`` and the closed form is returned).
+    method : {"gd", "prox_grad"}
+    metric : {"objective", "distance"}
+    solver : str or list of str, optional
+        cvxpy solver(s) to try in order; default ``("CLARABEL", "SCS")``.
+    strategy : {"generate", "full"}
+    nested : bool
+        Also solve the ``mu = 0`` problem when ``mu > 0`` (class-inclusion check; doubles the cost).
+    tol : float
+        Relative violation under which an interpolation inequality counts as satisfied (exactness check).
+    repair_rtol : float
+        Relative outward repair of the dual certificate above which ``checks["accurate_certificate"]`` is
+        False (the value stays a valid upper bound, possibly loose).
+    max_rounds : int
+        Maximum rounds of constraint generation.
+    max_dense_dim : int
+        Largest Gram dimension for which constraint generation continues with the dense formulation
+        once non-local inequalities are needed; beyond it the (certified) value of the last round is
+        returned with ``checks["exact"] = False`` and the reason in ``checks["exact_reason"]``.
+    verbose : bool
+        Log each round at INFO level.
+
+    Returns
+    -------
+    Bound
+        ``value`` (upper bound), ``certified``, ``solver``, ``status``, ``checks`` (``min_eig_dual``,
+        ``repair``, ``quadratic_lower_bound``, ``exact``, ``max_violation``, ``rounds``, ...), ``witness``
+        (``problem``, ``multipliers`` keyed by ``(function, i, j)``, ``tau``, ``gram`` and ``values`` of the
+        worst case, ``basis``).
+
+    Raises
+    ------
+    InvalidInputError
+        ``L <= 0``, ``mu < 0`` or ``mu > L``, empty / non-finite / non-positive ``steps``, unknown
+        ``method``, ``metric``, ``strategy`` or ``solver``.
+    SolverError
+        Every solver failed.
+
+    References
+    ----------
+    Drori & Teboulle, "Performance of first-order methods for smooth convex minimization: a novel
+    approach", Math. Program. 145 (2014).  Taylor, Hendrickx & Glineur, "Smooth strongly convex
+    interpolation and exact worst-case performance of first-order methods", Math. Program. 161 (2017), and
+    "Exact worst-case convergence rates of the proximal gradient method for composite convex
+    minimization", JOTA 178 (2018).
+    """
+    steps, L, mu, method, metric = _validate(steps, L, mu, method, metric)
+    if strategy not in STRATEGIES:
+        raise InvalidInputError(f"strategy must be one of {STRATEGIES}; got {strategy!r}.")
+    tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
+    repair_rtol = check_scalar(repair_rtol, "repair_rtol", low=0.0)
+    max_rounds = check_int(max_rounds, "max_rounds", minimum=1)
+    max_dense_dim = check_int(max_dense_dim, "max_dense_dim", minimum=1)
+    from ..reference._common import resolve_solvers
+
+    order = resolve_solvers(solver, PEP_SOLVERS)
+    t0 = time.perf_counter()
+    N = len(steps)
+    q = mu / L
+    scale = L if metric == "objective" else 1.0
+    problem = {"steps": steps.tolist(), "L": L, "mu": mu, "method": method, "metric": metric}
+    quantity = _quantity(method, metric, N, L, mu)
+    lower, c_low = _quadratic_lower(steps, q, metric)
+
+    if mu == L:        # gd on the quadratics (L/2)||x - x*||^2: x_N - x* = prod(1 - s_k)(x_0 - x*)
+        p2 = float(np.prod((1.0 - steps) ** 2))
+        val = p2 / 2.0 if metric == "objective" else p2
+        val = float(np.nextafter(val * (1 + 4 * (N + 2) * _EPS), math.inf)) * scale
+        return Bound(value=val, side="upper", certified=True, method="pep", quantity=quantity,
+                     solver="closed form", status="exact",
+                     checks={"exact": True, "quadratic_lower_bound": lower * scale, "lower_bound_ok": True},
+                     witness={"problem": problem}, seconds=time.perf_counter() - t0)
+
+    model = _build_model(steps, q, method, metric)
+    all_pairs = model.all_pairs()
+    pairs = all_pairs if strategy == "full" else model.local_pairs()
+    attempts: list[SolverAttempt] = []
+    best = None
+    exact, viol_max, rounds, dense_skipped = False, math.nan, 0, False
+    prev, failed, checks_source = None, "", "solver"
+    for rounds in range(1, max_rounds + 1):
+        chain = strategy == "generate" and all(model.stage_of(p) is not None for p in pairs)
+        try:
+            if chain:
+                res = _solve_chain(model, pairs, order, attempts)
+                dd = _dual_data(model, pairs)
+                cert = _certify(dd, res.lam, res.tau)
+            else:                      # twice, the second time in the units of the first worst case
+                dd = _dual_data(model, pairs)
+                res = _solve_dense(model, pairs, order, attempts, hint=prev)
+                cert = _certify(dd, res.lam, res.tau)
+                try:
+                    res2 = _solve_dense(model, pairs, order, [], hint=res)
+                    cert2 = _certify(dd, res2.lam, res2.tau)
+                    if cert2.value < cert.value:
+                        res, cert = res2, cert2
+                except SolverError:
+                    pass
+        except SolverError as exc:
+            if best is None:
+                raise
+            failed = str(exc)          # keep the certified bound of the previous rounds
+            rounds -= 1
+            break
+        prev = res
+        chosen = set(pairs)
+        # the chosen inequalities hold up to the solver's accuracy by construction: exactness is about the
+        # others (constraint generation: the relaxation's worst case satisfies every inequality)
+        viol = [(v, p) for v, p in _violations(model, res.G, res.Fh, res.value) if p not in chosen]
+        viol_max = viol[0][0] if viol else 0.0
+        bad = [(v, p) for v, p in viol if v > tol]
+        primal = float(np.sum(model.C * res.G) + model.c @ res.Fh) if viol_max <= tol else None
+        if best is None or cert.value <= best["cert"].value:     # every round's value is a valid bound
+            best = {"cert": cert, "res": res, "pairs": list(pairs)}
+        last = {"primal": primal, "viol": viol_max}
+        if verbose:
+            logger.info("PEP round %d (%s): %d inequalities, value %.12g (solver %.12g), %d violated "
+                        "(max %.2e), %.2f s", rounds, res.form, len(pairs), cert.value, res.value, len(bad),
+                        viol_max, res.seconds)
+        if not bad:
+            exact = True
+            break
+        if best["cert"].value <= lower * (1 + _EXACT_GAP):
+            # the certified value is attained (to _EXACT_GAP) by the 1-D quadratic: exact, stop here
+            exact = True
+            last = {"primal": lower, "viol": 0.0}
+            checks_source = "quadratic"
+            break
+        if model.n > max_dense_dim:
+            dense_skipped = True
+            break
+        cap = max(8, 2 * (N + 1))
+        pairs = pairs + [p for _, p in bad[:cap]]
+    cert, res, used_pairs = best["cert"], best["res"], best["pairs"]
+    primal = last["primal"]
+    value = cert.value * scale
+    lower_s = lower * scale
+    repair = cert.value - cert.tau
+    rel_repair = max(repair, 0.0) / cert.value if cert.value > 0 else 0.0
+    checks: dict[str, Any] = {
+        "gram_dim": model.n, "n_constraints": len(used_pairs), "n_constraints_full": len(all_pairs),
+        "strategy": strategy, "form": res.form, "rounds": rounds, "exact": exact,
+        "max_violation": float(last["viol"]), "primal_value": None if primal is None else primal * scale,
+        "primal_source": checks_source,
+        "solver_value": res.value * scale, "tau": cert.tau * scale, "min_eig_dual": cert.min_eig,
+        "equality_residual": cert.eq_residual, "repair": repair * scale, "relative_repair": rel_repair,
+        "quadratic_lower_bound": lower_s, "quadratic_curvature": c_low * L, "max_block": res.max_block,
+        "n_blocks": res.n_blocks, "solve_seconds": res.seconds,
+    }
+    certified, reasons = True, []
+    checks["accurate_certificate"] = bool(rel_repair <= repair_rtol)
+    if not math.isfinite(value):
+        certified = False
+        reasons.append("the dual certificate is not finite")
+    elif rel_repair > repair_rtol:
+        logger.info("worst_case: the dual certificate needed an outward repair of %.3g (relative %.3g > "
+                    "repair_rtol=%g): the value is valid but may be loose", repair * scale, rel_repair,
+                    repair_rtol)
+    lower_ok = bool(value >= lower_s)
+    checks["lower_bound_ok"] = lower_ok
+    if not lower_ok:
+        certified = False
+        reasons.append(f"the value {value:.10g} is below the attained 1-D quadratic lower bound "
+                       f"{lower_s:.10g}: the solve is wrong")
+    if primal is not None:
+        gap = (cert.value - primal) / max(abs(cert.value), 1e-300)
+        checks["relative_gap"] = gap
+        if exact and gap > _EXACT_GAP:
+            exact = False
+            checks["exact"] = False
+            viol_note = (f"the worst case of the last round (value {primal * scale:.10g}) satisfies every "
+                         f"interpolation inequality, but the best certificate is {gap:.2g} above it")
+            checks["exact_reason"] = viol_note
+        if gap < -1e-4:
+            certified = False
+            reasons.append(f"the worst case found by the solver ({primal * scale:.10g}, interpolation "
+                           f"inequalities satisfied to {last['viol']:.1e}) exceeds the certified upper bound "
+                           f"{value:.10g}: the solve is wrong")
+    if not exact and "exact_reason" not in checks:
+        why = (f"the next round needs the dense formulation (Gram dimension {model.n} > max_dense_dim="
+               f"{max_dense_dim})" if dense_skipped else
+               f"the solve of the next round failed: {failed}" if failed else
+               f"max_rounds={max_rounds} reached")
+        checks["exact_reason"] = (f"constraint generation stopped after {rounds} round(s) with interpolation "
+                                  f"violations up to {viol_max:.3g} ({why}): the value is a certified upper "
+                                  f"bound, possibly not tight")
+    if nested and mu > 0:
+        outer = worst_case(steps, L=L, mu=0.0, method=method, metric=metric, solver=solver,
+                           strategy=strategy, nested=False, tol=tol, repair_rtol=repair_rtol,
+                           max_rounds=max_rounds, max_dense_dim=max_dense_dim)
+        consistent = bool(value <= outer.value * (1 + 1e-6) + 1e-12 * scale)
+        checks["nested_outer_value"] = outer.value
+        checks["nested_consistent"] = consistent
+        if not consistent:
+            logger.warning("worst_case: the mu=%g worst case %.10g exceeds the mu=0 worst case %.10g of a "
+                           "larger class: the mu>0 solve is not tight; using the smaller certified value.",
+                           mu, value, outer.value)
+            if outer.certified and outer.value < value:
+                value = outer.value
+                checks["nested_used_outer"] = True
+    multipliers = {model.pair_name(p): float(cert.lam[k]) for k, p in enumerate(used_pairs)
+                   if cert.lam[k] > 0}
+    D = model.beta
+    witness = {"problem": problem, "multipliers": multipliers, "tau": cert.tau * scale,
+               "basis": [f"{a}{k}" for a, k in model.basis], "gram": D[:, None] * res.G * D[None, :],
+               "values": dict(zip(model.F_labels, (res.Fh * model.F_bound * scale).tolist())),
+               "solver_attempts": [str(a) for a in attempts]}
+    return Bound(value=value, side="upper", certified=certified, method="pep", quantity=quantity,
+                 solver=res.solver, status=res.status, checks=checks, reason="; ".join(reasons),
+                 witness=witness, seconds=time.perf_counter() - t0)

@@ -1,0 +1,267 @@
+"""Torch evaluation of a model or a form (float64), batched Jacobian norms and exact float64 secant ratios.
+
+Used by the lower bounds and by the attacks in :mod:`unfoldtheory.robustness`.  A torch module is used as it
+is (a float64 copy); a :class:`~unfoldtheory.form.Form` is run by :class:`TorchForm`, which mirrors
+:meth:`Form.evaluate`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError
+from ..form import Clip, Form, Identity, LeakyReLU, ReLU, SoftThreshold
+
+_U = np.finfo(np.float64).eps / 2
+
+
+class TorchForm(torch.nn.Module):
+    """A torch module computing ``form.evaluate`` (differentiable in ``y``)."""
+
+    def __init__(self, form: Form, dtype: torch.dtype = torch.float64, device: Any = "cpu"):
+        super().__init__()
+        kw = {"dtype": dtype, "device": device}
+        self.form = form
+        self.edges, self.Bs, self.bs, self.acts = [], [], [], []
+        for blk in form.blocks:
+            self.edges.append({j: torch.as_tensor(_dense(M), **kw) for j, M in blk.inputs.items()})
+            self.Bs.append(None if blk.B is None else torch.as_tensor(_dense(blk.B), **kw))
+            self.bs.append(None if blk.b is None else torch.as_tensor(np.asarray(blk.b), **kw))
+            act = blk.activation
+            if isinstance(act, SoftThreshold):
+                self.acts.append(("soft", torch.as_tensor(act.theta, **kw)))
+            elif isinstance(act, ReLU):
+                self.acts.append(("relu", None))
+            elif isinstance(act, LeakyReLU):
+                self.acts.append(("leaky", act.negative_slope))
+            elif isinstance(act, Clip):
+                bounds = (torch.as_tensor(act.lower, **kw), torch.as_tensor(act.upper, **kw))
+                self.acts.append(("clip", bounds))
+            elif isinstance(act, Identity):
+                self.acts.append(("id", None))
+            else:  # pragma: no cover - Form refuses other kinds
+                raise InvalidInputError(f"unsupported activation {type(act).__name__}")
+        self.C = {j: torch.as_tensor(_dense(M), **kw) for j, M in form.output.items()}
+
+    @staticmethod
+    def _act(kind, par, z):
+        if kind == "soft":
+            return torch.sign(z) * torch.relu(z.abs() - par)
+        if kind == "relu":
+            return torch.relu(z)
+        if kind == "leaky":
+            return torch.where(z > 0, z, par * z)
+        if kind == "clip":
+            return torch.maximum(torch.minimum(z, par[1]), par[0])
+        return z
+
+    def forward(self, Y: torch.Tensor) -> torch.Tensor:
+        ws = []
+        for blk, edges, B, b, (kind, par) in zip(self.form.blocks, self.edges, self.Bs, self.bs, self.acts):
+            z = None
+            for j, M in edges.items():
+                term = ws[j] @ M.T
+                z = term if z is None else z + term
+            if B is not None:
+                term = Y @ B.T
+                z = term if z is None else z + term
+            if z is None:
+                z = torch.zeros(Y.shape[0], blk.size, dtype=Y.dtype, device=Y.device)
+            if b is not None:
+                z = z + b
+            ws.append(self._act(kind, par, z))
+        out = None
+        for j, M in self.C.items():
+            term = ws[j] @ M.T
+            out = term if out is None else out + term
+        return out
+
+
+def _dense(M):
+    return M.toarray() if hasattr(M, "toarray") else np.asarray(M, dtype=np.float64)
+
+
+def make_evaluator(model_or_form: Any, input_dim: int | None = None, device: Any = None):
+    """Return ``(f, m, form_or_None)``: a float64 torch callable ``(batch, m) -> (batch, n)``."""
+    from ..form import require_form
+
+    form = None
+    if isinstance(model_or_form, Form):
+        form = model_or_form
+        dev = torch.device("cpu") if device is None else torch.device(device)
+        f = TorchForm(form, device=dev)
+        return f, form.input_dim, form
+    if isinstance(model_or_form, torch.nn.Module):
+        module = copy.deepcopy(model_or_form).to(torch.float64)
+        if device is not None:
+            module = module.to(device)
+        module.eval()
+        if hasattr(module, "check_inputs"):
+            module.check_inputs = False
+        for p in module.parameters():
+            p.requires_grad_(False)
+        m = input_dim if input_dim is not None else getattr(model_or_form, "m", None)
+        if m is None:
+            raise InvalidInputError("input_dim is required for a torch module without an attribute `m`.")
+        try:
+            form = require_form(model_or_form)
+        except Exception:  # noqa: BLE001 - a model without a form is still evaluable
+            form = None
+
+        dev = next((p.device for p in module.parameters()), None)
+        if dev is None:
+            dev = next((b.device for b in module.buffers()), torch.device("cpu"))
+
+        def f(Y):
+            return module(Y.to(dev))
+        return f, int(m), form
+    form = require_form(model_or_form)
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    return TorchForm(form, device=dev), form.input_dim, form
+
+
+def jacobian_norms(f: Callable, Y: torch.Tensor, iters: int = 40,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top singular value of the Jacobian of ``f`` at every row of ``Y`` by power iteration on J^T J.
+
+    ``J v`` is taken as a forward difference with a tiny step (the Jacobian of the linear piece containing
+    ``y``; a secant if ``y`` sits at a kink) and ``J^T u`` by reverse-mode autograd.  The result is an
+    *estimate* of each ``||J(y)||_2`` from below; the certified value is taken later from a float64 secant.
+    Returns ``(sigma (batch,), v (batch, m))``.
+    """
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    v = torch.randn(Y.shape, generator=gen, dtype=Y.dtype).to(Y.device)
+    v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    Yr = Y.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = f(Yr)
+    base = out.detach()
+    eps = 1e-7 * (1.0 + Y.detach().abs().amax(dim=1, keepdim=True))
+
+    def jv(vec):
+        with torch.no_grad():
+            return (f(Y + eps * vec) - base) / eps
+
+    for _ in range(iters):
+        Jv = jv(v)
+        (JtJv,) = torch.autograd.grad(out, Yr, Jv, retain_graph=True)
+        nrm = JtJv.norm(dim=1, keepdim=True)
+        ok = (nrm[:, 0] > 0) & torch.isfinite(nrm[:, 0])
+        v = torch.where(ok[:, None], JtJv / nrm.clamp_min(1e-300), v)
+    sigma = jv(v).norm(dim=1)
+    return sigma.detach(), v.detach()
+
+
+class ErrorModel:
+    r"""Float64 evaluation of a form with a rigorous bound on the rounding error of its output.
+
+    With :math:`\hat z_k = \mathrm{fl}(\sum_j A_{kj}\hat w_j + B_k y + b_k)`, the standard dot-product bound
+    gives :math:`|\hat z_k - (\sum_j A_{kj}\hat w_j + B_ky + b_k)| \le \gamma_q(\sum_j|A_{kj}||\hat w_j| +
+    |B_k||y| + |b_k|)` entrywise (:math:`q` = longest inner product + 3), and the activation adds at most
+    :math:`2u|\hat w_k|`. The exact :math:`w_k` differs from :math:`\hat w_k` by :math:`e_k` with (slope
+    magnitude :math:`\ell_k \le` its maximum over the block)
+
+    .. math:: \|e_k\|_2 \le \ell_k\Big(\sum_j \|A_{kj}\|_2 \|e_j\|_2 + \|\delta z_k\|_2\Big) + 2u\|\hat
+              w_k\|_2,
+
+    and the output error is :math:`\sum_j\|C_j\|_2\|e_j\|_2 + \|\delta x\|_2`.  Spectral norms (upper bounds,
+    computed once) keep the growth at the naive Lipschitz rate instead of the rate of :math:`|A|`, which
+    explodes with depth.
+    """
+
+    def __init__(self, form: Form):
+        from ._net import spectral_norm_upper
+
+        self.form = form
+        self.edges = [{j: _dense(M) for j, M in blk.inputs.items()} for blk in form.blocks]
+        self.Bs = [None if blk.B is None else _dense(blk.B) for blk in form.blocks]
+        self.C = {j: _dense(M) for j, M in form.output.items()}
+        self.nA = [{j: spectral_norm_upper(M) for j, M in e.items()} for e in self.edges]
+        self.nC = {j: spectral_norm_upper(M) for j, M in self.C.items()}
+        self.ell = []
+        for blk in form.blocks:
+            a, b = blk.activation.slope_bounds()
+            self.ell.append(float(np.max(np.maximum(np.abs(a), np.abs(b)))))
+        inner = max([form.input_dim] + form.sizes) + 3
+        self.gam = inner * _U / (1 - inner * _U)
+
+    def evaluate(self, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(x_hat, bound on ||x_hat - x(y)||_2)`` for one ``y`` (the float64 input taken as exact)."""
+        y = np.asarray(y, dtype=np.float64)
+        ws, errs = [], []
+        for k, blk in enumerate(self.form.blocks):
+            z = np.zeros(blk.size)
+            zabs = np.zeros(blk.size)
+            err_in = 0.0
+            for j, M in self.edges[k].items():
+                z += M @ ws[j]
+                zabs += np.abs(M) @ np.abs(ws[j])
+                err_in += self.nA[k][j] * errs[j]
+            if self.Bs[k] is not None:
+                z += self.Bs[k] @ y
+                zabs += np.abs(self.Bs[k]) @ np.abs(y)
+            if blk.b is not None:
+                z += blk.b
+                zabs += np.abs(blk.b)
+            w = blk.activation(z)
+            ws.append(w)
+            dz = self.gam * float(np.linalg.norm(zabs))
+            errs.append((self.ell[k] * (err_in + dz) + 2 * _U * float(np.linalg.norm(w))) * (1 + 8 * _U))
+        x = np.zeros(self.form.output_dim)
+        xabs = np.zeros(self.form.output_dim)
+        err = 0.0
+        for j, M in self.C.items():
+            x += M @ ws[j]
+            xabs += np.abs(M) @ np.abs(ws[j])
+            err += self.nC[j] * errs[j]
+        err += self.gam * float(np.linalg.norm(xabs))
+        return x, err * (1 + 8 * _U) + 1e-300
+
+
+def certified_secant(form: "Form | ErrorModel | None", f: Callable, y: np.ndarray,
+                     d: np.ndarray) -> tuple[float, dict]:
+    r"""A lower bound on :math:`\|f(y+d) - f(y)\|/\|d\|` evaluated in float64.
+
+    With a form (or its :class:`ErrorModel`, to reuse the spectral norms), rounding errors are bounded
+    rigorously and subtracted; without one, the model is run in float64 and the ratio is reduced by a relative
+    margin of :math:`10^{-9}` (heuristic, stated in the result's checks).  The perturbed point is formed first
+    and ``d`` recomputed as the float difference actually used.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    y2 = y + np.asarray(d, dtype=np.float64)
+    dd = y2 - y
+    dn = float(np.linalg.norm(dd))
+    if dn == 0:
+        return 0.0, {"rigorous": form is not None}
+    dn_up = dn * (1 + 4 * _U * (len(dd) + 2))
+    if form is not None:
+        em = form if isinstance(form, ErrorModel) else ErrorModel(form)
+        x1, e1 = em.evaluate(y)
+        x2, e2 = em.evaluate(y2)
+        diff = x2 - x1
+        num = float(np.linalg.norm(diff)) * (1 - 4 * _U * (len(diff) + 2)) - (e1 + e2)
+        return max(num, 0.0) / dn_up, {"rigorous": True, "rounding_bound": e1 + e2}
+    with torch.no_grad():
+        Y = torch.tensor(np.stack([y, y2]), dtype=torch.float64)
+        X = f(Y).cpu().numpy()
+    num = float(np.linalg.norm(X[1] - X[0]))
+    return max(num * (1 - 1e-9) - 1e-300, 0.0) / dn_up, {"rigorous": False}
+
+
+def isfinite_tensor(t: torch.Tensor) -> bool:
+    return bool(torch.isfinite(t).all())
+
+
+def as_batch(y: Any, m: int, name: str = "data") -> np.ndarray:
+    from .._validation import check_observations
+
+    Y, _ = check_observations(y, m, name)
+    return Y
+
+
+__all__ = ["TorchForm", "make_evaluator", "jacobian_norms", "certified_secant", "ErrorModel",
+           "as_batch", "isfinite_tensor"]
