@@ -229,3 +229,18 @@ def test_models_run_on_device(device):
     for net in _all_models(A)[:-1]:
         net = net.to(device)
         assert net(y).device.type == device.type
+
+
+@pytest.mark.parametrize("cls", [c for c in ut.models.MODELS if c not in (ISTA, UnfoldedRPCA)],
+                         ids=lambda c: c.__name__)
+def test_every_learned_model_trains(cls):
+    """A short end-to-end run lowers the validation NMSE of every learned model (UnfoldedRPCA: see
+    tests/test_training.py; ISTA has nothing to learn)."""
+    gen = ut.problems.SparseRecovery.gaussian(15, 30, 0.1, seed=0)
+    net = cls(gen.A, 3, device="cpu")
+    val = gen.sample(200, seed=0 + 1_000_003)  # the validation set train() draws for seed=0
+    before = ut.metrics.per_layer_nmse_db(net, val.y, val.x)[-1]
+    lr = 1e-2 if cls.per_layer and set(cls.per_layer) <= {"gamma", "theta", "beta", "log_rho"} else 3e-3
+    history = ut.training.train(net, gen, epochs=2, steps_per_epoch=40, batch_size=32, val_size=200, lr=lr,
+                                progress=False)
+    assert history.final_val_nmse_db < before - 0.3, (before, history.final_val_nmse_db)
