@@ -13,11 +13,11 @@ need them.
 """
 
 from . import (bounds, coherence, contraction, convergence, errors, form, lipschitz, metrics, models, problems, reference,
-               robustness, training)
+               robustness, symbolic, training)
 from .errors import InvalidInputError, NotRepresentableError, SolverError, UnfoldTheoryError
 
 __version__ = "0.1.0.dev0"
 
 __all__ = ["bounds", "coherence", "contraction", "convergence", "errors", "form", "lipschitz", "metrics", "models",
-           "problems", "reference", "robustness", "training", "InvalidInputError", "NotRepresentableError",
+           "problems", "reference", "robustness", "symbolic", "training", "InvalidInputError", "NotRepresentableError",
            "SolverError", "UnfoldTheoryError", "__version__"]
