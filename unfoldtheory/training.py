@@ -123,7 +123,7 @@ class _Objective:
         if problem.A.shape != (model.m, model.n):
             raise InvalidInputError(f"problem.A has shape {problem.A.shape} but the model maps R^{model.m} -> "
                                     f"R^{model.n}.")
-        self.A = torch.as_tensor(problem.A, dtype=model.dtype, device=model.device)
+        self.A = torch.tensor(np.array(problem.A), dtype=model.dtype, device=model.device)
         self.lam = problem.lam
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
