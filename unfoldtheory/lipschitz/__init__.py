@@ -47,8 +47,8 @@ import numpy as np
 
 from .._validation import check_int, check_observations, check_scalar
 from ..bounds import Bound
-from ..errors import InvalidInputError, NotRepresentableError, SolverError
-from ..form import Form, require_form
+from ..errors import InvalidInputError, NotRepresentableError
+from ..form import require_form
 from . import _lipsdp
 from ._depth import bounds_vs_depth, plot_bounds_vs_depth, truncate
 from ._local import interval_bounds, refined_slopes

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import InvalidInputError, SolverError
+from ..errors import InvalidInputError, SolverAttempt, SolverError
 
 #: Default solver order for LASSO (a QP: all three apply) and RPCA (an SDP: OSQP does not apply).
 LASSO_SOLVERS = ("CLARABEL", "OSQP", "SCS")
@@ -90,3 +91,20 @@ def short_message(exc: BaseException, limit: int = 200) -> str:
     """The exception's message on one line, cut to ``limit`` characters (for :class:`SolverAttempt`)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def run_solver(problem: Any, name: str, options: dict | None = None) -> tuple[str, SolverAttempt | None]:
+    """Solve a compiled cvxpy ``problem`` with solver ``name``.
+
+    Returns ``(status, None)``, or ``("error", attempt)`` when the solver raised.  cvxpy's own "solution may be
+    inaccurate" warnings are silenced: the library's certificate decides whether an answer is accepted.
+    """
+    import cvxpy as cp
+
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"cvxpy(\.|$)")
+            problem.solve(solver=name, **(options or {}))
+    except cp.error.SolverError as exc:
+        return "error", SolverAttempt(name, "error", short_message(exc))
+    return str(problem.status), None

@@ -24,14 +24,13 @@ fast path
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 
 from ..errors import SolverAttempt, SolverError
 from ..problems import Lasso
 from . import _polish
-from ._common import problem_cache, short_message
+from ._common import problem_cache, run_solver
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +124,6 @@ def solve_cvxpy_instance(prob: Lasso, data: dict, y: np.ndarray, tol: float, sol
     SolverError
         No solver returned a finite ``x``.
     """
-    import cvxpy as cp
 
     attempts: list[SolverAttempt] = []
     best: tuple[float, np.ndarray, str] | None = None
@@ -133,14 +131,10 @@ def solve_cvxpy_instance(prob: Lasso, data: dict, y: np.ndarray, tol: float, sol
         problem, x, param = _cvxpy_problem(prob, data, name)
         param.value = y
         x.value = None  # never read a stale value from an earlier solve
-        try:
-            with warnings.catch_warnings():  # cvxpy's "solution may be inaccurate": the gap decides below
-                warnings.filterwarnings("ignore", module=r"cvxpy(\.|$)")
-                problem.solve(solver=name, **_SOLVER_OPTIONS.get(name, {}))
-        except cp.error.SolverError as exc:
-            attempts.append(SolverAttempt(name, "error", short_message(exc)))
+        status, failed = run_solver(problem, name, _SOLVER_OPTIONS.get(name))
+        if failed is not None:
+            attempts.append(failed)
             continue
-        status = str(problem.status)
         value = x.value
         if value is None or not np.all(np.isfinite(value)):
             attempts.append(SolverAttempt(name, status, "no finite solution"))

@@ -18,13 +18,12 @@ LASSO QP, so the default tolerance of RPCA is 1e-6 relative gap (see :data:`RPCA
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 
 from ..errors import SolverAttempt, SolverError
 from ..problems import RPCA
-from ._common import problem_cache, short_message
+from ._common import problem_cache, run_solver
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,6 @@ def solve_rpca_instance(rpca: RPCA, M: np.ndarray, tol: float, solvers: list[str
     SolverError
         No solver returned a finite ``L`` with a finite dual candidate.
     """
-    import cvxpy as cp
 
     attempts: list[SolverAttempt] = []
     best = None
@@ -69,14 +67,10 @@ def solve_rpca_instance(rpca: RPCA, M: np.ndarray, tol: float, solvers: list[str
         problem, L, param, constraint = _cvxpy_problem(rpca, name)
         param.value = M
         L.value = None
-        try:
-            with warnings.catch_warnings():  # cvxpy's "solution may be inaccurate": the gap decides below
-                warnings.filterwarnings("ignore", module=r"cvxpy(\.|$)")
-                problem.solve(solver=name, **_SOLVER_OPTIONS.get(name, {}))
-        except cp.error.SolverError as exc:
-            attempts.append(SolverAttempt(name, "error", short_message(exc)))
+        status, failed = run_solver(problem, name, _SOLVER_OPTIONS.get(name))
+        if failed is not None:
+            attempts.append(failed)
             continue
-        status = str(problem.status)
         Lv, nu = L.value, constraint.dual_value
         if Lv is None or nu is None or not (np.all(np.isfinite(Lv)) and np.all(np.isfinite(nu))):
             attempts.append(SolverAttempt(name, status, "no finite solution"))
