@@ -26,6 +26,16 @@ def device(request) -> torch.device:
     return torch.device(request.param)
 
 
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One torch thread for the module: on the 2 shared CI cores oversubscribed threads make tiny ops 100x
+    slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def small_problem():
     """A small noisy sparse-recovery problem (m=15, n=30) with its LASSO (lam=0.1) and 6 instances."""

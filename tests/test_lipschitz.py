@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import unfoldtheory as ut
+from _helpers import random_lista
 from unfoldtheory import lipschitz as lip
 from unfoldtheory import robustness as rob
 from unfoldtheory.form import Block, Form, Identity, LeakyReLU, ReLU, SoftThreshold
@@ -25,24 +26,10 @@ from unfoldtheory.lipschitz._net import from_form
 FAST_LOWER = dict(num_random=60, power_iters=25, ascent_steps=40, ascent_starts=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The CI machine has 2 shared cores: oversubscribed torch threads make tiny ops 100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def random_lista(m, n, K, seed, scale=1.0, theta=0.1):
-    rng = np.random.default_rng(seed)
-    W1 = [scale * rng.normal(size=(n, m)) / np.sqrt(m) for _ in range(K)]
-    W2 = [scale * rng.normal(size=(n, n)) / np.sqrt(n) for _ in range(K)]
-    th = [theta * rng.random() for _ in range(K)]
-    return ut.models.LISTA.from_weights(W1, W2, th, dtype=torch.float64, device="cpu")
-
-
 def train_lista(m, n, K, seed, steps=60):
     """A LISTA initialised as ISTA and trained for a few Adam steps on sparse recovery (own loop)."""
     gen = ut.problems.SparseRecovery.gaussian(m=m, n=n, p=0.2, snr_db=30, seed=seed)

@@ -11,24 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import unfoldtheory as ut
+from _helpers import random_lista
 from unfoldtheory import lipschitz as lip
 from unfoldtheory import robustness as rob
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def random_lista(m, n, K, seed, scale=1.0):
-    rng = np.random.default_rng(seed)
-    W1 = [scale * rng.normal(size=(n, m)) / np.sqrt(m) for _ in range(K)]
-    W2 = [scale * rng.normal(size=(n, n)) / np.sqrt(n) for _ in range(K)]
-    th = [0.1 * rng.random() for _ in range(K)]
-    return ut.models.LISTA.from_weights(W1, W2, th, dtype=torch.float64, device="cpu")
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def adversarially_trained_lista(m, n, K, seed, steps=40, eps=0.2):
