@@ -12,12 +12,12 @@ errors      exception types
 need them.
 """
 
-from . import (bounds, coherence, contraction, convergence, errors, form, lipschitz, metrics, models, problems, reference,
-               robustness, symbolic, training)
+from . import (bounds, coherence, contraction, convergence, errors, form, generalization, lipschitz, metrics, models,
+               problems, reference, robustness, symbolic, testing, training)
 from .errors import InvalidInputError, NotRepresentableError, SolverError, UnfoldTheoryError
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["bounds", "coherence", "contraction", "convergence", "errors", "form", "lipschitz", "metrics", "models",
-           "problems", "reference", "robustness", "symbolic", "training", "InvalidInputError", "NotRepresentableError",
+__all__ = ["bounds", "coherence", "contraction", "convergence", "errors", "form", "generalization", "lipschitz", "metrics", "models",
+           "problems", "reference", "robustness", "symbolic", "testing", "training", "InvalidInputError", "NotRepresentableError",
            "SolverError", "UnfoldTheoryError", "__version__"]
