@@ -61,8 +61,15 @@ def load(path: str | os.PathLike, device: Any = None, dtype: torch.dtype | None 
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as exc:  # corrupt or foreign file
-        raise InvalidInputError(f"{os.fspath(path)!r} is not a readable unfoldtheory model file ({exc}).") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated or foreign file
+        text = str(exc)
+        if "WeightsUnpickler error:" in text:  # torch's advice to load unsafely is deliberately not repeated
+            text = text.split("WeightsUnpickler error:", 1)[1]
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        detail = lines[0].split(". ")[0] if lines else type(exc).__name__
+        raise InvalidInputError(
+            f"{os.fspath(path)!r} is not a readable unfoldtheory model file: it is corrupt, truncated, or was not "
+            f"written by unfoldtheory.models.save (loading it safely failed: {detail[:160]}).") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise InvalidInputError(f"{os.fspath(path)!r} is not an unfoldtheory model file (format {FORMAT!r} "
                                 "expected); save models with unfoldtheory.models.save.")

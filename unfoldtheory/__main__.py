@@ -1,0 +1,7 @@
+"""``python -m unfoldtheory`` runs the command line (see :mod:`unfoldtheory.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

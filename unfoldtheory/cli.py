@@ -1,0 +1,169 @@
+"""The ``unfoldtheory`` command line.
+
+    unfoldtheory verify [--profile quick|full|smoke] [--out DIR] [--only PATTERN ...]
+    unfoldtheory bounds MODEL_FILE [--json] [--time-limit SECONDS]
+    unfoldtheory claims                       # list the claims of the verification suite
+
+``verify`` runs the verification suite and writes ``report.md``, ``results.json`` and figures; its exit status
+is 1 when a claim is violated or raises.  ``bounds`` computes every applicable bound for a model saved with
+:func:`unfoldtheory.models.save` (e.g. after :func:`unfoldtheory.training.train`) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import InvalidInputError, NotRepresentableError, UnfoldTheoryError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unfoldtheory", description="Check the theory of deep unfolding against "
+                                "trained networks.", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{verify,bounds,claims}")
+    v = sub.add_parser("verify", help="run the verification suite and write its report",
+                       description="Train the zoo once (cached by configuration hash), check every claim against "
+                       "its empirical counterpart, write report.md, results.json and figures. Exit status 1 if a "
+                       "claim is violated or raises.")
+    v.add_argument("--profile", default="quick", choices=["quick", "full", "smoke"],
+                   help="quick: CPU, a few minutes (default); full: m=250, n=500, K=16 (for a GPU); smoke: tiny")
+    v.add_argument("--out", default=None, help="output folder (default verification/out/<profile> in a checkout of "
+                   "the repository, else ./unfoldtheory-report-<profile>)")
+    v.add_argument("--only", nargs="+", metavar="PATTERN", help="run only claims whose id matches (glob)")
+    v.add_argument("--cache", default=None, help="trained-model cache (default $UNFOLDTHEORY_CACHE or "
+                   "~/.cache/unfoldtheory/models)")
+    v.add_argument("--device", default=None, help="training device (default: cuda when available, else cpu)")
+    v.add_argument("--no-comparative", action="store_true", help="skip the comparative study of the paradigms")
+    v.add_argument("--no-progress", action="store_true", help="no progress bars")
+    v.add_argument("--inject-failure", nargs="+", default=(), metavar="CLAIM_ID",
+                   help="testing aid: make these claims' bounds wrong; the report must show them violated")
+    b = sub.add_parser("bounds", help="every applicable bound for a saved model",
+                       description="Load a model saved with unfoldtheory.models.save and print its certified "
+                       "bounds (Lipschitz upper and lower, contraction, sensitivity), each with its side.")
+    b.add_argument("model_file", metavar="MODEL_FILE")
+    b.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    b.add_argument("--time-limit", type=float, default=30.0, help="seconds per SDP bound (default 30)")
+    sub.add_parser("claims", help="list the claims of the verification suite")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    return p
+
+
+def _default_out(profile: str) -> Path:
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "verification").is_dir() and (repo / "pyproject.toml").is_file():
+        return repo / "verification" / "out" / profile
+    return Path.cwd() / f"unfoldtheory-report-{profile}"
+
+
+def _verify(args) -> int:
+    from . import suite
+
+    out = Path(args.out) if args.out else _default_out(args.profile)
+    results = suite.run(args.profile, out, only=args.only, cache_dir=args.cache, device=args.device,
+                        inject_failure=args.inject_failure, comparative=not args.no_comparative,
+                        progress=not args.no_progress)
+    (out / "results.schema.json").write_text(json.dumps(suite.results_schema(), indent=1))
+    s = results.summary
+    print(f"{s['total']} claims: {s['holds']} hold, {s['not applicable']} not applicable, {s['violated']} violated, "
+          f"{s['error']} errors ({results.data['seconds']:.0f} s)")
+    for r in results.records:
+        if r["status"] in ("violated", "error"):
+            print(f"  {r['status'].upper()}: {r['id']}: {r['error'] or r['title']}")
+    print(f"report: {results.paths['report']}\nresults: {results.paths['results']}")
+    return results.exit_code
+
+
+def model_bounds(model, time_limit: float = 30.0) -> list[dict]:
+    """Every applicable bound of a model, one row per quantity (name, side, value, certified, method, note)."""
+    from . import contraction, lipschitz
+
+    rows: list[dict] = []
+
+    def add(name, bound=None, note=""):
+        if bound is None:
+            rows.append({"quantity": name, "side": "-", "value": None, "certified": False, "method": "-",
+                         "note": note})
+        else:
+            rows.append({"quantity": name, "side": bound.side, "value": bound.value, "certified": bound.certified,
+                         "method": bound.method, "note": note or bound.reason})
+
+    try:
+        form = model.form()
+    except NotRepresentableError as exc:
+        form, why = None, str(exc)
+    if form is None:
+        add("Lipschitz constant of y -> x_K", note=f"not applicable: {why}")
+    else:
+        for method in ("naive", "layerwise", "lipsdp"):
+            add(f"Lipschitz constant of y -> x_K ({method})", lipschitz.upper_bound(form, method, time_limit=time_limit))
+        add("Lipschitz constant of y -> x_K (attained)", lipschitz.lower_bound(form, time_limit=time_limit))
+        try:
+            c = contraction.contraction_certificate(model)
+            add("contraction factor of x_1 -> x_K (fixed y)", c,
+                note="a contraction" if c.value < 1 else "not certified a contraction (>= 1)")
+        except NotRepresentableError as exc:
+            add("contraction factor of x_1 -> x_K (fixed y)", note=f"not applicable: {exc}")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    rows.append({"quantity": "trainable parameters", "side": "exact", "value": float(trainable), "certified": True,
+                 "method": "count", "note": ""})
+    return rows
+
+
+def _bounds(args) -> int:
+    from .models import load
+
+    path = Path(args.model_file)
+    if not path.exists():
+        raise InvalidInputError(f"MODEL_FILE {os.fspath(path)!r} does not exist; pass a file written by "
+                                "unfoldtheory.models.save.")
+    if path.is_dir():
+        raise InvalidInputError(f"MODEL_FILE {os.fspath(path)!r} is a directory; pass a model file.")
+    import torch
+
+    model = load(path, device="cpu", dtype=torch.float64)
+    rows = model_bounds(model, time_limit=args.time_limit)
+    if args.json:
+        from .suite._runner import jsonable
+
+        clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else jsonable(v)) for k, v in r.items()}
+                 for r in rows]
+        print(json.dumps({"model": type(model).__name__, "file": os.fspath(path), "bounds": clean}, indent=1))
+        return 0
+    print(f"{type(model).__name__} from {os.fspath(path)}: {model}")
+    width = max(len(r["quantity"]) for r in rows)
+    print(f"{'quantity':<{width}}  {'side':<8} {'value':>12}  {'certified':<9}  method / note")
+    for r in rows:
+        val = "-" if r["value"] is None else f"{r['value']:.6g}"
+        note = f"{r['method']}" + (f"; {r['note']}" if r["note"] else "")
+        print(f"{r['quantity']:<{width}}  {r['side']:<8} {val:>12}  {str(r['certified']):<9}  {note}")
+    return 0
+
+
+def _claims(_args) -> int:
+    from .suite import catalogue
+
+    for c in catalogue():
+        print(f"{c.id:<36} [{c.relation:>6}] {c.title}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return {"verify": _verify, "bounds": _bounds, "claims": _claims}[args.command](args)
+    except (UnfoldTheoryError, FileNotFoundError) as exc:
+        print(f"unfoldtheory {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Run the claims, write ``results.json``, ``report.md`` and the figures."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import json
+import logging
+import math
+import os
+import platform
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..bounds import Bound
+from ..errors import InvalidInputError
+from ._context import Context, Profile
+from ._core import STATUSES, Claim, judge, wrong_bound
+
+log = logging.getLogger("unfoldtheory.suite")
+
+SCHEMA_ID = "unfoldtheory.verification/1"
+
+
+def catalogue() -> list[Claim]:
+    """Every claim of the suite, in report order."""
+    from . import _claims_bounds, _claims_convergence, _claims_theory
+
+    claims = _claims_bounds.claims() + _claims_convergence.claims() + _claims_theory.claims()
+    ids = [c.id for c in claims]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise RuntimeError(f"duplicate claim ids: {sorted(dup)}")
+    return claims
+
+
+def select(claims: Sequence[Claim], only: Iterable[str] | None) -> list[Claim]:
+    """Claims whose id matches one of the glob patterns in ``only`` (all when ``only`` is empty)."""
+    patterns = list(only or [])
+    if not patterns:
+        return list(claims)
+    chosen = [c for c in claims if any(fnmatch.fnmatch(c.id, p) for p in patterns)]
+    if not chosen:
+        raise InvalidInputError(f"no claim matches {patterns}; claim ids: {[c.id for c in claims]}.")
+    return chosen
+
+
+def jsonable(obj: Any) -> Any:
+    """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats to the strings 'inf', '-inf', 'nan'."""
+    if isinstance(obj, Bound):
+        return {"value": jsonable(obj.value), "side": obj.side, "certified": obj.certified, "method": obj.method,
+                "quantity": obj.quantity, "solver": obj.solver, "status": obj.status, "reason": obj.reason,
+                "seconds": jsonable(obj.seconds)}
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer, int)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        x = float(obj)
+        return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+    if obj is None or isinstance(obj, str):
+        return obj
+    return str(obj)
+
+
+def _bound_record(bound) -> dict | None:
+    if bound is None:
+        return None
+    if isinstance(bound, Bound):
+        return jsonable(bound)
+    return {"value": jsonable(float(bound)), "side": "reference", "certified": True, "method": "given",
+            "quantity": "", "solver": None, "status": None, "reason": "", "seconds": None}
+
+
+def run_claim(claim: Claim, ctx: Context, inject: bool = False) -> dict:
+    """Check one claim; never raises (an exception becomes a record with status "error")."""
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {"id": claim.id, "title": claim.title, "reference": claim.reference,
+                           "topic": claim.topic, "paradigms": list(claim.paradigms), "models": list(claim.models),
+                           "relation": claim.relation, "description": claim.description, "device": ctx.device,
+                           "bound": None, "empirical": None, "empirical_label": "", "status": "error",
+                           "holds": None, "tightness": None, "assumptions": {}, "failed_assumptions": [],
+                           "checks": {}, "details": {}, "figure": None, "reason": "", "error": None,
+                           "injected_failure": inject}
+    try:
+        ev = claim.check(ctx)
+        status, holds, tight, failed = judge(claim, ev, inject=inject)
+        bound = ev.bound
+        if inject and bound is not None and ev.empirical is not None:
+            bound = Bound(wrong_bound(claim, float(bound), float(ev.empirical)), "estimate", False,
+                          "injected-wrong-bound", reason="failure injection (testing aid)")
+        reason = ev.reason or ("assumptions fail: " + "; ".join(failed) if failed else "")
+        rec.update(bound=_bound_record(bound), empirical=jsonable(ev.empirical), empirical_label=ev.empirical_label,
+                   status=status, holds=holds, tightness=jsonable(tight), assumptions=jsonable(dict(ev.assumptions)),
+                   failed_assumptions=failed, checks=jsonable(dict(ev.checks)), details=jsonable(dict(ev.details)),
+                   figure=ev.figure, reason=reason)
+    except Exception as exc:  # noqa: BLE001 - a failing claim is reported and the run goes on
+        log.error("claim %s raised %s: %s", claim.id, type(exc).__name__, exc)
+        rec.update(status="error", error=f"{type(exc).__name__}: {exc}",
+                   traceback="".join(traceback.format_exception(exc))[-4000:])
+    rec["seconds"] = time.perf_counter() - t0
+    return rec
+
+
+@dataclass
+class Results:
+    """The outcome of :func:`run`: the records, the summary, and where the report was written."""
+
+    data: dict
+    out: Path | None = None
+    paths: dict = field(default_factory=dict)
+
+    @property
+    def records(self) -> list[dict]:
+        return self.data["claims"]
+
+    @property
+    def summary(self) -> dict:
+        return self.data["summary"]
+
+    @property
+    def ok(self) -> bool:
+        return self.summary["violated"] == 0 and self.summary["error"] == 0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"Results(profile={self.data['profile']['name']!r}, {s['total']} claims: {s['holds']} hold, "
+                f"{s['not applicable']} not applicable, {s['violated']} violated, {s['error']} errors; "
+                f"out={str(self.out) if self.out else None!r})")
+
+
+def _environment(ctx: Context) -> dict:
+    import scipy
+    import torch
+
+    from .. import __version__
+
+    return {"unfoldtheory": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "torch": torch.__version__, "platform": platform.platform(),
+            "device": ctx.device, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def run(profile: str | Profile = "quick", out: str | os.PathLike | None = None, *, only: Iterable[str] | None = None,
+        claims: Sequence[Claim] | None = None, cache_dir: str | os.PathLike | None = None, device: str | None = None,
+        inject_failure: Iterable[str] = (), comparative: bool = True, progress: bool = True) -> Results:
+    """Run the verification suite.
+
+    Parameters
+    ----------
+    profile : {"quick", "full", "smoke"} or Profile
+        Sizes and budgets (``quick``: CPU, a few minutes; ``full``: the ALISTA paper size, for a GPU).
+    out : path, optional
+        Output folder for ``report.md``, ``results.json`` and ``figures/``; nothing is written without it.
+    only : glob patterns, optional
+        Run only the claims whose id matches (e.g. ``["lipschitz.*", "pep.*"]``).
+    claims : list of Claim, optional
+        A custom catalogue (default: :func:`catalogue`).
+    cache_dir : path, optional
+        Where trained models are cached by configuration hash (default ``$UNFOLDTHEORY_CACHE`` or
+        ``~/.cache/unfoldtheory/models``).
+    device : str, optional
+        Training device (default CUDA when available); analyses run in float64 on CPU.
+    inject_failure : claim ids
+        Testing aid: replace these claims' bounds by wrong ones (below the empirical value for ``<=``, above it
+        for ``>=``), which must show up as violations in the report and the exit status.  Never for results.
+    comparative : bool
+        Also run the comparative study of the four paradigms.
+
+    Returns
+    -------
+    Results
+        ``.records``, ``.summary``, ``.exit_code`` (1 if any claim is violated or raised).
+    """
+    ctx = Context.create(profile, cache_dir=cache_dir, device=device, progress=progress, out=out)
+    chosen = select(catalogue() if claims is None else claims, only)
+    inject = set(inject_failure)
+    unknown = inject - {c.id for c in chosen}
+    if unknown:
+        raise InvalidInputError(f"inject_failure names claims that are not run: {sorted(unknown)}.")
+    if ctx.out is not None:
+        ctx.out.mkdir(parents=True, exist_ok=True)
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    _train_all(ctx, chosen, progress)
+    from tqdm.auto import tqdm
+
+    records = []
+    bar = tqdm(chosen, desc="claims", unit="claim", disable=not progress)
+    for claim in bar:
+        bar.set_postfix_str(claim.id)
+        records.append(run_claim(claim, ctx, inject=claim.id in inject))
+    study = None
+    if comparative:
+        try:
+            study = _comparative_study(ctx)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("the comparative study failed")
+            study = {"error": f"{type(exc).__name__}: {exc}", "errors": 1, "sparse": [], "rpca": [], "figures": {}}
+    counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
+    data = {"schema": SCHEMA_ID, "profile": ctx.profile.to_dict(), "started": started,
+            "seconds": time.perf_counter() - t0, "environment": _environment(ctx),
+            "summary": {"total": len(records), **counts},
+            "models": jsonable(ctx.model_log), "claims": records,
+            "comparative": jsonable(study) if study is not None else None}
+    data["seconds"] = time.perf_counter() - t0
+    results = Results(data, ctx.out)
+    if ctx.out is not None:
+        from ._report import write_report
+
+        (ctx.out / "results.json").write_text(json.dumps(data, indent=1, allow_nan=False))
+        results.paths = {"results": ctx.out / "results.json", "report": write_report(data, ctx.out)}
+    return results
+
+
+def _comparative_study(ctx):
+    from ._comparative import comparative_study
+
+    return comparative_study(ctx)
+
+
+def _train_all(ctx: Context, claims: Sequence[Claim], progress: bool) -> None:
+    """Train (or load) every model the chosen claims need, before the claims run, so their times are the
+    analyses' own.  A model that fails to train is left to fail its claims."""
+    names = []
+    for c in claims:
+        names += [m for m in c.models if m not in names]
+    for name in names:
+        try:
+            ctx.model(name)
+        except Exception as exc:  # noqa: BLE001 - reported by the claims that need it
+            log.error("training %s failed: %s", name, exc)
