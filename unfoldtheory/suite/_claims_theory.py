@@ -2,8 +2,156 @@
 
 from __future__ import annotations
 
-from ._core import Claim
+import copy
+
+import numpy as np
+
+from . import _plot
+from ._context import numpy_rng
+from ._core import Claim, Evidence
+
+#: Tolerance of the generalization claims: an instance is solved when its last-layer NMSE is below this (dB).
+EPS_DB = -10.0
+DELTA = 0.01
+
+
+def _fresh(ctx, size: int, salt: int):
+    return ctx.gen.sample(size, seed=int(numpy_rng(ctx, salt).integers(2 ** 31)))
+
+
+# ---------------------------------------------------------------------------------------- generalization
+
+
+def _sample_convergence(name: str) -> Claim:
+    def check(ctx) -> Evidence:
+        """Test-set (sample-convergence) bound on the risk P(NMSE_k > eps) of every layer k, from N held-out
+        instances with confidence 1 - delta (all layers jointly, kl inverse rounded to the safe side), against
+        the risk measured on ten times as many fresh instances."""
+        from ..generalization import layer_metrics, sample_convergence_bound
+
+        net = ctx.model(name)
+        N = ctx.profile.test_size
+        res = sample_convergence_bound(net, _fresh(ctx, N, 21), EPS_DB, metric="nmse_db", delta=DELTA)
+        measured = (layer_metrics(net, _fresh(ctx, 10 * N, 22), metric="nmse_db") > EPS_DB).mean(axis=0)
+        return Evidence(bound=res.bound(-1), empirical=float(measured[-1]),
+                        empirical_label=f"risk P(NMSE_K > {EPS_DB:g} dB) on {10 * N} fresh instances",
+                        checks={"measured risk <= bound at every layer": bool(np.all(measured <= res.risk_upper))},
+                        details={"N": N, "delta": DELTA, "eps_db": EPS_DB,
+                                 "empirical_risk": res.empirical_risk.tolist(), "risk_upper": res.risk_upper.tolist(),
+                                 "measured_risk": measured.tolist()})
+
+    return Claim(id=f"generalization.sample_convergence_{name}",
+                 title=f"sample-convergence bound on the per-layer risk of {name} holds on fresh data",
+                 reference="Sambharya & Stellato (arXiv 2404.13831), sample convergence bound (kl inverse)",
+                 topic="generalization", relation="<=", check=check, paradigms=(_paradigm(name),), models=(name,))
+
+
+def _pac_bayes(name: str) -> Claim:
+    def check(ctx) -> Evidence:
+        """PAC-Bayes guarantee on the fraction of instances solved (NMSE_K <= eps) by the Gibbs predictor of a
+        Gaussian posterior around the trained weights, the posterior trained by minimising the bound on N fresh
+        instances (prior = the trained weights, prior variance on a grid with the union bound), against the
+        fraction the posterior's samples solve on fresh test data."""
+        from ..generalization import train_pac_bayes
+
+        net = ctx.model(name)
+        p = ctx.profile
+        tr = train_pac_bayes(copy.deepcopy(net), _fresh(ctx, p.pac_bayes_samples, 23), EPS_DB,
+                             test_data=_fresh(ctx, p.pac_bayes_samples, 24), seed=p.seed,
+                             steps=max(50, p.generalization_steps // 2))
+        r = tr.result
+        return Evidence(bound=r.certified_fraction_solved, empirical=float(r.test_fraction_solved),
+                        empirical_label="fraction solved by posterior samples on fresh instances",
+                        details={"certified_fraction_solved": r.certified_fraction_solved,
+                                 "measured_fraction_solved": r.test_fraction_solved,
+                                 "measured_fraction_solved_mean_network": r.test_fraction_solved_mean,
+                                 "points_apart": 100 * (r.test_fraction_solved - r.certified_fraction_solved),
+                                 "kl": r.kl, "penalty": r.penalty, "N": r.N, "H": r.H, "parameters": r.d,
+                                 "confidence": 1 - r.delta - r.delta_sample, "eps_db": EPS_DB})
+
+    return Claim(id=f"generalization.pac_bayes_{name}",
+                 title=f"PAC-Bayes certified fraction solved by {name} is below the measured one",
+                 reference="Sambharya & Stellato (arXiv 2404.13831), PAC-Bayes for learned optimizers; McAllester/"
+                           "Maurer bound", topic="generalization", relation=">=", check=check,
+                 paradigms=(_paradigm(name),), models=(name,))
+
+
+def _uniform(name: str) -> Claim:
+    def check(ctx) -> Evidence:
+        """Covering-number (Dudley) uniform bound on the expected clipped reconstruction loss of the unfolded
+        class around the trained model (parameter-Lipschitz constant from the Lipschitz module), evaluated with
+        a fresh sample of the size of the training stream, against the loss measured on fresh data.  Usually
+        vacuous at these sample sizes (said in the details): it explains the scaling in depth and parameters."""
+        from ..generalization import clipped_loss, uniform_bound
+
+        net = ctx.model(name)
+        p = ctx.profile
+        ref = _fresh(ctx, 2000, 25)
+        y_norm = float(np.quantile(np.linalg.norm(ref.y, axis=1), 0.99))
+        scale = float(np.sqrt(np.mean(np.sum(ref.x ** 2, axis=1))))
+        m = p.train_steps * p.batch_size
+        S = _fresh(ctx, min(m, 20000), 26)
+        emp = float(clipped_loss(net, S, y_norm=y_norm, loss_scale=scale).mean())
+        ub = uniform_bound(net, m, y_norm=y_norm, loss_scale=scale, empirical_risk=emp, delta=DELTA)
+        measured = float(clipped_loss(net, _fresh(ctx, 5000, 27), y_norm=y_norm, loss_scale=scale).mean())
+        return Evidence(bound=ub.as_bound(), empirical=measured, empirical_label="clipped loss on 5000 fresh instances",
+                        details={"samples": m, "empirical_risk": emp, "gap_bound": ub.gap_bound, "vacuous": ub.vacuous,
+                                 "free_parameters": ub.d, "parameter_lipschitz": ub.lipschitz_parameters,
+                                 "expression": str(ub.expression)[:300]})
+
+    return Claim(id=f"generalization.uniform_{name}",
+                 title=f"uniform (covering-number) bound on the loss of {name} holds",
+                 reference="Dudley entropy integral; scaling as in Schnoor, Behboodi & Rauhut (IMAIAI 2023), "
+                           "Behboodi, Rauhut & Schnoor (2022)", topic="generalization", relation="<=", check=check,
+                 paradigms=(_paradigm(name),), models=(name,))
+
+
+def _gap_vs_samples() -> Claim:
+    def check(ctx) -> Evidence:
+        """Measured generalization gap (fresh test loss minus training loss) of ALISTA trained on m samples,
+        for several m, against the uniform bound's gap term; the figure adds the PAC-Bayes risk bound and the
+        measured risks against m."""
+        from ..generalization import generalization_gap, plot_generalization
+        from ..models import ALISTA
+
+        p = ctx.profile
+        ref = _fresh(ctx, 2000, 28)
+        y_norm = float(np.quantile(np.linalg.norm(ref.y, axis=1), 0.99))
+        scale = float(np.sqrt(np.mean(np.sum(ref.x ** 2, axis=1))))
+
+        def factory():
+            import torch
+
+            return ALISTA(ctx.gen.A, p.layers, device="cpu", dtype=torch.float64)
+
+        steps = max(10, p.generalization_steps // 4)
+        points = generalization_gap(factory, ctx.gen, p.generalization_sizes, EPS_DB, y_norm=y_norm,
+                                    loss_scale=scale, test_size=2000, pac_bayes=True, seed=p.seed,
+                                    train_kwargs={"epochs": 4, "steps_per_epoch": steps},
+                                    pac_bayes_kwargs={"steps": max(20, p.generalization_steps // 4)})
+        plt = _plot.pyplot()
+        figure = None
+        if plt is not None:
+            ax = plot_generalization(points, title=f"ALISTA K={p.layers}: bounds vs measured gaps")
+            figure = _plot.save(ctx, ax.figure, "generalization_gap.png")
+        last = points[-1]
+        return Evidence(bound=last.uniform_gap_bound, empirical=last.loss_gap,
+                        empirical_label=f"measured loss gap at m = {last.samples}",
+                        checks={"measured gap <= uniform gap bound at every m":
+                                all(q.loss_gap <= q.uniform_gap_bound for q in points)},
+                        details={"points": [q.to_dict() for q in points]}, figure=figure)
+
+    return Claim(id="generalization.gap_vs_samples", title="measured generalization gaps stay below the uniform "
+                 "bound as the number of samples grows", reference="Dudley entropy integral; Sambharya & Stellato",
+                 topic="generalization", relation="<=", check=check, paradigms=("1",))
+
+
+def _paradigm(name: str) -> str:
+    from ._context import paradigm_of
+
+    return paradigm_of(name)
 
 
 def claims() -> list[Claim]:
-    return []
+    return [_sample_convergence("LISTACP"), _sample_convergence("ALISTA"), _pac_bayes("ALISTA"), _uniform("LISTA"),
+            _gap_vs_samples()]
