@@ -8,12 +8,22 @@ check_nested_classes       class-inclusion monotonicity check for two results
 generalized_coherence      ALISTA Definition 1: minimax weight and generalized mutual coherence
 analytic_weight            ALISTA stage 1: the closed-form (Frobenius) weight
 mutual_coherence           the classical mutual coherence
+lista_cp_coupling          LISTA-CP Thm 1: per-layer coupling residual W2_k - (I - W1_k A) and thresholds
+alista_theorem_check       ALISTA Thm 1: assumptions, no false positives and the certified error bound
+alista_oracle_thresholds   the thresholds of ALISTA Thm 1 (eq. 10) over a set of instances
+fixed_support_instances    noiseless instances with exactly s nonzeros (the theorem's regime)
+convergence_profile        observed per-layer errors against the reference optimum and the certified rates
 
 cvxpy is imported only when a solve runs.
 """
 
 from ..coherence import analytic_weight, generalized_coherence, mutual_coherence
+from ._empirical import ConvergenceProfile, convergence_profile
 from ._pep import check_nested_classes, quadratic_lower_bound, worst_case
+from ._theorems import (AlistaCheck, CouplingResult, alista_oracle_thresholds, alista_theorem_check,
+                        fixed_support_instances, lista_cp_coupling)
 
 __all__ = ["worst_case", "quadratic_lower_bound", "check_nested_classes", "generalized_coherence",
-           "analytic_weight", "mutual_coherence"]
+           "analytic_weight", "mutual_coherence", "lista_cp_coupling", "CouplingResult", "alista_theorem_check",
+           "AlistaCheck", "alista_oracle_thresholds", "fixed_support_instances", "convergence_profile",
+           "ConvergenceProfile"]
