@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up and run for unfoldtheory.
-#   ./run.sh verify [args]   install what is needed, then run the main job (today: the end-to-end demo)
+#   ./run.sh verify [args]   install what is needed, then run the verification suite (unfoldtheory verify --profile
+#                            quick; args go to it, e.g. --profile full --out DIR)
 #   ./run.sh test [args]     install what is needed, then run the test suite (args go to pytest)
 # Uses $PYTHON (default python3) and installs into its environment; create and activate a virtualenv first
 # if you want isolation.  Without a GPU it installs the CPU build of torch before anything else so that no
@@ -25,8 +26,8 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
   verify)
-    install plot
-    exec "$PY" verification/demo.py "$@"
+    install plot,symbolic
+    exec "$PY" -m unfoldtheory verify --profile quick "$@"
     ;;
   test)
     install test

@@ -27,8 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unfoldtheory", description="Check the theory of deep unfolding against "
                                 "trained networks.", formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True, metavar="{verify,bounds,claims}")
-    v = sub.add_parser("verify", help="run the verification suite and write its report",
+    v = sub.add_parser("verify", parents=[common], help="run the verification suite and write its report",
                        description="Train the zoo once (cached by configuration hash), check every claim against "
                        "its empirical counterpart, write report.md, results.json and figures. Exit status 1 if a "
                        "claim is violated or raises.")
@@ -44,14 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--no-progress", action="store_true", help="no progress bars")
     v.add_argument("--inject-failure", nargs="+", default=(), metavar="CLAIM_ID",
                    help="testing aid: make these claims' bounds wrong; the report must show them violated")
-    b = sub.add_parser("bounds", help="every applicable bound for a saved model",
+    b = sub.add_parser("bounds", parents=[common], help="every applicable bound for a saved model",
                        description="Load a model saved with unfoldtheory.models.save and print its certified "
                        "bounds (Lipschitz upper and lower, contraction, sensitivity), each with its side.")
     b.add_argument("model_file", metavar="MODEL_FILE")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--time-limit", type=float, default=30.0, help="seconds per SDP bound (default 30)")
-    sub.add_parser("claims", help="list the claims of the verification suite")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub.add_parser("claims", parents=[common], help="list the claims of the verification suite")
     return p
 
 

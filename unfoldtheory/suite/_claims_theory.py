@@ -146,6 +146,90 @@ def _gap_vs_samples() -> Claim:
                  topic="generalization", relation="<=", check=check, paradigms=("1",))
 
 
+# ------------------------------------------------------------------------------------------- theorems
+
+
+def _lista_cp_coupling() -> Claim:
+    def check(ctx) -> Evidence:
+        """LISTA-CP's necessary condition (Chen et al. 2018, Thm 1) for a LISTA that converges: W2_k -> I - W1_k A
+        and theta_k -> 0 as k grows.  Measured on the trained (untied, uncoupled) LISTA of the zoo, which starts
+        coupled (ISTA) and is free to leave the coupling.  Where it converges on data (the theorem's premise), the
+        relative coupling residual of the last layer is at most that of layer 2, and so is the largest threshold
+        (the paper's Fig. 1 observation)."""
+        from ..convergence import lista_cp_coupling
+
+        from ..metrics import per_layer_nmse_db
+
+        net = ctx.model("LISTA")
+        res = lista_cp_coupling(net, ctx.gen.A)
+        rel = res.relative_spectral
+        nmse = per_layer_nmse_db(net, ctx.test.y, ctx.test.x)
+        tail = nmse[len(nmse) // 2:]
+        converging = bool(np.all(np.diff(tail) < 0) and tail[-1] < -10.0)
+        return Evidence(bound=float(rel[1]), empirical=float(rel[-1]),
+                        empirical_label="relative coupling residual at the last layer (bound: at layer 2)",
+                        assumptions={"weights are not coupled by construction": not res.by_construction,
+                                     "the network converges on data (the theorem's premise): per-layer NMSE "
+                                     "decreasing over the second half of the layers, below -10 dB": converging},
+                        checks={"largest threshold of the last layer <= that of layer 2":
+                                bool(res.theta_max[-1] <= res.theta_max[1])},
+                        details={"verdict": res.verdict, "relative_spectral": rel.tolist(),
+                                 "residual_frobenius": res.residual_frobenius.tolist(),
+                                 "theta_max": res.theta_max.tolist(), "coupling_trend": res.coupling_trend,
+                                 "theta_trend": res.theta_trend, "notes": res.notes,
+                                 "nmse_db_per_layer": nmse.tolist()})
+
+    return Claim(id="convergence.lista_cp_coupling", title="trained LISTA moves toward the LISTA-CP coupling",
+                 reference="Chen, Liu, Wang, Yin, LISTA-CP (NeurIPS 2018), Thm 1 and Fig. 1", topic="convergence",
+                 relation="<=", check=check, paradigms=("2",), models=("LISTA",))
+
+
+def _alista(name: str) -> Claim:
+    oracle = name == "ALISTA-minimax"
+
+    def check(ctx) -> Evidence:
+        """ALISTA Theorem 1: with W in the minimax set (mu = generalized coherence), s-sparse noiseless data with
+        (2s - 1) mu < 1, steps in (0, 2/(2 mu s - mu + 1)) and thresholds theta_k = gamma_k mu sup||x_k - x*||_1,
+        there are no false positives and ||x_k - x*||_2 <= s B prod_{t<=k} ((2 mu s - mu) gamma_t + |1 - gamma_t|)
+        on every instance.  Every assumption is checked on the model and data; if one fails the claim is not
+        applicable.  The figure draws the observed per-layer error against the certified rates."""
+        from ..convergence import (alista_oracle_thresholds, alista_theorem_check, convergence_profile,
+                                   fixed_support_instances)
+
+        net = ctx.model(name)
+        A, s = ctx.gen.A, ctx.profile.alista_sparsity
+        x, y = fixed_support_instances(A, s, 300, seed=ctx.profile.seed + 31)
+        if oracle:  # the theorem's thresholds (eq. 10), computed through the model on these instances
+            alista_oracle_thresholds(net, A, x, y, assign=True)
+        res = alista_theorem_check(net, A, x, y, s=s)
+        figure = None
+        plt = _plot.pyplot()
+        if plt is not None:
+            prof = convergence_profile(net, ctx.lasso, y, x, alista_s=s)
+            figure = _plot.save(ctx, prof.plot(), f"convergence_{name}.png")
+        assumptions = {f"{k}: {v['detail']}" if v.get("detail") else k: bool(v["holds"])
+                       for k, v in res.assumptions.items() if v["required"] and v["holds"] is not None}
+        conclusions = {k: bool(v["holds"]) for k, v in res.conclusions.items() if v["holds"] is not None}
+        return Evidence(bound=float(res.bound[-1]), empirical=float(res.observed[-1]),
+                        empirical_label=f"largest ||x_K - x*||_2 over {res.num_instances} {s}-sparse instances",
+                        assumptions=assumptions,
+                        checks={**conclusions, "error below the bound at every layer":
+                                bool(np.all(res.observed <= res.bound * (1 + 1e-9)))},
+                        details={"status_of_the_check": res.status, "mu": res.mu, "mu_tilde": res.mu_tilde, "s": s,
+                                 "B": res.B, "gamma": res.gamma.tolist(), "gamma_max": res.gamma_max,
+                                 "bound": res.bound.tolist(), "observed": res.observed.tolist(),
+                                 "false_positives": res.false_positives.tolist(),
+                                 "extended_status": res.extended_status},
+                        figure=figure)
+
+    what = ("with the minimax weight and the theorem's thresholds" if oracle
+            else "as trained (analytic weight, learned thresholds)")
+    return Claim(id=f"convergence.alista_theorem_{'oracle' if oracle else 'trained'}",
+                 title=f"ALISTA Theorem 1 error bound, {what}",
+                 reference="Liu, Chen, Wang, Yin, ALISTA (ICLR 2019), Thm 1, eqs. (10)-(11)", topic="convergence",
+                 relation="<=", check=check, paradigms=("1",), models=(name,))
+
+
 def _paradigm(name: str) -> str:
     from ._context import paradigm_of
 
@@ -153,5 +237,5 @@ def _paradigm(name: str) -> str:
 
 
 def claims() -> list[Claim]:
-    return [_sample_convergence("LISTACP"), _sample_convergence("ALISTA"), _pac_bayes("ALISTA"), _uniform("LISTA"),
+    return [_lista_cp_coupling(), _alista("ALISTA-minimax"), _alista("ALISTA"), _sample_convergence("LISTACP"), _sample_convergence("ALISTA"), _pac_bayes("ALISTA"), _uniform("LISTA"),
             _gap_vs_samples()]

@@ -56,7 +56,8 @@ def _distance_from_init(ctx, name: str, net) -> float | None:
     if name == "UnfoldedRPCA":
         init = cls(tuple(config["kwargs"]["shape"]), config["layers"], device="cpu", dtype=torch.float64)
     else:
-        init = cls(ctx.gen.A, config["layers"], **config["kwargs"], device="cpu", dtype=torch.float64)
+        init = cls(ctx.gen.A, config["layers"], **ctx.resolve_kwargs(config["kwargs"]), device="cpu",
+                   dtype=torch.float64)
     a = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
     b = torch.cat([p.detach().reshape(-1) for p in init.parameters()])
     return float((a - b).norm() / b.norm().clamp_min(1e-300))

@@ -66,7 +66,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", m=12, n=24, layers=4, train_steps=60, batch_size=64, test_size=100, rpca_shape=(8, 8),
                      rpca_rank=1, rpca_layers=3, rpca_steps=20, attack_steps=10, lower_time=1.0, depth_lower_time=0.3,
                      sdp_time=1.0, depth_sdp_time=0.3, depth_points=2,
-                     generalization_sizes=(20, 80), generalization_steps=40, pac_bayes_samples=300),
+                     alista_sparsity=1, generalization_sizes=(20, 80), generalization_steps=40, pac_bayes_samples=300),
     "quick": Profile("quick", m=32, n=64, layers=8, train_steps=600),
     "full": Profile("full", m=250, n=500, layers=16, lam=0.05, train_steps=20000, batch_size=256, test_size=2000,
                     rpca_shape=(64, 64), rpca_rank=4, rpca_layers=10, rpca_steps=3000, attack_steps=100,
@@ -91,6 +91,7 @@ def get_profile(profile: str | Profile) -> Profile:
 SPARSE_ZOO: dict[str, tuple[str, dict, float, dict]] = {
     "LearnedStepISTA": ("LearnedStepISTA", {"lam": "lam"}, 1e-2, {}),
     "ALISTA": ("ALISTA", {}, 1e-2, {}),
+    "ALISTA-minimax": ("ALISTA", {"W": "minimax"}, 1e-2, {}),
     "HyperLISTA": ("HyperLISTA", {}, 1e-2, {}),
     "UnfoldedFISTA": ("UnfoldedFISTA", {"lam": "lam"}, 1e-2, {}),
     "UnfoldedADMM": ("UnfoldedADMM", {"lam": "lam"}, 1e-2, {}),
@@ -104,7 +105,7 @@ SPARSE_ZOO: dict[str, tuple[str, dict, float, dict]] = {
 }
 #: Paradigm of every model the suite uses ("classical" for the untrained baselines).
 PARADIGM = {"ISTA": "classical", "FISTA": "classical", "RPCA-classical": "classical", "UnfoldedRPCA": "1",
-            "LISTACP-adversarial": "2"}
+            "LISTACP-adversarial": "2", "ALISTA-minimax": "1"}
 
 
 def paradigm_of(name: str) -> str:
@@ -268,7 +269,7 @@ class Context:
             net = cls(tuple(config["kwargs"]["shape"]), config["layers"], device=self.device)
             data = self.rpca_gen
         else:
-            net = cls(self.gen.A, config["layers"], **config["kwargs"], device=self.device)
+            net = cls(self.gen.A, config["layers"], **self.resolve_kwargs(config["kwargs"]), device=self.device)
             data = self.gen
         history = train(net, data, epochs=epochs, steps_per_epoch=max(1, steps // epochs), progress=self.progress,
                         val_size=200, **tr)
@@ -277,6 +278,16 @@ class Context:
                 "device": self.device, "steps": steps}
         log.info("trained %s in %.1f s: val NMSE %.2f dB", config["name"], seconds, meta["final_val_nmse_db"])
         return net.to("cpu"), meta
+
+    def resolve_kwargs(self, kwargs: dict) -> dict:
+        """Constructor arguments with symbolic values computed: ``W="minimax"`` is ALISTA's minimax weight of
+        Definition 1 (:func:`unfoldtheory.coherence.generalized_coherence`)."""
+        out = dict(kwargs)
+        if out.get("W") == "minimax":
+            from ..coherence import generalized_coherence
+
+            out["W"] = self.memo("minimax_weight", lambda: generalized_coherence(self.gen.A))[0]
+        return out
 
     def with_profile(self, **changes) -> Context:
         """A context with some profile fields changed (same cache)."""
