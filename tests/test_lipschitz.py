@@ -4,6 +4,7 @@ certificates, local and parameter constants, and the error paths."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import subprocess
@@ -23,7 +24,7 @@ from unfoldtheory.form import Block, Form, Identity, LeakyReLU, ReLU, SoftThresh
 from unfoldtheory.lipschitz import _lipsdp
 from unfoldtheory.lipschitz._net import from_form
 
-FAST_LOWER = dict(num_random=60, power_iters=25, ascent_steps=40, ascent_starts=8)
+FAST_LOWER = dict(num_random=60, power_iters=25, ascent_steps=40, ascent_starts=8, smooth_steps=10)
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -116,6 +117,51 @@ def test_soundness_on_trained_networks(trained_nets):
             assert sdp.value < 0.9 * naive.value  # the structured SDP is much tighter than naive here
 
 
+_TRAINED_WIDTHS = [(3, 6), (6, 12), (5, 16)]
+
+
+@functools.lru_cache(maxsize=None)
+def _trained_pool():
+    """Briefly trained networks, depths 1..8 over three widths: LISTA with an own Adam loop, and ALISTA /
+    LISTA-CP trained by unfoldtheory.training.train (tiny budgets: the whole pool trains in ~2 s)."""
+    torch.set_num_threads(1)
+    pool = []
+    for K in range(1, 9):
+        m, n = _TRAINED_WIDTHS[K % 3]
+        net, data = train_lista(m, n, K, seed=10 + K, steps=40)
+        pool.append((f"LISTA K={K} {m}x{n}", net, data))
+    for cls, K, (m, n), lr in [(ut.models.ALISTA, 3, (6, 12), 1e-2), (ut.models.LISTACP, 6, (5, 16), 3e-3),
+                               (ut.models.ALISTA, 8, (3, 6), 1e-2)]:
+        gen = ut.problems.SparseRecovery.gaussian(m=m, n=n, p=0.2, snr_db=30, seed=K)
+        net = cls(gen.A, K, dtype=torch.float64, device="cpu")
+        ut.training.train(net, gen, epochs=1, steps_per_epoch=40, batch_size=32, val_size=16, lr=lr,
+                          progress=False, seed=K)
+        pool.append((f"{cls.__name__} K={K} {m}x{n}", net, gen.sample(64, seed=K + 1).y))
+    return pool
+
+
+@settings(deadline=None, max_examples=10)
+@given(index=st.integers(0, 10), seed=st.integers(0, 2**16), eps=st.sampled_from([0.05, 0.5, 5.0]))
+def test_soundness_on_trained_networks_property(index, seed, eps):
+    """Hypothesis over trained networks (depths 1 to 8, three widths, LISTA / ALISTA / LISTA-CP): the witnessed
+    lower bound and attacks (l2 and l-infinity) never exceed any certified upper bound, and the upper bounds
+    are ordered."""
+    name, net, data = _trained_pool()[index]
+    rng = np.random.default_rng(seed)
+    naive = lip.upper_bound(net, "naive")
+    layer = lip.upper_bound(net, "layerwise")
+    sdp = lip.upper_bound(net, "lipsdp")
+    low = lip.lower_bound(net, data=data[rng.choice(len(data), 16)], seed=seed, **FAST_LOWER)
+    y = data[rng.choice(len(data), 6)]
+    att = rob.attack(net, y, eps, steps=15, seed=seed)
+    att_inf = rob.attack(net, y, eps / 4, norm="linf", method="bim", steps=15, seed=seed)
+    assert low.side == "lower" and low.certified, name
+    for ub in (naive, layer, sdp):
+        assert ub.side == "upper" and ub.certified, (name, ub)
+        assert max(low.value, att.value, att_inf.value) <= ub.value * (1 + 1e-9), (name, low, att, ub)
+    assert sdp.value <= layer.value * (1 + 1e-6) and layer.value <= naive.value * (1 + 1e-7), name
+
+
 def test_lower_bound_witness_reproduces_its_value():
     net = random_lista(4, 6, 3, seed=3)
     low = lip.lower_bound(net, **FAST_LOWER)
@@ -124,6 +170,29 @@ def test_lower_bound_witness_reproduces_its_value():
     assert low.value <= r * (1 + 1e-12) and low.value >= r * (1 - 1e-9)
     assert low.checks["rigorous_rounding"] is True
     assert "max_jacobian_norm_random_1" in low.checks
+
+
+def test_smoothed_jacobian_ascent_is_a_witnessed_lower_bound():
+    from unfoldtheory.lipschitz._torch import TorchForm
+
+    net, data = train_lista(4, 8, 4, seed=3, steps=30)
+    kw = dict(num_random=40, power_iters=20, ascent_steps=20, ascent_starts=6, seed=1)
+    base = lip.lower_bound(net, data=data[:32], smooth_steps=0, **kw)
+    smooth = lip.lower_bound(net, data=data[:32], smooth_steps=30, **kw)
+    assert "max_jacobian_norm_smooth_ascent" not in base.checks
+    assert "max_jacobian_norm_smooth_ascent" in smooth.checks
+    assert smooth.side == "lower" and smooth.certified and smooth.value >= base.value * (1 - 1e-12)
+    w = smooth.witness
+    r = secant(net.form(), w["y"], w["d"])
+    assert smooth.value <= r * (1 + 1e-12) and smooth.value >= r * (1 - 1e-9)
+    assert smooth.value <= lip.upper_bound(net, "lipsdp").value * (1 + 1e-9)
+    # the smoothed network tends to the exact one as the temperature goes to 0
+    tf = TorchForm(net.form())
+    Y = torch.tensor(data[:5])
+    exact = tf(Y)
+    tiny = tf(Y, tau=[1e-12] * len(net.form().blocks))
+    assert torch.allclose(exact, tiny, atol=1e-9)
+    assert not torch.allclose(exact, tf(Y, tau=[1.0] * len(net.form().blocks)), atol=1e-3)
 
 
 def test_lower_bound_of_a_model_without_form_and_on_data():

@@ -84,6 +84,46 @@ def test_adversarial_training_lowers_the_attacked_error(setup):
     assert attacked_db(adv) < attacked_db(std) - 1.0
 
 
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_pgd_attack_uses_the_shared_projection_and_keeps_its_behaviour(setup, norm):
+    """training.pgd_attack and robustness.attack share one step/projection helper; pgd_attack still starts at
+    zero, takes normalised (l2) or sign (linf) steps of 2.5 eps / steps and stays in the ball."""
+    from unfoldtheory.robustness import ascent_step, project_ball
+
+    gen, _, test = setup
+    torch.manual_seed(0)
+    net = ut.models.LISTACP(gen.A, K, device="cpu")
+    y, x = torch.tensor(test.y[:16], dtype=torch.float32), torch.tensor(test.x[:16], dtype=torch.float32)
+    loss_fn = lambda out: _nmse(out, x)  # noqa: E731
+    eps, steps = 0.5, 4
+    delta = pgd_attack(net, y, loss_fn, eps, norm, steps=steps)
+    # the reference: the loop written out with the pre-unification arithmetic
+    ref = torch.zeros_like(y)
+    for _ in range(steps):
+        ref.requires_grad_(True)
+        (g,) = torch.autograd.grad(loss_fn(net(y + ref)), ref)
+        with torch.no_grad():
+            if norm == "linf":
+                ref = (ref + 2.5 * eps / steps * g.sign()).clamp(-eps, eps)
+            else:
+                ref = ref + 2.5 * eps / steps * g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+                ref = ref * (eps / ref.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+    torch.testing.assert_close(delta, ref.detach())
+    size = delta.abs().amax(dim=1) if norm == "linf" else delta.norm(dim=1)
+    assert float(size.max()) <= eps * (1 + 1e-6) and float(size.max()) > 0.5 * eps
+    assert all(p.grad is None for p in net.parameters())
+    # the helpers themselves
+    d = torch.tensor([[3.0, 4.0], [0.1, -0.2], [0.0, 0.0]])
+    pr = project_ball(d, 1.0, norm)
+    want = (torch.tensor([[0.6, 0.8], [0.1, -0.2], [0.0, 0.0]]) if norm == "l2"
+            else torch.tensor([[1.0, 1.0], [0.1, -0.2], [0.0, 0.0]]))
+    torch.testing.assert_close(pr, want)
+    st = ascent_step(torch.zeros(1, 2), torch.tensor([[3.0, -4.0]]), 0.5, norm)
+    torch.testing.assert_close(st, torch.tensor([[0.3, -0.4]]) if norm == "l2" else torch.tensor([[0.5, -0.5]]))
+    with pytest.raises(ut.InvalidInputError, match="norm"):
+        project_ball(d, 1.0, "l1")
+
+
 def _layer_objectives(net, prob, y):
     """Mean objective per layer on y, with F(x_0 = 0) first."""
     return [0.5 * np.mean(np.sum(y ** 2, axis=1))] + [np.mean(prob.objective(x, y))

@@ -35,7 +35,8 @@ from ._validation import as_float_array, check_int, check_matrix, check_observat
 from .bounds import Bound
 from .errors import InvalidInputError
 
-__all__ = ["AttackResult", "attack", "certified_sensitivity", "ista_sensitivity", "compare_sensitivity"]
+__all__ = ["AttackResult", "attack", "certified_sensitivity", "ista_sensitivity", "compare_sensitivity",
+           "project_ball", "ascent_step"]
 
 QUANTITY = "Lipschitz constant of y -> x (l2 -> l2)"
 _U = np.finfo(np.float64).eps / 2
@@ -71,11 +72,30 @@ def _check_norm(norm: str) -> str:
     return norm
 
 
-def _project(d: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+def project_ball(d: torch.Tensor, eps: float, norm: str, tiny: float = 1e-300) -> torch.Tensor:
+    r"""Euclidean projection of every row (last dimension) of ``d`` onto the ball :math:`\{\|d\|_p \le
+    \varepsilon\}`, ``norm`` = "l2" (radial scaling) or "linf" (entrywise clipping); out of place.
+
+    The one projection used by the attacks here and by adversarial training
+    (:func:`unfoldtheory.training.pgd_attack`).  ``tiny`` guards the division for zero rows.
+    """
+    norm = _check_norm(norm)
     if norm == "linf":
         return d.clamp(-eps, eps)
-    nrm = d.norm(dim=1, keepdim=True)
-    return d * torch.clamp(eps / nrm.clamp_min(1e-300), max=1.0)
+    nrm = d.norm(dim=-1, keepdim=True)
+    return d * torch.clamp(eps / nrm.clamp_min(tiny), max=1.0)
+
+
+def ascent_step(d: torch.Tensor, grad: torch.Tensor, step_size: float, norm: str,
+                tiny: float = 1e-300) -> torch.Tensor:
+    """One steepest-ascent step for the ``norm`` ball: normalised gradient (l2) or sign of the gradient
+    (linf, the FGSM/BIM step), per row (last dimension); out of place, no projection."""
+    if norm == "linf":
+        return d + step_size * grad.sign()
+    return d + step_size * grad / grad.norm(dim=-1, keepdim=True).clamp_min(tiny)
+
+
+_project = project_ball
 
 
 def attack(model_or_form: Any, y: Any, eps: float, *, norm: str = "l2", method: str = "pgd", steps: int = 50,
@@ -137,11 +157,7 @@ def attack(model_or_form: Any, y: Any, eps: float, *, norm: str = "l2", method: 
                 best_dev = torch.where(better, dev_now, best_dev)
                 best_d = torch.where(better[:, None], d, best_d)
                 g = torch.nan_to_num(g, 0.0)
-                if norm == "linf":
-                    step = alpha * g.sign()
-                else:
-                    step = alpha * g / g.norm(dim=1, keepdim=True).clamp_min(1e-300)
-                d = _project(d + step, eps, norm)
+                d = project_ball(ascent_step(d, g, alpha, norm), eps, norm)
     D = best_d.detach().cpu().numpy()
     deviation = np.zeros(Y.shape[0])
     ratio = np.zeros(Y.shape[0])

@@ -143,24 +143,24 @@ def pgd_attack(model: torch.nn.Module, y: torch.Tensor, loss_fn, eps: float, nor
     :math:`\|\delta\| \le \epsilon` per instance that approximately maximises ``loss_fn(model(y + delta))``.
 
     Starts from zero, takes ``steps`` normalised-gradient (l2) or sign-gradient (l-infinity) steps of size
-    ``step_size`` (default :math:`2.5\epsilon/\text{steps}`) and projects back onto the ball.  The model's
-    parameters are not updated and their gradients are left untouched.
+    ``step_size`` (default :math:`2.5\epsilon/\text{steps}`) and projects back onto the ball, with the step
+    and projection helpers shared with :func:`unfoldtheory.robustness.attack`
+    (:func:`~unfoldtheory.robustness.ascent_step`, :func:`~unfoldtheory.robustness.project_ball`).  The
+    model's parameters are not updated and their gradients are left untouched.
     """
+    from .robustness import ascent_step, project_ball
+
     if norm not in ("l2", "linf"):
         raise InvalidInputError(f"norm must be 'l2' or 'linf'; got {norm!r}.")
     step_size = 2.5 * eps / steps if step_size is None else step_size
-    delta = torch.zeros_like(y, requires_grad=True)
+    delta = torch.zeros_like(y)
     for _ in range(steps):
+        delta.requires_grad_(True)
         loss = loss_fn(model(y + delta))
         (grad,) = torch.autograd.grad(loss, delta)
         with torch.no_grad():
-            if norm == "linf":
-                delta += step_size * grad.sign()
-                delta.clamp_(-eps, eps)
-            else:
-                g = grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-                delta += step_size * g
-                delta *= (eps / delta.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+            # the same step and projection as unfoldtheory.robustness.attack (tiny = 1e-12 as before)
+            delta = project_ball(ascent_step(delta, grad, step_size, norm, tiny=1e-12), eps, norm, tiny=1e-12)
     return delta.detach()
 
 

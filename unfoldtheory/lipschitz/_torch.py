@@ -59,9 +59,32 @@ class TorchForm(torch.nn.Module):
             return torch.maximum(torch.minimum(z, par[1]), par[0])
         return z
 
-    def forward(self, Y: torch.Tensor) -> torch.Tensor:
-        ws = []
-        for blk, edges, B, b, (kind, par) in zip(self.form.blocks, self.edges, self.Bs, self.bs, self.acts):
+    @staticmethod
+    def _smooth_act(kind, par, z, tau):
+        """Softplus smoothing of :meth:`_act` at temperature ``tau`` (broadcastable to ``z``); tends to the
+        exact activation as ``tau -> 0``.  Used only to *search* for inputs with a large Jacobian (the lower
+        bound is always evaluated on the exact network)."""
+        sp = torch.nn.functional.softplus
+        if kind == "soft":
+            return tau * (sp((z - par) / tau) - sp((-z - par) / tau))
+        if kind == "relu":
+            return tau * sp(z / tau)
+        if kind == "leaky":
+            return par * z + (1 - par) * tau * sp(z / tau)
+        if kind == "clip":
+            lo, hi = par
+            if not (torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+                return torch.maximum(torch.minimum(z, hi), lo)
+            return lo + tau * (sp((z - lo) / tau) - sp((z - hi) / tau))
+        return z
+
+    def forward(self, Y: torch.Tensor, tau: Any = None, return_pre: bool = False) -> torch.Tensor:
+        """``x`` for a batch ``Y`` (batch, m).  ``tau``: optional per-block temperatures (each a scalar or a
+        (batch, 1) tensor) for the smoothed network of :meth:`_smooth_act`; ``return_pre=True`` returns the
+        pre-activations of every block instead of the output."""
+        ws, zs = [], []
+        for k, (blk, edges, B, b, (kind, par)) in enumerate(zip(self.form.blocks, self.edges, self.Bs, self.bs,
+                                                                 self.acts)):
             z = None
             for j, M in edges.items():
                 term = ws[j] @ M.T
@@ -73,7 +96,13 @@ class TorchForm(torch.nn.Module):
                 z = torch.zeros(Y.shape[0], blk.size, dtype=Y.dtype, device=Y.device)
             if b is not None:
                 z = z + b
-            ws.append(self._act(kind, par, z))
+            zs.append(z)
+            if tau is None:
+                ws.append(self._act(kind, par, z))
+            else:
+                ws.append(self._smooth_act(kind, par, z, tau[k]))
+        if return_pre:
+            return zs
         out = None
         for j, M in self.C.items():
             term = ws[j] @ M.T

@@ -3,6 +3,7 @@ and the plain dense cvxpy formulation.
 
     python verification/benchmarks/bench_lipsdp.py [--sizes 16x32 32x64 64x128 128x256 250x500]
            [--layers 16] [--time-limit 45] [--threads 1] [--dense-layers 4 8] [--train-steps 150]
+           [--trained LISTA ALISTA LISTACP] [--trained-size 32x64] [--trained-steps 4000] [--skip-trained]
 
 For every size (m, n) a 16-layer LISTA is initialised as ISTA on a Gaussian dictionary and trained briefly
 (Adam on the squared error of sparse recovery, own loop); then, in the same process:
@@ -12,6 +13,13 @@ For every size (m, n) a 16-layer LISTA is initialised as ISTA on a Gaussian dict
   L-BFGS on the multipliers, float64 re-verification), wall time, tracemalloc peak of the call;
 * ``lower``: the best certified lower bound (Jacobians on training data and random inputs, secant ascent);
 * the goals: (250, 500) certificate < 60 s, upper / lower <= 3 on the trained 16-layer network.
+
+Trained zoo models (``--trained LISTA ALISTA LISTACP``, skip with ``--skip-trained``): 16-layer models at
+``--trained-size`` (default 32x64) trained with ``unfoldtheory.training.train`` for ``--trained-steps`` Adam
+steps, loaded from ``verification/out/trained/`` (trained and saved there by
+``verification/lipschitz_report.py``'s helper if absent); for each: naive, LipSDP-Layer, LipSDP-Neuron (run to
+convergence), the best lower bound with a long search (sampling, secant ascent and the smoothed-Jacobian
+ascent, ``--trained-smooth-steps``), and the ratio LipSDP / lower, the acceptance goal being <= 3.
 
 The dense formulation (one cvxpy LMI of order m + nK, Clarabel) is timed in the same run for the 16x32 size
 at the depths in ``--dense-layers`` (at 16 layers its LMI has order 528 and needs far more memory than a
@@ -44,6 +52,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -91,6 +100,76 @@ def timed(fn, *a, **k):
     return out, sec, peak / 2 ** 20
 
 
+def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth_steps: int) -> list[dict]:
+    """Bounds of the saved (or newly trained) zoo models; see the module docstring."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import lipschitz_report as report  # verification/lipschitz_report.py: trained-model cache
+
+    m, n = (int(v) for v in size.lower().split("x"))
+    data = report.problem(m, n).sample(256, seed=1).y
+    rows = []
+    for name in names:
+        net, info = report.trained_model(name, m, n, K, steps)
+        naive, t_naive, _ = timed(lip.upper_bound, net, "naive")
+        layer, t_layer, _ = timed(lip.upper_bound, net, "layerwise", time_limit=time_limit)
+        ub, t_ub, mem = timed(lip.upper_bound, net, "lipsdp", time_limit=time_limit)
+        lo, t_lo, _ = timed(lip.lower_bound, net, data=data, ascent_steps=200, ascent_starts=32,
+                            smooth_steps=smooth_steps)
+        row = {"name": name, "m": m, "n": n, "K": K, "steps": steps, "nmse": info.get("val_nmse_db"),
+               "naive": naive.value, "layerwise": layer.value, "lipsdp": ub.value, "certified": ub.certified,
+               "status": ub.status, "evals": ub.checks.get("evaluations"), "lower": lo.value,
+               "source": lo.checks.get("best_source"), "t_layer": t_layer, "t_lipsdp": t_ub, "mem_mb": mem,
+               "t_lower": t_lo, "train_s": info.get("train_seconds"), "load": load()}
+        rows.append(row)
+        print(f"  done trained {name}: lipsdp {ub.value:.5g} ({'certified' if ub.certified else ub.reason}, "
+              f"{ub.status}) in {t_ub:.1f}s, lower {lo.value:.5g} [{row['source']}] in {t_lo:.0f}s, "
+              f"{load()}", flush=True)
+    return rows
+
+
+def print_trained(rows: list[dict]) -> None:
+    if not rows:
+        return
+    r0 = rows[0]
+    print()
+    print(f"Trained {r0['K']}-layer zoo models ({r0['m']}x{r0['n']}, ut.training.train, {r0['steps']} Adam "
+          "steps of 128, noiseless sparse recovery p=0.1): certified upper bounds vs the best witnessed lower "
+          "bound")
+    hdr = (f"{'model':>8} {'NMSE dB':>7} {'naive':>9} {'layerwise':>9} {'LipSDP':>8} {'lower':>8} "
+           f"{'up/low':>6} {'naive/low':>9} {'layer s':>7} {'lipsdp s':>8} {'evals':>5} {'lower s':>7} "
+           f"{'lower source':>24}")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        lo = r["lower"] if r["lower"] > 0 else float("nan")
+        nm = float("nan") if r["nmse"] is None else r["nmse"]
+        print(f"{r['name']:>8} {nm:>7.2f} {r['naive']:>9.4g} {r['layerwise']:>9.4g} {r['lipsdp']:>8.4g} "
+              f"{r['lower']:>8.4g} {r['lipsdp'] / lo:>6.2f} {r['naive'] / lo:>9.1f} {r['t_layer']:>7.1f} "
+              f"{r['t_lipsdp']:>8.1f} {str(r['evals']):>5} {r['t_lower']:>7.0f} {str(r['source']):>24}")
+    ok = [r["name"] for r in rows if r["lipsdp"] <= 3 * r["lower"] and r["certified"]]
+    print(f"goal certified upper / best lower <= 3 on trained {r0['K']}-layer zoo models: met for "
+          f"{', '.join(ok) or 'none'}; not met for "
+          f"{', '.join(r['name'] for r in rows if r['name'] not in ok) or 'none'}")
+
+
+def print_scale(rows: list[dict], args) -> None:
+    print()
+    print(f"Structured LipSDP-Neuron, {args.layers}-layer trained LISTA (time limit {args.time_limit:g}s "
+          "for the "
+          "optimisation, certification included in the time)")
+    hdr = (f"{'m x n':>9} {'N':>5} {'naive':>9} {'LipSDP':>8} {'lower':>8} {'up/low':>7} {'naive/low':>9} "
+           f"{'time s':>7} {'peak MiB':>8} {'evals':>5} {'cert':>5} {'lower s':>7}  load")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        lo = r["lower"] if r["lower"] > 0 else float("nan")
+        print(f"{r['m']:>4}x{r['n']:<4} {r['N']:>5} {r['naive']:>9.4g} {r['lipsdp']:>8.4g} "
+              f"{r['lower']:>8.4g} "
+              f"{r['lipsdp'] / lo:>7.3f} {r['naive'] / lo:>9.2f} {r['t_lipsdp']:>7.1f} "
+              f"{r['mem_mb']:>8.1f} {str(r['evals']):>5} {str(r['certified']):>5} {r['t_lower']:>7.1f}  "
+              f"{r['load']}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", default=["16x32", "32x64", "64x128", "128x256", "250x500"])
@@ -100,10 +179,25 @@ def main() -> None:
     p.add_argument("--dense-layers", type=int, nargs="*", default=[4, 8])
     p.add_argument("--train-steps", type=int, default=150)
     p.add_argument("--lower-random", type=int, default=256)
+    p.add_argument("--trained", nargs="*", default=["LISTA", "ALISTA", "LISTACP"],
+                   help="zoo models for the trained-model ratio (verification/lipschitz_report.py names)")
+    p.add_argument("--trained-size", default="32x64")
+    p.add_argument("--trained-steps", type=int, default=4000)
+    p.add_argument("--trained-time-limit", type=float, default=240.0,
+                   help="seconds for the LipSDP optimisation of the trained models (stops at convergence)")
+    p.add_argument("--trained-smooth-steps", type=int, default=600)
+    p.add_argument("--skip-trained", action="store_true", help="skip the trained-model section")
+    p.add_argument("--skip-scale", action="store_true", help="skip the scale table and the dense comparison")
     args = p.parse_args()
     torch.set_num_threads(int(args.threads))
     print(f"# bench_lipsdp: {args.layers}-layer LISTA, BLAS/torch threads={args.threads}, "
           f"{os.cpu_count()} CPUs, {load()}")
+    trained = []
+    if not args.skip_trained and args.trained:
+        trained = trained_rows(args.trained, args.trained_size, args.layers, args.trained_steps,
+                               args.trained_time_limit, args.trained_smooth_steps)
+    if args.skip_scale:
+        args.sizes, args.dense_layers = [], []
     rows = []
     for size in args.sizes:
         m, n = (int(v) for v in size.lower().split("x"))
@@ -121,21 +215,8 @@ def main() -> None:
         print(f"  done {m}x{n}: lipsdp {ub.value:.5g} ({'certified' if ub.certified else ub.reason}) in "
               f"{t_ub:.1f}s, naive {naive.value:.5g}, lower {lo.value:.5g} [{lo.checks.get('best_source')}], "
               f"train {tr['train_s']:.0f}s loss {row['loss']}, {load()}", flush=True)
-    print()
-    print(f"Structured LipSDP-Neuron, {args.layers}-layer trained LISTA (time limit {args.time_limit:g}s "
-          "for the "
-          "optimisation, certification included in the time)")
-    hdr = (f"{'m x n':>9} {'N':>5} {'naive':>9} {'LipSDP':>8} {'lower':>8} {'up/low':>7} {'naive/low':>9} "
-           f"{'time s':>7} {'peak MiB':>8} {'evals':>5} {'cert':>5} {'lower s':>7}  load")
-    print(hdr)
-    print("-" * len(hdr))
-    for r in rows:
-        lo = r["lower"] if r["lower"] > 0 else float("nan")
-        print(f"{r['m']:>4}x{r['n']:<4} {r['N']:>5} {r['naive']:>9.4g} {r['lipsdp']:>8.4g} "
-              f"{r['lower']:>8.4g} "
-              f"{r['lipsdp'] / lo:>7.3f} {r['naive'] / lo:>9.2f} {r['t_lipsdp']:>7.1f} "
-              f"{r['mem_mb']:>8.1f} {str(r['evals']):>5} {str(r['certified']):>5} {r['t_lower']:>7.1f}  "
-              f"{r['load']}")
+    if rows:
+        print_scale(rows, args)
     # dense comparison
     if args.dense_layers:
         print()
@@ -167,10 +248,12 @@ def main() -> None:
         r = big[0]
         print(f"goal (250, 500) certificate < 60 s: {r['t_lipsdp']:.1f} s -> "
               f"{'MET' if r['t_lipsdp'] < 60 and r['certified'] else 'NOT MET'}")
-    worst = max(rows, key=lambda r: r["lipsdp"] / max(r["lower"], 1e-300))
-    print(f"goal certified upper / best lower <= 3 on trained {args.layers}-layer nets: worst "
-          f"{worst['lipsdp'] / worst['lower']:.2f} ({worst['m']}x{worst['n']}) -> "
-          f"{'MET' if all(r['lipsdp'] <= 3 * r['lower'] for r in rows) else 'NOT MET'}")
+    if rows:
+        worst = max(rows, key=lambda r: r["lipsdp"] / max(r["lower"], 1e-300))
+        print(f"briefly trained LISTA ({args.train_steps} steps), upper / lower: worst "
+              f"{worst['lipsdp'] / worst['lower']:.2f} ({worst['m']}x{worst['n']}) -> "
+              f"{'<= 3' if all(r['lipsdp'] <= 3 * r['lower'] for r in rows) else '> 3'}")
+    print_trained(trained)
 
 
 if __name__ == "__main__":
