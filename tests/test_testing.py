@@ -49,9 +49,6 @@ def test_suite_passes_on_every_zoo_model(cls):
     kw = dict(ZOO_SETTINGS)
     if cls is UnfoldedRPCA:
         kw["problems"] = uts.rpca_instances()
-        # real bug (reported, not fixed here): SVT's backward is NaN on rank-deficient matrices, see
-        # test_unfolded_rpca_gradient_is_nan_on_rank_deficient_input
-        kw["skip"] = ["gradients"]
     report = ut.testing.check_architecture(zoo_factory(cls), **kw)
     assert report.passed, repr(report)
     statuses = {r.name: r.status for r in report}
@@ -73,10 +70,10 @@ def test_suite_passes_on_every_zoo_model(cls):
         assert statuses["device_consistent"] == "not applicable"
 
 
-@pytest.mark.xfail(strict=True, reason="zoo bug: UnfoldedRPCA's SVT gradient is NaN on rank-deficient inputs")
-def test_unfolded_rpca_gradient_is_nan_on_rank_deficient_input():
-    # the shrunk counterexample of the suite: rank 1 plus one sparse entry (a zero singular value); the matrix
-    # entering layer 2 depends on the parameters and is rank-deficient, and torch's SVD backward divides by it
+def test_unfolded_rpca_gradient_is_finite_on_rank_deficient_input():
+    # the suite's shrunk counterexample of a bug it found (fixed): rank 1 plus one sparse entry (a zero singular
+    # value); the matrix entering layer 2 depends on the parameters, and torch's generic SVD backward divided by
+    # it (NaN); the library's SVT has its own backward
     M = torch.tensor([[0.04901883069540579, 0.04692344606675103, -0.09641575644477594, -0.06841478896566629,
                        1.0080001844358009, -0.03458941541009088],
                       [0.03585253037795242, 0.03431995932338869, -0.07051879426355982, -0.05003879661949267,
@@ -89,8 +86,23 @@ def test_unfolded_rpca_gradient_is_nan_on_rank_deficient_input():
     assert torch.isfinite(net.tau.grad).all() and torch.isfinite(net.lam.grad).all()
 
 
-def test_suite_finds_the_rpca_gradient_bug():
-    report = ut.testing.check_architecture(zoo_factory(UnfoldedRPCA), problems=uts.rpca_instances(),
+class _GenericSVDRPCA(UnfoldedRPCA):
+    """Mutation: unfolded RPCA with torch's generic SVD backward (NaN at repeated or zero singular values)."""
+
+    def _iterate(self, M):
+        def svt(X, tau):
+            U, s, Vh = torch.linalg.svd(X, full_matrices=False)
+            return (U * torch.relu(s - tau).unsqueeze(-2)) @ Vh
+
+        S = torch.zeros_like(M)
+        for k in range(self.num_layers):
+            L = svt(M - S, self.tau[k])
+            S = torch.sign(M - L) * torch.relu((M - L).abs() - self.lam[k])
+            yield L, S
+
+
+def test_suite_finds_the_generic_svd_gradient_bug():
+    report = ut.testing.check_architecture(lambda p: _GenericSVDRPCA(p.shape, K, **F64), problems=uts.rpca_instances(),
                                            properties=["gradients"], max_examples=10)
     assert report.failures == ["gradients"]
     assert "non-finite gradient" in report["gradients"].reason

@@ -14,10 +14,63 @@ from .base import UnfoldedNetwork
 from .functional import soft_threshold
 
 
+class _SVT(torch.autograd.Function):
+    r"""Singular value thresholding with a backward pass that stays finite at repeated or zero singular values.
+
+    For :math:`F(X) = U\,\mathrm{diag}(f(\sigma))V^T` with :math:`f(\sigma) = (\sigma - \tau)_+` and
+    :math:`\hat G = U^T G V`, the gradient is (Lewis & Sendov 2005; Candès, Sing-Long & Trzasko, IEEE TSP 2013,
+    Thm IV.3) :math:`U A V^T + (I - UU^T) G V \mathrm{diag}(f/\sigma) V^T + U \mathrm{diag}(f/\sigma) U^T G (I -
+    VV^T)`, with :math:`A_{ii} = f'(\sigma_i)\hat G_{ii}` and, for :math:`i \ne j`,
+    :math:`A_{ij} = \tfrac12\frac{f_i - f_j}{\sigma_i - \sigma_j}(\hat G_{ij} + \hat G_{ji}) +
+    \tfrac12\frac{f_i + f_j}{\sigma_i + \sigma_j}(\hat G_{ij} - \hat G_{ji})`.  Every ratio lies in [0, 1]
+    (f is 1-Lipschitz, nondecreasing, with 0 <= f(s) <= s) and is replaced by its limit where the denominator
+    vanishes, whereas torch's generic SVD backward divides by :math:`\sigma_i^2 - \sigma_j^2` and returns NaN
+    on rank-deficient inputs.  :math:`\partial F/\partial\tau = -U\,\mathrm{diag}(1[\sigma > \tau])V^T`.
+    """
+
+    @staticmethod
+    def forward(ctx, X, tau):
+        U, s, Vh = torch.linalg.svd(X, full_matrices=False)
+        ctx.save_for_backward(U, s, Vh, tau)
+        return (U * torch.relu(s - tau).unsqueeze(-2)) @ Vh
+
+    @staticmethod
+    def backward(ctx, G):
+        U, s, Vh, tau = ctx.saved_tensors
+        V = Vh.transpose(-1, -2)
+        f = torch.relu(s - tau)
+        fp = (s > tau).to(s.dtype)
+        tiny = torch.finfo(s.dtype).eps * s.amax(-1, keepdim=True).clamp_min(torch.finfo(s.dtype).tiny)
+        si, sj = s.unsqueeze(-1), s.unsqueeze(-2)
+        fi, fj = f.unsqueeze(-1), f.unsqueeze(-2)
+        d_minus, d_plus = si - sj, si + sj
+        mean_fp = 0.5 * (fp.unsqueeze(-1) + fp.unsqueeze(-2))
+        r_minus = torch.where(d_minus.abs() > tiny.unsqueeze(-1), (fi - fj) / torch.where(
+            d_minus.abs() > tiny.unsqueeze(-1), d_minus, torch.ones_like(d_minus)), mean_fp)
+        r_plus = torch.where(d_plus > tiny.unsqueeze(-1), (fi + fj) / torch.where(
+            d_plus > tiny.unsqueeze(-1), d_plus, torch.ones_like(d_plus)), mean_fp)
+        Gh = U.transpose(-1, -2) @ G @ V
+        sym, skew = Gh + Gh.transpose(-1, -2), Gh - Gh.transpose(-1, -2)
+        A = 0.5 * r_minus * sym + 0.5 * r_plus * skew
+        eye = torch.eye(s.shape[-1], dtype=s.dtype, device=s.device)
+        A = A * (1 - eye) + torch.diag_embed(fp * torch.diagonal(Gh, dim1=-2, dim2=-1))
+        ratio = torch.where(s > tiny, f / torch.where(s > tiny, s, torch.ones_like(s)), fp)
+        GV = G @ V
+        UtG = U.transpose(-1, -2) @ G
+        dX = U @ A @ Vh
+        dX = dX + (GV - U @ (U.transpose(-1, -2) @ GV)) * ratio.unsqueeze(-2) @ Vh
+        dX = dX + U @ (ratio.unsqueeze(-1) * (UtG - (UtG @ V) @ Vh))
+        dtau = -(fp * torch.diagonal(Gh, dim1=-2, dim2=-1)).sum(-1)
+        dtau = dtau.sum() if tau.dim() == 0 else dtau.reshape(tau.shape) if dtau.shape == tau.shape else \
+            dtau.sum().reshape(tau.shape)
+        return dX, dtau
+
+
 def singular_value_threshold(X: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-    """Torch singular value thresholding on the last two axes (differentiable)."""
-    U, s, Vh = torch.linalg.svd(X, full_matrices=False)
-    return (U * torch.relu(s - tau).unsqueeze(-2)) @ Vh
+    """Torch singular value thresholding on the last two axes, differentiable in ``X`` and ``tau`` with a
+    backward pass that is finite on rank-deficient inputs (see :class:`_SVT`)."""
+    tau = torch.as_tensor(tau, dtype=X.dtype, device=X.device)
+    return _SVT.apply(X, tau)
 
 
 class UnfoldedRPCA(UnfoldedNetwork):
