@@ -8,6 +8,8 @@ import unfoldtheory as ut
 from unfoldtheory import cli
 from unfoldtheory.suite import Claim, Evidence, judge
 
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
 FAST = ["contraction.*", "pep.gd_closed_form", "lipschitz.ISTA", "lipschitz.HyperLISTA", "robustness.ISTA"]
 
 

@@ -81,7 +81,8 @@ def _sparse_row(ctx, name: str) -> dict:
     try:
         b = lipschitz_bounds(ctx, name) if name != "FISTA" else None
     except NotRepresentableError as exc:
-        b, row["form"] = None, f"no analysis form: {str(exc).split('.')[0]}"
+        why = str(exc).split(".")[0].split(",")[0]
+        b, row["form"] = None, f"no ({why[:70]})"
     if b is not None:
         row.update(form="yes", lipschitz_upper=b["lipsdp"].value, lipschitz_lower=b["best_lower"].value,
                    attack_ratio=b["attack"].value)

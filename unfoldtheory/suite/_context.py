@@ -67,7 +67,8 @@ PROFILES: dict[str, Profile] = {
                      rpca_rank=1, rpca_layers=3, rpca_steps=20, attack_steps=10, lower_time=1.0, depth_lower_time=0.3,
                      sdp_time=1.0, depth_sdp_time=0.3, depth_points=2,
                      alista_sparsity=1, generalization_sizes=(20, 80), generalization_steps=40, pac_bayes_samples=300),
-    "quick": Profile("quick", m=32, n=64, layers=8, train_steps=600),
+    "quick": Profile("quick", m=32, n=64, layers=8, train_steps=600, lower_time=4.0, sdp_time=6.0,
+                     depth_sdp_time=1.0, depth_lower_time=0.8),
     "full": Profile("full", m=250, n=500, layers=16, lam=0.05, train_steps=20000, batch_size=256, test_size=2000,
                     rpca_shape=(64, 64), rpca_rank=4, rpca_layers=10, rpca_steps=3000, attack_steps=100,
                     lower_time=60.0, depth_lower_time=10.0, sdp_time=60.0, depth_sdp_time=20.0, depth_points=16,
@@ -99,7 +100,7 @@ SPARSE_ZOO: dict[str, tuple[str, dict, float, dict]] = {
     "LISTACP": ("LISTACP", {"lam": "lam"}, 3e-3, {}),
     "LISTACPSS": ("LISTACPSS", {"lam": "lam"}, 3e-3, {}),
     "TiLISTA": ("TiLISTA", {"lam": "lam"}, 3e-3, {}),
-    "CorrectedISTA": ("CorrectedISTA", {"lam": "lam", "hidden": 32}, 1e-3, {}),
+    "CorrectedISTA": ("CorrectedISTA", {"lam": "lam", "hidden": 32}, 3e-3, {}),
     "LearnedProxISTA": ("LearnedProxISTA", {"lam": "lam"}, 1e-3, {}),
     "LISTACP-adversarial": ("LISTACP", {"lam": "lam"}, 3e-3, {"scheme": "adversarial"}),
 }
