@@ -62,6 +62,7 @@ def _pac_bayes(name: str) -> Claim:
         r = tr.result
         return Evidence(bound=r.certified_fraction_solved, empirical=float(r.test_fraction_solved),
                         empirical_label="fraction solved by posterior samples on fresh instances",
+                        bound_method="PAC-Bayes certified fraction solved",
                         details={"certified_fraction_solved": r.certified_fraction_solved,
                                  "measured_fraction_solved": r.test_fraction_solved,
                                  "measured_fraction_solved_mean_network": r.test_fraction_solved_mean,
@@ -137,6 +138,7 @@ def _gap_vs_samples() -> Claim:
         last = points[-1]
         return Evidence(bound=last.uniform_gap_bound, empirical=last.loss_gap,
                         empirical_label=f"measured loss gap at m = {last.samples}",
+                        bound_method="uniform (Dudley) gap bound",
                         checks={"measured gap <= uniform gap bound at every m":
                                 all(q.loss_gap <= q.uniform_gap_bound for q in points)},
                         details={"points": [q.to_dict() for q in points]}, figure=figure)
@@ -167,7 +169,8 @@ def _lista_cp_coupling() -> Claim:
         tail = nmse[len(nmse) // 2:]
         converging = bool(np.all(np.diff(tail) < 0) and tail[-1] < -10.0)
         return Evidence(bound=float(rel[1]), empirical=float(rel[-1]),
-                        empirical_label="relative coupling residual at the last layer (bound: at layer 2)",
+                        empirical_label="relative coupling residual at the last layer",
+                        bound_method="relative coupling residual at layer 2",
                         assumptions={"weights are not coupled by construction": not res.by_construction,
                                      "the network converges on data (the theorem's premise): per-layer NMSE "
                                      "decreasing over the second half of the layers, below -10 dB": converging},
@@ -212,6 +215,7 @@ def _alista(name: str) -> Claim:
         conclusions = {k: bool(v["holds"]) for k, v in res.conclusions.items() if v["holds"] is not None}
         return Evidence(bound=float(res.bound[-1]), empirical=float(res.observed[-1]),
                         empirical_label=f"largest ||x_K - x*||_2 over {res.num_instances} {s}-sparse instances",
+                        bound_method="ALISTA Thm 1: s B prod c_t",
                         assumptions=assumptions,
                         checks={**conclusions, "error below the bound at every layer":
                                 bool(np.all(res.observed <= res.bound * (1 + 1e-9)))},

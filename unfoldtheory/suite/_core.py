@@ -38,6 +38,8 @@ class Evidence:
         Anything worth reporting (JSON-serialisable numbers, short lists, strings).
     figure : str or None
         File name (inside the output folder) of the claim's figure.
+    bound_method : str
+        How a plain-number ``bound`` was obtained (a :class:`Bound` carries its own method).
     reason : str
         Why the claim is not applicable (filled in automatically from the failed assumptions when empty).
     """
@@ -50,6 +52,7 @@ class Evidence:
     details: Mapping[str, Any] = field(default_factory=dict)
     figure: str | None = None
     reason: str = ""
+    bound_method: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,14 +135,14 @@ def judge(claim: Claim, ev: Evidence, *, inject: bool = False) -> tuple[str, boo
         b = wrong_bound(claim, b, e)
     if claim.relation == "<=":
         ok = e <= b + claim.rtol * abs(b) + claim.atol
-        tight = b / e if e > 0 else (math.inf if b > 0 else 1.0)
+        tight = b / e if e > 0 and b >= 0 else None
     elif claim.relation == ">=":
         ok = e >= b - claim.rtol * abs(b) - claim.atol
-        tight = e / b if b > 0 else (math.inf if e > 0 else 1.0)
+        tight = e / b if b > 0 and e >= 0 else None
     else:
         ok = abs(e - b) <= claim.rtol * abs(b) + claim.atol
         tight = abs(e - b) / abs(b) if b != 0 else abs(e)
     if isinstance(ev.bound, Bound) and ev.bound.side == "upper" and claim.relation == "<=" and not ev.bound.certified:
         ok = False  # an uncertified upper bound cannot make a claim hold
     ok = ok and all(ev.checks.values())
-    return ("holds" if ok else "violated"), bool(ok), float(tight), failed
+    return ("holds" if ok else "violated"), bool(ok), (None if tight is None else float(tight)), failed

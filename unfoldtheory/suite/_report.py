@@ -37,8 +37,10 @@ def summary_table(data: dict) -> list[str]:
     lines = ["| # | claim | paradigm | bound | empirical | relation | status | tightness | time [s] |",
              "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(data["claims"], 1):
+        na = r["status"] in ("not applicable", "error")  # numbers without a valid theorem are not shown here
         lines.append(f"| {i} | [`{r['id']}`](#{_anchor(r['id'])}) | {', '.join(r['paradigms']) or '-'} | "
-                     f"{_bound_cell(r['bound'])} | {_num(r['empirical'])} | {rel[r['relation']]} | "
+                     f"{'-' if na else _bound_cell(r['bound'])} | {'-' if na else _num(r['empirical'])} | "
+                     f"{rel[r['relation']]} | "
                      f"{MARK[r['status']]} | {_num(r['tightness'], 3)} | {r['seconds']:.1f} |")
     return lines
 

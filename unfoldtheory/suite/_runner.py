@@ -75,12 +75,12 @@ def jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def _bound_record(bound) -> dict | None:
+def _bound_record(bound, method: str = "") -> dict | None:
     if bound is None:
         return None
     if isinstance(bound, Bound):
         return jsonable(bound)
-    return {"value": jsonable(float(bound)), "side": "reference", "certified": True, "method": "given",
+    return {"value": jsonable(float(bound)), "side": "reference", "certified": True, "method": method or "value",
             "quantity": "", "solver": None, "status": None, "reason": "", "seconds": None}
 
 
@@ -102,7 +102,7 @@ def run_claim(claim: Claim, ctx: Context, inject: bool = False) -> dict:
             bound = Bound(wrong_bound(claim, float(bound), float(ev.empirical)), "estimate", False,
                           "injected-wrong-bound", reason="failure injection (testing aid)")
         reason = ev.reason or ("assumptions fail: " + "; ".join(failed) if failed else "")
-        rec.update(bound=_bound_record(bound), empirical=jsonable(ev.empirical), empirical_label=ev.empirical_label,
+        rec.update(bound=_bound_record(bound, ev.bound_method), empirical=jsonable(ev.empirical), empirical_label=ev.empirical_label,
                    status=status, holds=holds, tightness=jsonable(tight), assumptions=jsonable(dict(ev.assumptions)),
                    failed_assumptions=failed, checks=jsonable(dict(ev.checks)), details=jsonable(dict(ev.details)),
                    figure=ev.figure, reason=reason)
