@@ -55,7 +55,7 @@ _MISSING = object()
 
 @dataclass
 class Declarations:
-    """The declarations of one model (see the module docstring).
+    r"""The declarations of one model (see the module docstring).
 
     Attributes
     ----------
