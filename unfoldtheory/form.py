@@ -237,6 +237,18 @@ class Block:
     def size(self) -> int:
         return self.activation.size
 
+    def preactivation(self, ws: Mapping[int, np.ndarray] | list, Y: np.ndarray) -> np.ndarray:
+        """:math:`z = \sum_j A_{kj} w_j + B_k y + b_k` for a batch, from the activations ``ws`` of the blocks it
+        reads (indexable by block number) and the observations ``Y`` (batch, m)."""
+        z = np.zeros((Y.shape[0], self.size))
+        for j, M in self.inputs.items():
+            z += _apply(M, ws[j])
+        if self.B is not None:
+            z += _apply(self.B, Y)
+        if self.b is not None:
+            z += self.b
+        return z
+
 
 class Form:
     r"""The analysis form :math:`z = A w + B y + b,\ w = \sigma(z),\ x = C w` of an unrolled network.
@@ -362,13 +374,7 @@ class Form:
         Y, single = check_observations(y, self.input_dim, "y")
         zs, ws = [], []
         for blk in self.blocks:
-            z = np.zeros((Y.shape[0], blk.size))
-            for j, M in blk.inputs.items():
-                z += _apply(M, ws[j])
-            if blk.B is not None:
-                z += _apply(blk.B, Y)
-            if blk.b is not None:
-                z += blk.b
+            z = blk.preactivation(ws, Y)
             zs.append(z)
             ws.append(blk.activation(z))
         return zs, ws, single

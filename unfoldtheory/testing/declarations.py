@@ -127,14 +127,7 @@ def form_layer_map(form, k: int, x: np.ndarray, y: np.ndarray, overrides: dict |
                 f"of the state (size {X.shape[1]}); define fixed_point_layer(k, x, y) on the model.")
     for i in own:
         blk = form.blocks[i]
-        z = np.zeros((Y.shape[0], blk.size))
-        for j, M in blk.inputs.items():
-            z += _apply(M, ws[j])
-        if blk.B is not None:
-            z += _apply(blk.B, Y)
-        if blk.b is not None:
-            z += blk.b
-        ws[i] = blk.activation(z)
+        ws[i] = blk.activation(blk.preactivation(ws, Y))
     readout = form.layer_outputs[k - 1]
     return sum(_apply(M, ws[j]) for j, M in readout.items())
 
