@@ -238,7 +238,7 @@ class Block:
         return self.activation.size
 
     def preactivation(self, ws: Mapping[int, np.ndarray] | list, Y: np.ndarray) -> np.ndarray:
-        """:math:`z = \sum_j A_{kj} w_j + B_k y + b_k` for a batch, from the activations ``ws`` of the blocks it
+        r""":math:`z = \sum_j A_{kj} w_j + B_k y + b_k` for a batch, from the activations ``ws`` of the blocks it
         reads (indexable by block number) and the observations ``Y`` (batch, m)."""
         z = np.zeros((Y.shape[0], self.size))
         for j, M in self.inputs.items():
