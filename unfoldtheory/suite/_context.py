@@ -71,7 +71,7 @@ PROFILES: dict[str, Profile] = {
                      depth_sdp_time=1.0, depth_lower_time=0.8),
     "full": Profile("full", m=250, n=500, layers=16, lam=0.05, train_steps=20000, batch_size=256, test_size=2000,
                     rpca_shape=(64, 64), rpca_rank=4, rpca_layers=10, rpca_steps=3000, attack_steps=100,
-                    lower_time=60.0, depth_lower_time=10.0, sdp_time=60.0, depth_sdp_time=20.0, depth_points=16,
+                    lower_time=30.0, depth_lower_time=5.0, sdp_time=45.0, depth_sdp_time=10.0, depth_points=5,
                     alista_sparsity=3,
                     generalization_sizes=(100, 400, 1600, 6400), generalization_steps=3000,
                     pac_bayes_samples=10000),
