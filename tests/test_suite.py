@@ -189,3 +189,25 @@ def test_catalogue_covers_every_paradigm_and_enough_claims():
     claims = ut.suite.catalogue()
     assert len(claims) >= 15
     assert {p for c in claims for p in c.paradigms} >= {"classical", "1", "2", "3", "4"}
+
+
+def test_claim_records_are_reused_only_for_identical_runs(tmp_path, monkeypatch):
+    from unfoldtheory.suite import _results_cache
+
+    only = ["pep.ista_observed", "contraction.fixed_point"]
+    kw = dict(only=only, cache_dir=tmp_path / "cache", comparative=False, progress=False)
+    first = ut.suite.run("smoke", tmp_path / "a", **kw)
+    second = ut.suite.run("smoke", tmp_path / "b", **kw)
+    assert not any(r.get("cached") for r in first.records)
+    assert all(r["cached"] for r in second.records)
+    for a, b in zip(first.records, second.records):
+        assert (a["id"], a["status"], a["bound"], a["empirical"]) == (b["id"], b["status"], b["bound"], b["empirical"])
+    fig = next(r["figure"] for r in second.records if r["id"] == "pep.ista_observed")
+    assert fig and (tmp_path / "b" / fig).stat().st_size > 1000
+    assert "reused from an identical earlier run" in (tmp_path / "b" / "report.md").read_text()
+    ut.suite.validate_results(json.loads((tmp_path / "b" / "results.json").read_text()))
+    fresh = ut.suite.run("smoke", tmp_path / "c", reuse=False, **kw)
+    assert not any(r.get("cached") for r in fresh.records)
+    monkeypatch.setattr(_results_cache, "source_hash", lambda: "changed-code")
+    changed = ut.suite.run("smoke", tmp_path / "d", **kw)
+    assert not any(r.get("cached") for r in changed.records)

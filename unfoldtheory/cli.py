@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default=None, help="training device (default: cuda when available, else cpu)")
     v.add_argument("--no-comparative", action="store_true", help="skip the comparative study of the paradigms")
     v.add_argument("--no-progress", action="store_true", help="no progress bars")
+    v.add_argument("--recompute", action="store_true", help="recompute every claim (default: reuse records cached "
+                   "by a run with the same profile, device and source code; trained models are always reused)")
     v.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for these small "
                    "networks; 0 keeps torch's default)")
     v.add_argument("--inject-failure", nargs="+", default=(), metavar="CLAIM_ID",
@@ -71,7 +73,8 @@ def _verify(args) -> int:
     out = Path(args.out) if args.out else _default_out(args.profile)
     results = suite.run(args.profile, out, only=args.only, cache_dir=args.cache, device=args.device,
                         inject_failure=args.inject_failure, comparative=not args.no_comparative,
-                        progress=not args.no_progress, threads=args.threads or None)
+                        progress=not args.no_progress, threads=args.threads or None,
+                        reuse=not args.recompute)
     (out / "results.schema.json").write_text(json.dumps(suite.results_schema(), indent=1))
     s = results.summary
     print(f"{s['total']} claims: {s['holds']} hold, {s['not applicable']} not applicable, {s['violated']} violated, "

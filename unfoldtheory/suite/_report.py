@@ -41,7 +41,8 @@ def summary_table(data: dict) -> list[str]:
         lines.append(f"| {i} | [`{r['id']}`](#{_anchor(r['id'])}) | {', '.join(r['paradigms']) or '-'} | "
                      f"{'-' if na else _bound_cell(r['bound'])} | {'-' if na else _num(r['empirical'])} | "
                      f"{rel[r['relation']]} | "
-                     f"{MARK[r['status']]} | {_num(r['tightness'], 3)} | {r['seconds']:.1f} |")
+                     f"{MARK[r['status']]} | {_num(r['tightness'], 3)} | {r['seconds']:.1f}"
+                     f"{' (cached)' if r.get('cached') else ''} |")
     return lines
 
 
@@ -141,6 +142,9 @@ def render(data: dict) -> str:
              f"(unfoldtheory {env['unfoldtheory']}, torch {env['torch']}, {env['cpu_count']} CPUs).", "",
              f"**{s['total']} claims: {s['holds']} hold, {s['not applicable']} not applicable (a theorem whose "
              f"assumptions fail on the model), {s['violated']} violated, {s['error']} errors.**", "",
+             *([f"{sum(bool(r.get('cached')) for r in data['claims'])} claim records were reused from an "
+                "identical earlier run (same profile, device and source code; `--recompute` recomputes them).", ""]
+               if any(r.get("cached") for r in data["claims"]) else []),
              "Each claim pits a bound of the library (or a theorem of the literature) against an independent "
              "counterpart: an attack, a measurement on test data, a closed form or another solver.  Tightness is "
              "bound / empirical for `<=`, empirical / bound for `>=`, the relative difference for `≈`.", "",

@@ -159,7 +159,7 @@ def _environment(ctx: Context) -> dict:
 def run(profile: str | Profile = "quick", out: str | os.PathLike | None = None, *, only: Iterable[str] | None = None,
         claims: Sequence[Claim] | None = None, cache_dir: str | os.PathLike | None = None, device: str | None = None,
         inject_failure: Iterable[str] = (), comparative: bool = True, progress: bool = True,
-        threads: int | None = 1) -> Results:
+        threads: int | None = 1, reuse: bool = True) -> Results:
     """Run the verification suite.
 
     Parameters
@@ -182,6 +182,10 @@ def run(profile: str | Profile = "quick", out: str | os.PathLike | None = None, 
         for ``>=``), which must show up as violations in the report and the exit status.  Never for results.
     comparative : bool
         Also run the comparative study of the four paradigms.
+    reuse : bool
+        Reuse claim records cached by an earlier run with the same profile, device and package source (see
+        :mod:`unfoldtheory.suite._results_cache`; built-in catalogue only); ``False`` recomputes every claim.
+        Trained models are always reused.
     threads : int or None
         torch threads during the run (default 1: the suite's networks are small, and one thread is the
         fastest and immune to oversubscription on a shared machine; measured 10-50x faster training steps on
@@ -198,12 +202,12 @@ def run(profile: str | Profile = "quick", out: str | os.PathLike | None = None, 
     if threads is not None:
         torch.set_num_threads(int(threads))
     try:
-        return _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress)
+        return _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress, reuse)
     finally:
         torch.set_num_threads(before)
 
 
-def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress) -> Results:
+def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress, reuse) -> Results:
     ctx = Context.create(profile, cache_dir=cache_dir, device=device, progress=progress, out=out)
     chosen = select(catalogue() if claims is None else claims, only)
     inject = set(inject_failure)
@@ -217,19 +221,35 @@ def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparat
     _train_all(ctx, chosen, progress)
     from tqdm.auto import tqdm
 
+    from ._results_cache import ResultCache
+
+    # records of the built-in catalogue only: a custom claim's code is not covered by the source hash
+    cache = ResultCache(ctx.cache_dir / "records" if reuse and claims is None else None, ctx)
     records = []
     bar = tqdm(chosen, desc="claims", unit="claim", disable=not progress)
     for claim in bar:
         bar.set_postfix_str(claim.id)
-        records.append(run_claim(claim, ctx, inject=claim.id in inject))
-        log.info("claim %s: %s (%.1f s)", claim.id, records[-1]["status"], records[-1]["seconds"])
+        injected = claim.id in inject
+        rec = None if injected else cache.get(claim.id)
+        if rec is None:
+            rec = run_claim(claim, ctx, inject=injected)
+            if not injected and rec["status"] != "error":
+                cache.put(claim.id, {**rec, "cached": True}, [rec["figure"]])
+        records.append(rec)
+        log.info("claim %s: %s (%.1f s%s)", claim.id, rec["status"], rec["seconds"],
+                 ", cached" if rec.get("cached") else "")
     study = None
     if comparative:
-        try:
-            study = _comparative_study(ctx)
-        except Exception as exc:  # noqa: BLE001
-            log.exception("the comparative study failed")
-            study = {"error": f"{type(exc).__name__}: {exc}", "errors": 1, "sparse": [], "rpca": [], "figures": {}}
+        study = cache.get("comparative")
+        if study is None:
+            try:
+                study = jsonable(_comparative_study(ctx))
+                if not study.get("errors"):
+                    cache.put("comparative", study, list(study.get("figures", {}).values()))
+            except Exception as exc:  # noqa: BLE001
+                log.exception("the comparative study failed")
+                study = {"error": f"{type(exc).__name__}: {exc}", "errors": 1, "sparse": [], "rpca": [],
+                         "figures": {}}
     counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
     data = {"schema": SCHEMA_ID, "profile": ctx.profile.to_dict(), "started": started,
             "seconds": time.perf_counter() - t0, "environment": _environment(ctx),

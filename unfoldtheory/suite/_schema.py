@@ -58,6 +58,7 @@ _CLAIM = {
         "device": {"type": "string"},
         "error": {"type": ["string", "null"]},
         "injected_failure": {"type": "boolean"},
+        "cached": {"type": "boolean"},
     },
     "allOf": [
         {"if": {"properties": {"status": {"const": "holds"}}}, "then": {"properties": {"holds": {"const": True}}}},
