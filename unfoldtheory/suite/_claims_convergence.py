@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bounds import Bound
 from . import _plot
 from ._context import numpy_rng, paradigm_of
 from ._core import Claim, Evidence
@@ -215,4 +214,4 @@ def claims() -> list[Claim]:
     return out
 
 
-__all__ = ["claims", "Bound"]
+__all__ = ["claims"]
