@@ -136,7 +136,7 @@ def _bounds(args) -> int:
     model = load(path, device="cpu", dtype=torch.float64)
     rows = model_bounds(model, time_limit=args.time_limit)
     if args.json:
-        from .suite._runner import jsonable
+        from ._json import jsonable
 
         clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else jsonable(v)) for k, v in r.items()}
                  for r in rows]

@@ -5,6 +5,7 @@ worst_case                 exact worst case of N steps of gradient descent / pro
                            upper :class:`~unfoldtheory.bounds.Bound`
 quadratic_lower_bound      the worst case over 1-D quadratics of the class (attained, a lower bound)
 check_nested_classes       class-inclusion monotonicity check for two results
+pepit_worst_case           the same problem built and solved by PEPit (optional; an independent reference)
 generalized_coherence      ALISTA Definition 1: minimax weight and generalized mutual coherence
 analytic_weight            ALISTA stage 1: the closed-form (Frobenius) weight
 mutual_coherence           the classical mutual coherence
@@ -20,10 +21,11 @@ cvxpy is imported only when a solve runs.
 from ..coherence import analytic_weight, generalized_coherence, mutual_coherence
 from ._empirical import ConvergenceProfile, convergence_profile
 from ._pep import check_nested_classes, quadratic_lower_bound, worst_case
+from ._pepit import pepit_worst_case
 from ._theorems import (AlistaCheck, CouplingResult, alista_oracle_thresholds, alista_theorem_check,
                         fixed_support_instances, lista_cp_coupling)
 
-__all__ = ["worst_case", "quadratic_lower_bound", "check_nested_classes", "generalized_coherence",
+__all__ = ["worst_case", "quadratic_lower_bound", "check_nested_classes", "pepit_worst_case", "generalized_coherence",
            "analytic_weight", "mutual_coherence", "lista_cp_coupling", "CouplingResult", "alista_theorem_check",
            "AlistaCheck", "alista_oracle_thresholds", "fixed_support_instances", "convergence_profile",
            "ConvergenceProfile"]

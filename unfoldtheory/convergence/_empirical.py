@@ -37,7 +37,8 @@ import numpy as np
 
 from .._validation import as_float_array, check_observations
 from ..errors import InvalidInputError, UnfoldTheoryError
-from ._theorems import _check_model, _jsonable, _layer_weights, alista_theorem_check
+from .._json import jsonable
+from ._theorems import _check_model, _layer_weights, alista_theorem_check
 
 logger = logging.getLogger("unfoldtheory.convergence")
 
@@ -90,7 +91,7 @@ class ConvergenceProfile:
         d = {k: getattr(self, k) for k in ("model", "layers", "dist_ref_max", "dist_ref_mean", "gap_max",
                                            "dist_true_max", "rates", "reference_certified", "notes", "seconds")}
         d["alista"] = None if self.alista is None else self.alista.to_dict()
-        return _jsonable(d)
+        return jsonable(d)
 
     def plot(self, axes: Any = None):
         """Two panels: distances (to the reference optimum and the ground truth) and objective gaps, observed

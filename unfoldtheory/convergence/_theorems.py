@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from .._json import jsonable
 from .._validation import as_float_array, check_int, check_matrix, check_scalar
 from ..errors import InvalidInputError
 
@@ -131,23 +132,6 @@ def _slope(values: np.ndarray) -> float:
     return float(np.polyfit(k, np.log10(v), 1)[0])
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else str(v)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 # ---------------------------------------------------------------------------------------- LISTA-CP Thm 1
 @dataclass(frozen=True)
 class CouplingResult:
@@ -212,7 +196,7 @@ class CouplingResult:
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict (non-finite numbers become strings)."""
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 def lista_cp_coupling(model: Any, A: Any, *, tol: float = 1e-10) -> CouplingResult:
@@ -423,7 +407,7 @@ class AlistaCheck:
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict (non-finite numbers become strings)."""
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 def _coupled_structure(model: Any, A: np.ndarray, rtol: float) -> dict:

@@ -257,6 +257,19 @@ def _dudley(d: int, a: float, m: int, points: int = 4000) -> float:
     return float(vals.min()) * (1 + 1e-12)
 
 
+def _class_norm(given: Any, own: float, name: str, label: str) -> tuple[float, float]:
+    """The class's norm radius and its union-bound weight: the model's own norm rounded up to the grid (weight
+    of its grid index) unless ``given`` fixes it beforehand (weight 1; it must contain the model)."""
+    if given is None:
+        value, j = _round_up(max(own, 1e-12), 2.0, 4)
+        return value, _weight(j)
+    value = check_scalar(given, name, low=0.0)
+    if value < own * (1 - 1e-12):
+        raise InvalidInputError(f"{name}={value} is below the model's largest ||{label}||_2 = {own:.6g}: the class "
+                                "must contain the model.")
+    return value, 1.0
+
+
 def uniform_bound(model: Any, samples: int, *, y_norm: float, loss_scale: float = 1.0, empirical_risk: float = 0.0,
                   delta: float = 0.05, center: Any = None, radius: float | None = None, W1_norm: float | None = None,
                   W2_norm: float | None = None) -> UniformBoundResult:
@@ -308,23 +321,9 @@ def uniform_bound(model: Any, samples: int, *, y_norm: float, loss_scale: float 
     W1, W2, _, _ = weights_of(model)
     b_own, w_own = model_norms(W1, W2)
     w_own = w_own[1:] if K > 1 else np.zeros(1)
-    weight = 1.0
-    if W1_norm is None:
-        beta, jb = _round_up(max(float(b_own.max()), 1e-12), 2.0, 4)
-        weight *= _weight(jb)
-    else:
-        beta = check_scalar(W1_norm, "W1_norm", low=0.0)
-        if beta < float(b_own.max()) * (1 - 1e-12):
-            raise InvalidInputError(f"W1_norm={beta} is below the model's largest ||W1_k||_2 = {b_own.max():.6g}: the "
-                                    "class must contain the model.")
-    if W2_norm is None:
-        omega, jw = _round_up(max(float(w_own.max()), 1e-12), 2.0, 4)
-        weight *= _weight(jw)
-    else:
-        omega = check_scalar(W2_norm, "W2_norm", low=0.0)
-        if omega < float(w_own.max()) * (1 - 1e-12):
-            raise InvalidInputError(f"W2_norm={omega} is below the model's largest ||W2_k||_2 = {w_own.max():.6g}: "
-                                    "the class must contain the model.")
+    beta, wb = _class_norm(W1_norm, float(b_own.max()), "W1_norm", "W1_k")
+    omega, ww = _class_norm(W2_norm, float(w_own.max()), "W2_norm", "W2_k")
+    weight = wb * ww
     theta_vec = _param_vector(model, st["params"])
     c0 = np.zeros_like(theta_vec) if center is None else np.asarray(center, dtype=float).ravel()
     if c0.shape != theta_vec.shape or not np.isfinite(c0).all():

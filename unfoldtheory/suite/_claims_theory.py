@@ -7,7 +7,7 @@ import copy
 import numpy as np
 
 from . import _plot
-from ._context import numpy_rng
+from ._context import numpy_rng, paradigm_of
 from ._core import Claim, Evidence
 
 #: Tolerance of the generalization claims: an instance is solved when its last-layer NMSE is below this (dB).
@@ -43,7 +43,7 @@ def _sample_convergence(name: str) -> Claim:
     return Claim(id=f"generalization.sample_convergence_{name}",
                  title=f"sample-convergence bound on the per-layer risk of {name} holds on fresh data",
                  reference="Sambharya & Stellato (arXiv 2404.13831), sample convergence bound (kl inverse)",
-                 topic="generalization", relation="<=", check=check, paradigms=(_paradigm(name),), models=(name,))
+                 topic="generalization", relation="<=", check=check, paradigms=(paradigm_of(name),), models=(name,))
 
 
 def _pac_bayes(name: str) -> Claim:
@@ -74,7 +74,7 @@ def _pac_bayes(name: str) -> Claim:
                  title=f"PAC-Bayes certified fraction solved by {name} is below the measured one",
                  reference="Sambharya & Stellato (arXiv 2404.13831), PAC-Bayes for learned optimizers; McAllester/"
                            "Maurer bound", topic="generalization", relation=">=", check=check,
-                 paradigms=(_paradigm(name),), models=(name,))
+                 paradigms=(paradigm_of(name),), models=(name,))
 
 
 def _uniform(name: str) -> Claim:
@@ -104,7 +104,7 @@ def _uniform(name: str) -> Claim:
                  title=f"uniform (covering-number) bound on the loss of {name} holds",
                  reference="Dudley entropy integral; scaling as in Schnoor, Behboodi & Rauhut (IMAIAI 2023), "
                            "Behboodi, Rauhut & Schnoor (2022)", topic="generalization", relation="<=", check=check,
-                 paradigms=(_paradigm(name),), models=(name,))
+                 paradigms=(paradigm_of(name),), models=(name,))
 
 
 def _gap_vs_samples() -> Claim:
@@ -232,12 +232,6 @@ def _alista(name: str) -> Claim:
                  title=f"ALISTA Theorem 1 error bound, {what}",
                  reference="Liu, Chen, Wang, Yin, ALISTA (ICLR 2019), Thm 1, eqs. (10)-(11)", topic="convergence",
                  relation="<=", check=check, paradigms=("1",), models=(name,))
-
-
-def _paradigm(name: str) -> str:
-    from ._context import paradigm_of
-
-    return paradigm_of(name)
 
 
 def claims() -> list[Claim]:

@@ -6,7 +6,6 @@ import datetime as _dt
 import fnmatch
 import json
 import logging
-import math
 import os
 import platform
 import time
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._json import jsonable
 from ..bounds import Bound
 from ..errors import InvalidInputError
 from ._context import Context, Profile
@@ -49,30 +49,6 @@ def select(claims: Sequence[Claim], only: Iterable[str] | None) -> list[Claim]:
     if not chosen:
         raise InvalidInputError(f"no claim matches {patterns}; claim ids: {[c.id for c in claims]}.")
     return chosen
-
-
-def jsonable(obj: Any) -> Any:
-    """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats to the strings 'inf', '-inf', 'nan'."""
-    if isinstance(obj, Bound):
-        return {"value": jsonable(obj.value), "side": obj.side, "certified": obj.certified, "method": obj.method,
-                "quantity": obj.quantity, "solver": obj.solver, "status": obj.status, "reason": obj.reason,
-                "seconds": jsonable(obj.seconds)}
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        x = float(obj)
-        return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
 
 
 def _bound_record(bound, method: str = "") -> dict | None:

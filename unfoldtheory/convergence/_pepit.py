@@ -1,0 +1,44 @@
+"""The same worst-case problem written with PEPit (optional dependency), for cross-checks and benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import InvalidInputError
+
+
+def pepit_worst_case(steps: Sequence[float], mu: float = 0.0, method: str = "gd", metric: str = "objective",
+                     solver: str = "CLARABEL") -> float:
+    r"""Worst case of :func:`worst_case`'s problem (``L = 1``, steps in units of 1/L,
+    :math:`\|x_0 - x_\star\|^2 \le 1`) as PEPit builds and solves it: the plain dense PEP, an independent
+    implementation to compare against (Goujaud, Moucer, Glineur, Hendrickx, Taylor, Dieuleveut, "PEPit",
+    Math. Program. Comput. 2024).  Returns PEPit's value (not re-verified: a reference, not a certificate).
+
+    Raises
+    ------
+    InvalidInputError
+        If PEPit is not installed (``pip install pepit``) or ``method``/``metric`` is unknown.
+    """
+    try:
+        from PEPit import PEP
+        from PEPit.functions import ConvexFunction, SmoothConvexFunction, SmoothStronglyConvexFunction
+        from PEPit.primitive_steps import proximal_step
+    except ImportError:
+        raise InvalidInputError("pepit_worst_case needs PEPit (pip install pepit, or the 'pep' extra).") from None
+    if method not in ("gd", "prox_grad") or metric not in ("objective", "distance"):
+        raise InvalidInputError(f"method must be 'gd' or 'prox_grad' and metric 'objective' or 'distance'; got "
+                                f"{method!r}, {metric!r}.")
+    pb = PEP()
+    f = (pb.declare_function(SmoothStronglyConvexFunction, mu=mu, L=1.0) if mu > 0
+         else pb.declare_function(SmoothConvexFunction, L=1.0))
+    h = pb.declare_function(ConvexFunction) if method == "prox_grad" else None
+    F = f if h is None else f + h
+    xs = F.stationary_point()
+    fs = F(xs)
+    x0 = pb.set_initial_point()
+    pb.set_initial_condition((x0 - xs) ** 2 <= 1)
+    x = x0
+    for s in steps:
+        x = x - s * f.gradient(x) if h is None else proximal_step(x - s * f.gradient(x), h, s)[0]
+    pb.set_performance_metric(F(x) - fs if metric == "objective" else (x - xs) ** 2)
+    return float(pb.solve(verbose=0, solver=solver))
