@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,9 @@ def jsonable(obj: Any) -> Any:
     """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats to the strings 'inf', '-inf', 'nan',
     a :class:`~unfoldtheory.bounds.Bound` to its fields (witness left out), anything else to ``str``."""
     if isinstance(obj, Bound):
-        return {"value": jsonable(obj.value), "side": obj.side, "certified": obj.certified, "method": obj.method,
-                "quantity": obj.quantity, "solver": obj.solver, "status": obj.status, "reason": obj.reason,
-                "seconds": jsonable(obj.seconds)}
+        return obj.to_dict()
+    if isinstance(obj, Enum):
+        return jsonable(obj.value)
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -33,3 +34,17 @@ def jsonable(obj: Any) -> Any:
     if obj is None or isinstance(obj, str):
         return obj
     return str(obj)
+
+
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def from_jsonable(obj: Any) -> Any:
+    """Inverse of :func:`jsonable` on numbers: the strings 'inf', '-inf', 'nan' back to floats (recursively)."""
+    if isinstance(obj, dict):
+        return {k: from_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [from_jsonable(v) for v in obj]
+    if isinstance(obj, str) and obj in _NONFINITE:
+        return _NONFINITE[obj]
+    return obj
