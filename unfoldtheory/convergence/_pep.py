@@ -445,7 +445,7 @@ def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, st
         st = stages[k]
         zero = np.zeros(dims[k])
 
-        def loc(p: int, which: int) -> np.ndarray:
+        def loc(p: int, which: int, fn=fn, st=st, zero=zero) -> np.ndarray:
             return zero if fn.syms[p] is None else st.coef[fn.syms[p][which]]
 
         U = np.array([loc(j, 1), loc(i, 0) - loc(j, 0), loc(i, 1) - loc(j, 1)])
@@ -560,7 +560,7 @@ def _glue(stages: list[_Stage], Ys: list[np.ndarray], model: _Model) -> np.ndarr
             factors[k] = v[:, keep] * np.sqrt(w[keep])
     D = max(1, sum(f.shape[1] for f in factors))
     vec: dict = {}                                     # symbol -> realised unscaled vector in R^D
-    for k, (st, Fk) in enumerate(zip(stages, factors)):
+    for st, Fk in zip(stages, factors):
         local = {s: c @ Fk for s, c in st.coef.items()}   # in the block's own coordinates (R^rank)
         shared = [s for s in st.coef if s in vec]
         if not shared:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Iterator
 
 import numpy as np
@@ -110,8 +111,7 @@ class UnfoldedNetwork(nn.Module):
         if return_all:
             outs = list(self._iterate(Y))
             return [o[0] for o in outs] if single else outs
-        for x in self._iterate(Y):
-            pass
+        x = deque(self._iterate(Y), maxlen=1)[0]  # the last layer, without keeping the others
         return x[0] if single else x
 
     # ------------------------------------------------------------------ analysis

@@ -507,7 +507,7 @@ def models(family: Any, *, problems: Any = None, num_layers: Any = (1, 4), weigh
             return family(problem.A, problem.lam, K, dtype=dtype, device=device, **kwargs)
         if isinstance(family, type) and issubclass(family, UnfoldedRPCA):
             return family(problem.shape, K, dtype=dtype, device=device, **kwargs)
-        if isinstance(family, type) and "lam" in getattr(family.__init__, "__code__").co_varnames:
+        if isinstance(family, type) and "lam" in family.__init__.__code__.co_varnames:
             return family(problem.A, K, lam=problem.lam, dtype=dtype, device=device, **kwargs)
         if isinstance(family, type):
             return family(problem.A, K, dtype=dtype, device=device, **kwargs)
