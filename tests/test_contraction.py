@@ -50,7 +50,7 @@ def test_layer_bounds_dominate_sampled_ratios_and_are_attained_in_the_linear_reg
 
 def test_ista_layers_are_nonexpansive_but_not_contractive_when_m_lt_n():
     A = ut.problems.gaussian_dictionary(10, 20, seed=0)
-    net = ut.models.ISTA(A, 0.1, 5, **F64)
+    net = ut.models.ISTA(A, 5, lam=0.1, **F64)
     bounds = C.layer_lipschitz(net)
     assert all(b.value == pytest.approx(1.0, abs=1e-9) for b in bounds)  # I - A^T A / L has a null space of A
     cert = C.contraction_certificate(net)
@@ -116,4 +116,4 @@ def test_refusals_and_bad_input():
     with pytest.raises(ut.InvalidInputError, match="step \\* L must be < 2"):
         C.averagedness_constant(2.0, 1.0)
     with pytest.raises(ut.InvalidInputError, match="layer must be in 2..3"):
-        C.restricted_lipschitz(ut.models.ISTA(A, 0.1, 3, **F64), [0, 1], layer=1)
+        C.restricted_lipschitz(ut.models.ISTA(A, 3, lam=0.1, **F64), [0, 1], layer=1)

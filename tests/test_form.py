@@ -63,7 +63,7 @@ def test_form_reproduces_ista_forward(m, n, K, lam, step_factor, seed):
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(m, n))
     L = np.linalg.norm(A, 2) ** 2
-    net = ut.models.ISTA(A, lam, K, step=step_factor / L, dtype=torch.float64, device="cpu")
+    net = ut.models.ISTA(A, K, lam=lam, step=step_factor / L, dtype=torch.float64, device="cpu")
     y = rng.normal(size=(3, m)) * 3
     _close(net.form().evaluate(y), net(y).numpy())
     _close(net.form().evaluate(y[0]), net(y[0]).numpy())
@@ -181,6 +181,6 @@ def test_edge_with_wrong_shape_is_refused():
 
 
 def test_dense_refuses_large_forms():
-    form = ut.models.ISTA(np.ones((2, 50)), 0.1, 100, device="cpu").form()
+    form = ut.models.ISTA(np.ones((2, 50)), 100, lam=0.1, device="cpu").form()
     with pytest.raises(ut.InvalidInputError, match="max_neurons"):
         form.dense()

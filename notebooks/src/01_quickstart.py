@@ -30,7 +30,7 @@ print("worst relative gap:", sol.relative_gap.max(), " worst relative residual:"
 ISTA with step $1/L$ is a descent method; its per-layer error against the certified optimum decays slowly.
 LISTA at initialisation *is* ISTA (same weights), which the last line checks."""),
     ("code", """K = 30
-ista = ut.models.ISTA(prob.A, prob.lam, num_layers=K, device="cpu", dtype=torch.float64)
+ista = ut.models.ISTA(prob.A, lam=prob.lam, num_layers=K, device="cpu", dtype=torch.float64)
 lista = ut.models.LISTA(prob.A, num_layers=K, lam=prob.lam, device="cpu", dtype=torch.float64)
 with torch.no_grad():
     xs = ista(test.y, return_all=True)

@@ -24,7 +24,7 @@ def _encode(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64))
+        return torch.tensor(np.asarray(value, dtype=np.float64))  # a copy: read-only arrays are fine
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
     if isinstance(value, dict):
