@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from .._json import jsonable
 from .._validation import as_float_array, check_observations
 from ..errors import InvalidInputError, UnfoldTheoryError
-from .._json import jsonable
+from ..verdicts import Verdict
 from ._theorems import _check_model, _layer_weights, alista_theorem_check
 
 logger = logging.getLogger("unfoldtheory.convergence")
@@ -222,16 +223,16 @@ def convergence_profile(model: Any, problem: Any, y: Any, x_true: Any = None, *,
         except (InvalidInputError, UnfoldTheoryError) as exc:
             notes.append(f"ALISTA check not run: {exc}")
         if check is not None:
-            if check.status != "not applicable":
+            if check.status != Verdict.NOT_APPLICABLE:
                 rates["alista"] = {"values": check.bound, "metric": "distance", "against": "ground_truth",
-                                   "certified": check.status == "holds", "holds": check.conclusions["error_bound"]
+                                   "certified": check.status == Verdict.HOLDS, "holds": check.conclusions["error_bound"]
                                    ["holds"], "note": "ALISTA Thm 1, s B prod c_t"}
             else:
                 notes.append("ALISTA Thm 1 not applicable: " + ", ".join(check.failed_assumptions))
-            if check.extended_status != "not applicable":
+            if check.extended_status != Verdict.NOT_APPLICABLE:
                 rates["alista_extended"] = {
                     "values": check.extended_bound, "metric": "distance", "against": "ground_truth",
-                    "certified": check.extended_status == "holds",
+                    "certified": check.extended_status == Verdict.HOLDS,
                     "holds": bool(np.all(check.observed <= check.extended_bound * (1 + slack) + slack)),
                     "note": "proof of ALISTA Thm 1 with thresholds >= the theorem's"}
 

@@ -372,9 +372,17 @@ class PACBayesResult:
     def vacuous(self) -> bool:
         return self.risk_upper >= 1.0
 
+    @property
+    def bound(self) -> Bound:
+        """The risk bound as a :class:`~unfoldtheory.bounds.Bound` (``vacuous`` when >= 1)."""
+        return self.as_bound()
+
     def as_bound(self) -> Bound:
+        """Same as :attr:`bound` (kept for existing callers)."""
         conf = 1.0 - self.delta - self.delta_sample
         return Bound(value=self.risk_upper, side="upper", certified=True, method="pac_bayes_kl",
+                     confidence=conf, vacuous=bool(self.vacuous),
+                     vacuous_reason="the risk bound is >= 1, the largest possible risk" if self.vacuous else "",
                      quantity=f"Gibbs risk P({self.metric}_{self.layer} > {self.eps:g}) of the posterior",
                      solver="kl inverse (bit bisection, safe side)",
                      status=f"holds with probability >= {conf:g} over the {self.N} bound instances and the "

@@ -116,8 +116,10 @@ class SampleConvergenceResult:
         k = range(self.num_layers)[layer]
         conf = 1.0 - self.delta
         joint = f"jointly for all {self.num_layers} layers" if self.simultaneous else "for this layer"
+        vac = bool(self.risk_upper[k] >= 1.0)
         return Bound(value=float(self.risk_upper[k]), side="upper", certified=True,
-                     method="sample_convergence",
+                     method="sample_convergence", confidence=conf, vacuous=vac,
+                     vacuous_reason="the risk bound is >= 1, the largest possible risk" if vac else "",
                      quantity=f"P({self.metric}_{k + 1} > {self.eps:g}) over the data distribution",
                      solver="kl inverse (bit bisection, safe side)",
                      status=f"holds with probability >= {conf:g} over the {self.N} held-out instances ({joint})",

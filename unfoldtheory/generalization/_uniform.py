@@ -193,8 +193,17 @@ class UniformBoundResult:
         vals.update(subs)
         return float(expr.subs({sp.Symbol(k, positive=True): v for k, v in vals.items()}).doit().evalf(30))
 
+    @property
+    def bound(self) -> Bound:
+        """The bound as a :class:`~unfoldtheory.bounds.Bound` (``vacuous`` when >= the loss range 1)."""
+        return self.as_bound()
+
     def as_bound(self) -> Bound:
+        """Same as :attr:`bound` (kept for existing callers)."""
         return Bound(value=self.value, side="upper", certified=True, method="covering_dudley",
+                     confidence=1 - self.delta, vacuous=bool(self.vacuous),
+                     vacuous_reason=(self.reason or "the bound is >= 1, the range of the clipped loss")
+                     if self.vacuous else "",
                      quantity=f"expected clipped loss E min(||x_K - x||/{self.loss_scale:g}, 1) (1 if ||y|| > "
                               f"{self.y_norm:g}) of every model in the class",
                      solver="closed form + left Riemann sum (upper)",

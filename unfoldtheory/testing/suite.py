@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..errors import InvalidInputError
+from ..verdicts import Verdict
 from . import _properties as P
 from .declarations import declarations
 
@@ -18,7 +19,9 @@ log = logging.getLogger(__name__)
 __all__ = ["PropertyResult", "ArchitectureReport", "ArchitectureCheckError", "check_architecture",
            "assert_architecture", "PROPERTIES", "PASSED", "FAILED", "NOT_APPLICABLE"]
 
-PASSED, FAILED, NOT_APPLICABLE = "passed", "failed", "not applicable"
+#: Verdicts of a property: the package's one vocabulary (:class:`~unfoldtheory.verdicts.Verdict`); the names
+#: PASSED/FAILED are kept for existing callers and are ``Verdict.HOLDS`` / ``Verdict.VIOLATED``.
+PASSED, FAILED, NOT_APPLICABLE = Verdict.HOLDS, Verdict.VIOLATED, Verdict.NOT_APPLICABLE
 
 #: names of the standard properties, in the order they run (declared ones are added as ``declared:<name>``)
 PROPERTIES = ("interface", "form_faithful", "form_slopes", "lipschitz_sound", "contraction_sound", "fixed_point",
@@ -42,7 +45,9 @@ class PropertyResult:
     Attributes
     ----------
     name, description : str
-    status : {"passed", "failed", "not applicable"}
+    status : Verdict
+        ``holds`` (the property held on every example), ``violated`` (a counterexample was found) or
+        ``not applicable``.
     reason : str
         Why it failed (the message of the shrunk counterexample) or why it does not apply.
     counterexample : dict or None
