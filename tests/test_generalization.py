@@ -89,7 +89,7 @@ def test_kl_inverse_vectorised_and_known_value():
     q = np.array([[0.0, 0.1], [0.5, 1.0]])
     out = G.kl_inverse(q, 0.01)
     assert out.shape == (2, 2)
-    assert out[0, 0] == pytest.approx(0.0099501663, abs=1e-10)  # theory.md 7.6
+    assert out[0, 0] == pytest.approx(0.0099501663, abs=1e-10)  # docs/theory/generalization.md §2
     assert np.all(out >= q)
     for (i, j), v in np.ndenumerate(out):
         assert v == G.kl_inverse(float(q[i, j]), 0.01)

@@ -147,6 +147,32 @@ def test_loose_bounds_are_flagged(tmp_path):
     assert "(loose)" in (tmp_path / "report.md").read_text()
 
 
+def test_every_figure_can_be_redrawn_from_results_json(smoke_run):
+    from unfoldtheory.suite import _plot
+
+    _, out, _ = smoke_run
+    data = json.loads((out / "results.json").read_text())
+    with_figures = [r for r in data["claims"] if r["figure"]]
+    assert with_figures
+    titles = []
+    for r in with_figures:
+        spec = r["figure_data"]
+        assert spec["axes"] and any(line["y"] for ax in spec["axes"] for line in ax["lines"])
+        titles += [ax["title"] for ax in spec["axes"] if ax["title"]]
+        fig = _plot.redraw(spec)
+        assert [a.get_title() for a in fig.axes] == [a["title"] for a in spec["axes"]]
+        _plot.pyplot().close(fig)
+    assert len(titles) == len(set(titles)), titles  # no two figures share a title
+
+
+def test_fifteen_curves_get_distinguishable_styles():
+    from unfoldtheory.suite import _plot
+
+    styles = _plot.styles(15)
+    keys = {(s["color"], s["linestyle"], s["marker"]) for s in styles}
+    assert len(keys) == 15 and len({s["marker"] for s in styles}) >= 12
+
+
 def test_failed_assumption_is_printed_as_a_true_statement():
     from unfoldtheory.suite._report import failed_assumption_text
 

@@ -12,8 +12,8 @@ and every certified rate that applies to the model:
 ``contraction``
     :math:`\max_b\|x_1 - \hat x_b\|\prod_{j=2}^k\|W_2^{(j)}\|_2` (per-layer constants of
     :func:`unfoldtheory.contraction.layer_lipschitz`).  A certified bound on :math:`\|x_k - \hat x\|` only when
-    :math:`\hat x` is a fixed point of every layer (classical ISTA with the problem's ``lam``; ``theory.md`` 3.2,
-    3.3), which is checked; otherwise reported as not certified (it then only bounds the sensitivity of the
+    :math:`\hat x` is a fixed point of every layer (classical ISTA with the problem's ``lam``; docs/theory/contraction.md §2,
+    §3), which is checked; otherwise reported as not certified (it then only bounds the sensitivity of the
     state map).
 ``alista``
     ALISTA Thm 1 (:func:`~unfoldtheory.convergence.alista_theorem_check`), against the ground truth, when
@@ -111,7 +111,10 @@ class ConvergenceProfile:
             ax.semilogy(k, self.dist_true_max, "s-", label=r"observed max $\|x_k - x^\star\|$ (ground truth)")
         ax2 = axes[1]
         ax2.semilogy(k, np.maximum(self.gap_max, 1e-300), "o-", label=r"observed max $F(x_k) - F^\star$")
-        for name, r in self.rates.items():
+        names = {"contraction": "contraction certificate", "alista": "ALISTA Thm 1 bound",
+                 "alista_extended": "ALISTA Thm 1 bound (thresholds >= the theorem's)", "pep": "PEP worst case"}
+        for key, r in self.rates.items():
+            name = names.get(key, key)  # the report's names in the legend, not the internal keys
             target = ax if r["metric"] == "distance" else ax2
             style = "--" if r["certified"] else ":"
             tag = (" vs ground truth" if r["against"] == "ground_truth" else " vs LASSO opt.") \
@@ -245,7 +248,7 @@ def convergence_profile(model: Any, problem: Any, y: Any, x_true: Any = None, *,
         certified = True
         try:
             if np.allclose(steps * L, 1.0, rtol=1e-12, atol=0):
-                vals[:] = L / (4 * layers)        # tight closed form (theory.md 7.2 item 8)
+                vals[:] = L / (4 * layers)        # tight closed form (Taylor, Hendrickx & Glineur, JOTA 2018, Thm 3.1)
                 how = "closed form L/(4k) (step 1/L)"
             else:
                 from ._pep import worst_case

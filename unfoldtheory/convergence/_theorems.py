@@ -35,7 +35,7 @@ r"""Theorem checks for the LISTA family: the LISTA-CP weight coupling and ALISTA
     (``require_minimax_weight=True`` makes that a required assumption, i.e. the literal statement).
 
     The supremum in eq. (10) is taken over the instances passed in (as in the paper's Fig. 2 validation and
-    ``theory.md`` 7.4 item 15): the proof is an induction over any fixed set of instances, so the
+    docs/theory/lista_alista.md §2): the proof is an induction over any fixed set of instances, so the
     conclusion is certified for exactly those instances.
 
     Also reported (``extended_*``): a bound derived from the same proof for thresholds that are merely *large
@@ -543,7 +543,7 @@ def alista_theorem_check(model: Any, A: Any, x_true: Any, y: Any, *, s: int | No
                          rtol: float = 1e-5, noise_tol: float = 1e-8) -> AlistaCheck:
     r"""Check ALISTA Theorem 1 on a (trained) network and data: assumptions, no false positives, error bound.
 
-    Theorem (Liu, Chen, Wang, Yin, ICLR 2019, Thm 1, eqs. 10-11; ``theory.md`` 2.2 and 7.4 items 14-15).
+    Theorem (Liu, Chen, Wang, Yin, ICLR 2019, Thm 1, eqs. 10-11; docs/theory/lista_alista.md §2).
     See the module docstring for the statement and for which coherence :math:`\mu` enters.
 
     Assumptions checked (each named in ``result.assumptions``):

@@ -10,7 +10,7 @@ probability at least :math:`1 - \delta'`
           \mathrm{kl}^{-1}\big(\hat r_k \,\big|\, \tfrac{\log(2/\delta')}{N}\big)
 
 (Langford 2005, JMLR 6, Thm 3.3 for one side; the :math:`\log(2/\delta)` penalty is the one of Sambharya &
-Stellato, arXiv 2404.13831, theory.md 5.5, and covers both sides at once).  With ``simultaneous=True``
+Stellato, arXiv 2404.13831, docs/theory/generalization.md §1, and covers both sides at once).  With ``simultaneous=True``
 (default) :math:`\delta' = \delta/K`: by a union bound over the K layers, all K intervals hold together with
 probability :math:`\ge 1 - \delta`; with ``simultaneous=False``, :math:`\delta' = \delta` and each layer's
 interval holds with probability :math:`\ge 1 - \delta` on its own.  The fraction solved,

@@ -53,7 +53,7 @@ Scaling and the papers.  The bound grows like :math:`\sqrt{d\log(R L_P\sqrt m)/m
 and :math:`\log L_P = O(\log K)` for :math:`\omega \le 1` (:math:`O(K)` otherwise) this is the "essentially
 linear in the number of free parameters and in depth" sample complexity of Schnoor, Behboodi & Rauhut
 (IMAIAI 2023) and the logarithmic depth dependence of the Lipschitz term in Behboodi, Rauhut & Schnoor (2022).
-Their exact constants could **not** be confirmed (theory.md 5.1-5.4: [NF]/[R]); none are used.  Expect the
+Their exact constants could **not** be confirmed (docs/theory/generalization.md §3); none are used.  Expect the
 value to be vacuous (>= 1) at practical sample sizes; the result says so.
 """
 

@@ -18,7 +18,7 @@ for :math:`X(t) \succ 0` the smallest feasible :math:`\rho` is the Schur complem
 .. math:: \rho^\star(t) = \lambda_{\max}\big(Q^T X^{-1} Q - R\big),
 
 computed with one block Cholesky of :math:`X` (no fill for chains) and one :math:`m\times m` eigenproblem
-(DESIGN section 7).  :math:`\rho^\star` is convex in :math:`t` (its epigraph is the LMI's feasible set) and
+(docs/theory/lipschitz.md §3).  :math:`\rho^\star` is convex in :math:`t` (its epigraph is the LMI's feasible set) and
 :math:`Q^TX^{-1}Q` is jointly matrix-convex, so the smoothed objective :math:`f_\mu = \mu\log\sum_j
 e^{\lambda_j/\mu}` is convex and differentiable; it is minimised by L-BFGS in :math:`s = \log t` with
 continuation :math:`\mu \downarrow 0`.  The gradient is :math:`\partial\lambda_{\max}/\partial t_i = -p_i r_i`

@@ -26,7 +26,7 @@ class UnfoldedNetwork(nn.Module):
     ``False`` (e.g. inside a training loop that already checked its data).
     """
 
-    #: design paradigm (DESIGN section 1): 0 classical, 1 learned hyperparameters, 2 learned objective
+    #: design paradigm (docs/design.md §1): 0 classical, 1 learned hyperparameters, 2 learned objective
     #: parameters, 3 learned correction terms, 4 DNN inductive bias
     paradigm: int = 0
     #: names of the parameters whose leading dimension indexes the layer (size num_layers, or 1 when tied);

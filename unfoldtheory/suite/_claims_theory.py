@@ -227,7 +227,10 @@ def _alista(name: str) -> Claim:
         plt = _plot.pyplot()
         if plt is not None:
             prof = convergence_profile(net, ctx.lasso, y, x, alista_s=s)
-            figure = _plot.save(ctx, prof.plot(), f"convergence_{name}.png")
+            fig = prof.plot()
+            for ax in fig.axes:  # the report's model name (ALISTA-minimax and ALISTA share a class name)
+                ax.set_title(ax.get_title().replace(f"{prof.model}:", f"{name}:", 1))
+            figure = _plot.save(ctx, fig, f"convergence_{name}.png")
         assumptions = {f"{k}: {v['detail']}" if v.get("detail") else k: bool(v["holds"])
                        for k, v in res.assumptions.items() if v["required"] and v["holds"] is not None}
         conclusions = {k: bool(v["holds"]) for k, v in res.conclusions.items() if v["holds"] is not None}

@@ -155,6 +155,8 @@ class Context:
     out: Path | None = None
     _models: dict = field(default_factory=dict, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
+    #: plotted series of every figure saved in this run, by its path relative to the report (see ``_plot.save``)
+    figure_data: dict = field(default_factory=dict, repr=False)
     model_log: dict = field(default_factory=dict)
 
     @classmethod

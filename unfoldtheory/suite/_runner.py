@@ -60,7 +60,7 @@ def run_claim(claim: Claim, ctx: Context, inject: bool = False) -> dict:
                            "holds": None, "tightness": None, "assumptions": {}, "failed_assumptions": [],
                            "checks": {}, "details": {}, "figure": None, "reason": "", "error": None,
                            "injected_failure": inject, "finding": claim.finding, "vacuous_reason": "",
-                           "loose": False, "converged": True}
+                           "loose": False, "converged": True, "figure_data": None}
     try:
         ev = claim.check(ctx)
         status, holds, tight, failed = judge(claim, ev, inject=inject)
@@ -74,7 +74,7 @@ def run_claim(claim: Claim, ctx: Context, inject: bool = False) -> dict:
                    empirical_label=ev.empirical_label, status=str(status), holds=holds, tightness=jsonable(tight),
                    assumptions=jsonable(dict(ev.assumptions)), failed_assumptions=failed,
                    checks=jsonable(dict(ev.checks)), details=jsonable(dict(ev.details)), figure=ev.figure,
-                   reason=reason, vacuous_reason=vac,
+                   reason=reason, vacuous_reason=vac, figure_data=ctx.figure_data.pop(ev.figure, None),
                    loose=bool(status == Verdict.HOLDS and claim.relation != "approx" and tight is not None
                               and tight > LOOSE_FACTOR),
                    converged=bool(bound.converged) if isinstance(bound, Bound) else True)

@@ -53,7 +53,7 @@ _CLAIM = {
     "type": "object",
     "required": ["id", "title", "reference", "topic", "paradigms", "models", "relation", "status", "holds", "bound",
                  "empirical", "tightness", "assumptions", "failed_assumptions", "checks", "details", "figure",
-                 "seconds", "device", "error", "vacuous_reason", "finding", "loose", "converged"],
+                 "seconds", "device", "error", "vacuous_reason", "finding", "loose", "converged", "figure_data"],
     "properties": {
         "id": {"type": "string", "pattern": r"^[a-z_]+\.[A-Za-z0-9_.\-]+$"},
         "title": {"type": "string"},
@@ -85,6 +85,7 @@ _CLAIM = {
         "converged": {"type": "boolean"},
         "description": {"type": "string"},
         "traceback": {"type": "string"},
+        "figure_data": {"type": ["object", "null"], "required": ["axes"]},
     },
     "allOf": [
         {"if": {"properties": {"status": {"const": "holds"}}}, "then": {"properties": {"holds": {"const": True}}}},
@@ -94,6 +95,9 @@ _CLAIM = {
         {"if": {"properties": {"status": {"const": "not applicable"}}},
          "then": {"properties": {"failed_assumptions": {"minItems": 1}}}},
         {"if": {"properties": {"status": {"const": "error"}}}, "then": {"properties": {"error": {"type": "string"}}}},
+        # every figure can be redrawn from results.json: its plotted series are stored with it
+        {"if": {"properties": {"figure": {"type": "string"}}},
+         "then": {"properties": {"figure_data": {"type": "object"}}}},
     ],
 }
 

@@ -149,7 +149,7 @@ class ArchitectureReport:
             detail = r.reason.replace("\n", " ")
             if len(detail) > width:
                 detail = detail[: width - 3] + "..."
-            rows.append((r.name, r.status, str(r.examples if r.applicable else "-"), f"{r.seconds:.2f}", detail))
+            rows.append((r.name, str(r.status), str(r.examples if r.applicable else "-"), f"{r.seconds:.2f}", detail))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
         lines.insert(1, "-" * min(len(lines[0]) + 20, 140))
@@ -158,8 +158,8 @@ class ArchitectureReport:
     def summary(self) -> str:
         counts = {s: sum(r.status == s for r in self.results.values()) for s in (PASSED, FAILED, NOT_APPLICABLE)}
         verdict = "PASSED" if self.passed else "FAILED"
-        return (f"check_architecture({self.model}): {verdict} in {self.seconds:.1f} s - {counts[PASSED]} passed, "
-                f"{counts[FAILED]} failed, {counts[NOT_APPLICABLE]} not applicable")
+        return (f"check_architecture({self.model}): {verdict} in {self.seconds:.1f} s - {counts[PASSED]} hold, "
+                f"{counts[FAILED]} violated, {counts[NOT_APPLICABLE]} not applicable")
 
     def __repr__(self) -> str:
         text = self.summary() + "\n" + self.table()
