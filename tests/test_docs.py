@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 CITATION = re.compile(r"docs/([A-Za-z0-9_\-/]+\.md)(?:[ \t]*§[ \t]*(\d+))?")
-HEADING = re.compile(r"^## (\d+)\. \S", re.M)
+HEADING = re.compile(r"^## (\d+)\. \S", re.MULTILINE)
 #: citations of documents outside the repository (the pre-docs design and theory notes)
 LEGACY = re.compile(r"DESIGN(?:\.md)? section|DESIGN\.md|\btheory\.md\b|anchors\.md|\.\./shared|/work/shared")
 #: files owned by other work in progress when docs/ was created; their legacy citations are replaced there
@@ -47,7 +47,7 @@ def test_docs_exist_and_headings_are_numbered():
     assert len([p for p in pages if p.parent.name == "theory"]) >= 4
     for page in pages:
         text = page.read_text()
-        for line in re.findall(r"^## .*$", text, re.M):
+        for line in re.findall(r"^## .*$", text, re.MULTILINE):
             assert HEADING.match(line), f"{page.relative_to(ROOT)}: heading {line!r} is not '## N. Title'"
         numbers = [int(n) for n in HEADING.findall(text)]
         assert numbers == list(range(1, len(numbers) + 1)), f"{page.relative_to(ROOT)}: sections {numbers}"

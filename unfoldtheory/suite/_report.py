@@ -101,12 +101,12 @@ def _comparative(study: dict | None) -> list[str]:
     if not study:
         return []
     out = ["## Comparative study of the four paradigms", "",
-           "Accuracy (NMSE of the last layer against the ground truth), complexity (trainable parameters, "
+           ("Accuracy (NMSE of the last layer against the ground truth), complexity (trainable parameters, "
            "matrix-product FLOPs of one inference, wall time per instance in a batch, float32 CPU), robustness "
            "(certified LipSDP upper bound, best certified lower bound, and the ratio a PGD attack achieves) and "
            "interpretability (relative distance of the learned parameters from the classical algorithm they "
            "were initialised as; whether the network has an analysis form, and its per-layer contraction "
-           "factor, a certificate when < 1).", ""]
+           "factor, a certificate when < 1)."), ""]
     if study.get("error"):
         out += [f"**The study failed:** `{study['error']}`", ""]
     head = ("| model | paradigm | params | FLOPs | µs / instance | NMSE [dB] | Lip. upper | Lip. lower | attack | "
@@ -163,8 +163,8 @@ def _details(d: dict) -> list[str]:
 def claim_section(r: dict) -> list[str]:
     out = [f'<a id="{_anchor(r["id"])}"></a>', f"### {r['id']}: {r['title']}", "",
            f"*Verdict:* {_mark(r)}  ", f"*Reference:* {r['reference']}  ",
-           f"*Paradigm(s):* {', '.join(r['paradigms']) or '-'}; *models:* {', '.join(r['models']) or '-'}; "
-           f"*time:* {r['seconds']:.1f} s on {r['device']}", ""]
+           (f"*Paradigm(s):* {', '.join(r['paradigms']) or '-'}; *models:* {', '.join(r['models']) or '-'}; "
+           f"*time:* {r['seconds']:.1f} s on {r['device']}"), ""]
     if r["description"]:
         out += [r["description"], ""]
     if r["error"]:
@@ -172,8 +172,8 @@ def claim_section(r: dict) -> list[str]:
     if r["reason"]:
         out += [f"*Why not applicable / notes:* {r['reason']}", ""]
     if r.get("vacuous_reason"):
-        out += [f"*Why vacuous:* {r['vacuous_reason']}: the bound is sound but cannot fail, so it says nothing "
-                "about this model.", ""]
+        out += [(f"*Why vacuous:* {r['vacuous_reason']}: the bound is sound but cannot fail, so it says nothing "
+                "about this model."), ""]
     if r.get("loose"):
         out += [f"*Loose:* the bound is {_num(r['tightness'], 3)} times the empirical value (> {LOOSE_FACTOR:g}x).",
                 ""]
@@ -207,23 +207,23 @@ def render(data: dict) -> str:
     prof = data["profile"]
     env = data["environment"]
     lines = ["# unfoldtheory verification report", "",
-             f"Profile **{prof['name']}** (sparse recovery m = {prof['m']}, n = {prof['n']}, K = {prof['layers']}, "
+             (f"Profile **{prof['name']}** (sparse recovery m = {prof['m']}, n = {prof['n']}, K = {prof['layers']}, "
              f"p = {prof['p']}, lambda = {prof['lam']}; RPCA {prof['rpca_shape'][0]} x {prof['rpca_shape'][1]}, "
              f"rank {prof['rpca_rank']}), run {data['started']} in {data['seconds']:.0f} s on {env['device']} "
-             f"(unfoldtheory {env['unfoldtheory']}, torch {env['torch']}, {env['cpu_count']} CPUs).", "",
-             f"**{s['total']} claims: {s['holds']} hold, {s['vacuous']} vacuous (sound but trivially true), "
+             f"(unfoldtheory {env['unfoldtheory']}, torch {env['torch']}, {env['cpu_count']} CPUs)."), "",
+             (f"**{s['total']} claims: {s['holds']} hold, {s['vacuous']} vacuous (sound but trivially true), "
              f"{s['not applicable']} not applicable (a theorem whose assumptions fail on the model), "
              f"{s['violated']} violated ({s.get('violated findings', 0)} of them findings: properties the trained "
              f"models do not have), {s['error']} errors; {s.get('loose', 0)} bounds loose by more than "
-             f"{LOOSE_FACTOR:g}x; {s.get('not converged', 0)} stopped by a safety time cap (not converged).**", "",
-             *([f"{sum(bool(r.get('cached')) for r in data['claims'])} claim records were reused from an "
-                "identical earlier run (same profile, device and source code; `--recompute` recomputes them).", ""]
+             f"{LOOSE_FACTOR:g}x; {s.get('not converged', 0)} stopped by a safety time cap (not converged).**"), "",
+             *([(f"{sum(bool(r.get('cached')) for r in data['claims'])} claim records were reused from an "
+                "identical earlier run (same profile, device and source code; `--recompute` recomputes them)."), ""]
                if any(r.get("cached") for r in data["claims"]) else []),
-             "Each claim pits a bound of the library (or a theorem of the literature) against an independent "
+             ("Each claim pits a bound of the library (or a theorem of the literature) against an independent "
              "counterpart: an attack, a measurement on test data, a closed form or another solver.  Tightness is "
              "bound / empirical for `<=` (upper / best lower), empirical / bound for `>=`, the relative difference "
              "for `≈`.  Verdicts: *holds*; *vacuous* (true but trivially so: the bound is outside the range of "
-             "the quantity); *not applicable* (an assumption fails); *violated*; *error*.", "",
+             "the quantity); *not applicable* (an assumption fails); *violated*; *error*."), "",
              "## Summary", ""]
     lines += summary_table(data)
     lines.append("")
