@@ -139,11 +139,16 @@ def test_vacuous_bounds_never_hold(tmp_path):
 
 def test_loose_bounds_are_flagged(tmp_path):
     def check(ctx):
-        return Evidence(bound=50.0, empirical=2.0)
+        return Evidence(bound=ut.bounds.Bound(50.0, "upper", True, "test"), empirical=2.0)
 
-    res = ut.suite.run("smoke", tmp_path, claims=[_claim(check)], cache_dir=tmp_path, comparative=False,
-                       progress=False)
+    def tolerance(ctx):  # a tolerance is not a bound: it is never graded loose
+        return Evidence(bound=1e-7, empirical=1e-16)
+
+    claims = [_claim(check), Claim(id="custom.tol", title="tol", reference="test", topic="custom", relation="<=",
+                                   check=tolerance)]
+    res = ut.suite.run("smoke", tmp_path, claims=claims, cache_dir=tmp_path, comparative=False, progress=False)
     assert res.records[0]["status"] == "holds" and res.records[0]["loose"] and res.summary["loose"] == 1
+    assert res.records[1]["status"] == "holds" and not res.records[1]["loose"]
     assert "(loose)" in (tmp_path / "report.md").read_text()
 
 
@@ -177,8 +182,10 @@ def test_failed_assumption_is_printed_as_a_true_statement():
     from unfoldtheory.suite._report import failed_assumption_text
 
     assert failed_assumption_text("(2s - 1) mu = 1.717 < 1") == "(2s - 1) mu = 1.717 ≥ 1"
+    assert (failed_assumption_text("coherence: (2s - 1) mu = 1.717 < 1 (s < (1 + 1/mu)/2 = 1.374)")
+            == "coherence: (2s - 1) mu = 1.717 ≥ 1 (s ≥ (1 + 1/mu)/2 = 1.374)")
     assert failed_assumption_text("gamma_k <= 2/L") == "gamma_k > 2/L"
-    assert failed_assumption_text("noiseless data") == "not true: noiseless data"
+    assert failed_assumption_text("noiseless data") == "“noiseless data” is false"
 
 
 def test_old_results_fail_validation_with_a_clear_message(smoke_run):

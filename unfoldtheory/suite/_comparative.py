@@ -81,8 +81,7 @@ def _sparse_row(ctx, name: str) -> dict:
     try:
         b = lipschitz_bounds(ctx, name) if name != "FISTA" else None
     except NotRepresentableError as exc:
-        why = str(exc).split(".")[0].split(",")[0]
-        b, row["form"] = None, f"no ({why[:70]})"
+        b, row["form"], row["form_reason"] = None, "no", str(exc).split("; ")[0]  # the reason in full, not cut
     if b is not None:
         row.update(form="yes", lipschitz_upper=b["lipsdp"].value, lipschitz_lower=b["best_lower"].value,
                    attack_ratio=b["attack"].value)
@@ -115,7 +114,7 @@ def _rpca_rows(ctx) -> list[dict]:
                      "seconds_per_instance": seconds_per_instance(m32, M.float()),
                      "nmse_db_per_layer": per_layer, "nmse_db": per_layer[-1],
                      "distance_from_init": 0.0 if name == "RPCA-classical" else _distance_from_init(ctx, name, net),
-                     "form": "no (singular value thresholding is not elementwise)"})
+                     "form": "no", "form_reason": "singular value thresholding is not elementwise"})
     return rows
 
 

@@ -24,15 +24,13 @@ def _mark(r: dict) -> str:
 
 
 def failed_assumption_text(name: str) -> str:
-    """A failed assumption as a true statement: its relation negated (``"(2s - 1) mu = 1.7 < 1"`` becomes
-    ``"(2s - 1) mu = 1.7 ≥ 1"``), or the statement marked false when it has no relation."""
+    """A failed assumption as the true statement it is: every relation negated (the condition and its
+    restatements, e.g. ``"(2s - 1) mu = 1.7 < 1 (s < 1.4)"`` becomes ``"(2s - 1) mu = 1.7 ≥ 1 (s ≥ 1.4)"``),
+    or the statement quoted and marked false when it has no relation."""
     parts = _OPS.split(name)
-    ops = [i for i, p in enumerate(parts) if _OPS.fullmatch(p)]
-    if not ops:
-        return f"not true: {name}"
-    last = ops[-1]
-    parts[last] = _NEGATE[parts[last]]
-    return "".join(parts)
+    if len(parts) == 1:
+        return f"“{name}” is false"
+    return "".join(_NEGATE[p] if i % 2 else p for i, p in enumerate(parts))  # odd items: the operators
 
 
 def _cell(text: str) -> str:
@@ -121,6 +119,10 @@ def _comparative(study: dict | None) -> list[str]:
                    f"{_num(r.get('lipschitz_upper'))} | {_num(r.get('lipschitz_lower'))} | "
                    f"{_num(r.get('attack_ratio'))} | {_num(r.get('distance_from_init'), 3)} | "
                    f"{r.get('form', '-')} | {_num(r.get('contraction_factor'), 3)} |")
+    no_form = [r for r in study.get("sparse", []) if r.get("form_reason")]
+    if no_form:
+        out += ["", "Models without an analysis form (no Lipschitz certificate):", ""]
+        out += [f"- {r['model']}: {r['form_reason']}" for r in no_form]
     if study.get("figures", {}).get("sparse"):
         out += ["", f"![per-layer NMSE]({study['figures']['sparse']})"]
     out += ["", "### Robust PCA", "", "| model | paradigm | params | µs / instance | NMSE [dB] | dist. from init |",
@@ -131,6 +133,9 @@ def _comparative(study: dict | None) -> list[str]:
             continue
         out.append(f"| {r['model']} | {r['paradigm']} | {_num(r['trainable_parameters'])} | "
                    f"{r['seconds_per_instance'] * 1e6:.2f} | {r['nmse_db']:.2f} | {_num(r['distance_from_init'], 3)} |")
+    if any(r.get("form_reason") for r in study.get("rpca", [])):
+        out += ["", *[f"- {r['model']} has no analysis form: {r['form_reason']}" for r in study["rpca"]
+                      if r.get("form_reason")]]
     if study.get("figures", {}).get("rpca"):
         out += ["", f"![RPCA per-layer NMSE]({study['figures']['rpca']})"]
     return out + [""]

@@ -75,8 +75,10 @@ def run_claim(claim: Claim, ctx: Context, inject: bool = False) -> dict:
                    assumptions=jsonable(dict(ev.assumptions)), failed_assumptions=failed,
                    checks=jsonable(dict(ev.checks)), details=jsonable(dict(ev.details)), figure=ev.figure,
                    reason=reason, vacuous_reason=vac, figure_data=ctx.figure_data.pop(ev.figure, None),
+                   # only a bound (upper or lower) can be loose; a threshold or tolerance is not graded
                    loose=bool(status == Verdict.HOLDS and claim.relation != "approx" and tight is not None
-                              and tight > LOOSE_FACTOR),
+                              and tight > LOOSE_FACTOR and isinstance(bound, Bound)
+                              and bound.side in ("upper", "lower")),
                    converged=bool(bound.converged) if isinstance(bound, Bound) else True)
     except Exception as exc:  # noqa: BLE001 - a failing claim is reported and the run goes on
         log.error("claim %s raised %s: %s", claim.id, type(exc).__name__, exc)
