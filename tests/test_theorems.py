@@ -128,15 +128,17 @@ def test_alista_theorem_holds_in_its_regime_on_every_instance(A, minimax, traine
         with torch.no_grad():
             xs = [o.numpy() for o in net(y, return_all=True)]
         for k, xk in enumerate(xs):
-            assert np.all(np.linalg.norm(xk - x, axis=1) <= res.bound[k])
+            assert np.all(np.linalg.norm(xk - x, axis=1) <= res.bound_per_layer[k])
             assert not np.any((xk != 0) & (x == 0))
         # the bound is the theorem's formula
         B = np.abs(x).max()
         c = (2 * mu_t * 2 - mu_t) * res.gamma + np.abs(1 - res.gamma)
-        np.testing.assert_allclose(res.bound, 2 * B * np.cumprod(c), rtol=1e-6)
+        np.testing.assert_allclose(res.bound_per_layer, 2 * B * np.cumprod(c), rtol=1e-6)
         assert res.theta_oracle[0] == pytest.approx(res.gamma[0] * res.mu * np.abs(x).sum(axis=1).max())
         assert res.extended_status == "holds"
-        assert res.to_dict()["status"] == "holds"
+        assert res.to_dict()["status"] == "holds" and res.verdict == "holds"
+        b = res.bound  # the one spelling: a Bound (a formula in floating point: an uncertified upper bound)
+        assert b.side == "upper" and not b.certified and b.value == res.bound_per_layer[-1]
     finally:
         with torch.no_grad():
             net.theta.copy_(before)

@@ -227,7 +227,7 @@ def convergence_profile(model: Any, problem: Any, y: Any, x_true: Any = None, *,
             notes.append(f"ALISTA check not run: {exc}")
         if check is not None:
             if check.status != Verdict.NOT_APPLICABLE:
-                rates["alista"] = {"values": check.bound, "metric": "distance", "against": "ground_truth",
+                rates["alista"] = {"values": check.bound_per_layer, "metric": "distance", "against": "ground_truth",
                                    "certified": check.status == Verdict.HOLDS, "holds": check.conclusions["error_bound"]
                                    ["holds"], "note": "ALISTA Thm 1, s B prod c_t"}
             else:

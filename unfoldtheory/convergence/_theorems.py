@@ -55,6 +55,7 @@ import numpy as np
 
 from .._json import jsonable
 from .._validation import as_float_array, check_int, check_matrix, check_scalar
+from ..bounds import Bound
 from ..errors import InvalidInputError
 from ..verdicts import Verdict
 
@@ -343,9 +344,9 @@ class AlistaCheck:
         Model thresholds (max over coordinates) and the theorem's :math:`\gamma_k\mu\sup\|x_k - x^\star\|_1`.
     rate : ndarray (K,)
         :math:`c_k = (2\mu s - \mu)\gamma_k + |1 - \gamma_k|` (the bound's factor; ``exp(-c^{(k)})`` in eq. 11).
-    bound : ndarray (K,)
-        Certified :math:`\|x_k - x^\star\|_2 \le sB\prod_{t<k} c_t` for layers k = 1..K (meaningful only when
-        ``status != "not applicable"``).
+    bound_per_layer : ndarray (K,)
+        :math:`\|x_k - x^\star\|_2 \le sB\prod_{t<k} c_t` for layers k = 1..K (meaningful only when
+        ``status != "not applicable"``).  :attr:`bound` is the last layer's as a :class:`Bound`.
     observed : ndarray (K,)
         Observed :math:`\max\|x_k - x^\star\|_2` over the instances.
     observed_l1 : ndarray (K + 1,)
@@ -371,7 +372,7 @@ class AlistaCheck:
     theta: np.ndarray
     theta_oracle: np.ndarray
     rate: np.ndarray
-    bound: np.ndarray
+    bound_per_layer: np.ndarray
     observed: np.ndarray
     observed_l1: np.ndarray
     false_positives: np.ndarray
@@ -393,7 +394,7 @@ class AlistaCheck:
                 f"{'ext.bound':>11} {'observed':>11} {'FP':>4}"]
         for k in range(self.gamma.size):
             rows.append(f"{k + 1:>5} {self.gamma[k]:>8.4f} {self.theta[k]:>10.4g} {self.theta_oracle[k]:>10.4g} "
-                        f"{self.rate[k]:>7.4f} {self.bound[k]:>11.4g} {self.extended_bound[k]:>11.4g} "
+                        f"{self.rate[k]:>7.4f} {self.bound_per_layer[k]:>11.4g} {self.extended_bound[k]:>11.4g} "
                         f"{self.observed[k]:>11.4g} {int(self.false_positives[k]):>4}")
         return "\n".join(rows)
 
@@ -414,13 +415,26 @@ class AlistaCheck:
         why = f", failed assumptions={failed}" if failed else ""
         return (f"AlistaCheck(status={str(self.status)!r}{why}, s={self.s}, mu={self.mu:.4g}, "
                 f"gamma in [{self.gamma.min():.3g}, {self.gamma.max():.3g}] (admissible < {self.gamma_max:.3g}), "
-                f"layer K: observed {self.observed[-1]:.3g} <= bound {self.bound[-1]:.3g}: "
-                f"{bool(self.observed[-1] <= self.bound[-1])}, extended={self.extended_status!r})")
+                f"layer K: observed {self.observed[-1]:.3g} <= bound {self.bound_per_layer[-1]:.3g}: "
+                f"{bool(self.observed[-1] <= self.bound_per_layer[-1])}, extended={self.extended_status!r})")
 
     @property
     def verdict(self) -> Verdict:
         """The theorem check's verdict (same as :attr:`status`)."""
         return Verdict(self.status)
+
+    @property
+    def bound(self) -> Bound:
+        r"""The theorem's bound on :math:`\max\|x_K - x^\star\|_2` at the last layer, as a :class:`Bound`:
+        ``side="upper"``, not certified (a closed form evaluated in floating point, and valid only where every
+        assumption holds; ``status`` gives the verdict)."""
+        why = ("closed form of ALISTA Thm 1 evaluated in floating point (not outward rounded)"
+               if self.status != Verdict.NOT_APPLICABLE else
+               "an assumption of ALISTA Thm 1 fails: " + ", ".join(self.failed_assumptions))
+        return Bound(value=float(self.bound_per_layer[-1]), side="upper", certified=False,
+                     method="alista_theorem_1", quantity="max ||x_K - x*||_2 over the given instances",
+                     status=str(self.status), reason=why,
+                     checks={"observed": float(self.observed[-1]), "verdict": str(self.status)})
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict (non-finite numbers become strings)."""
@@ -713,6 +727,6 @@ def alista_theorem_check(model: Any, A: Any, x_true: Any, y: Any, *, s: int | No
         logger.warning("alista_theorem_check: every assumption holds but a conclusion fails: %s", conclusions)
     return AlistaCheck(status=status, assumptions=assumptions, conclusions=conclusions, mu=mu, mu_tilde=mu_tilde,
                        s=s, B=B, gamma=gamma, gamma_max=gamma_max, theta=st["theta"], theta_oracle=theta_oracle,
-                       rate=rate, bound=bound, observed=observed, observed_l1=observed_l1,
+                       rate=rate, bound_per_layer=bound, observed=observed, observed_l1=observed_l1,
                        false_positives=false_pos, extended_bound=ext, extended_status=extended_status,
                        num_instances=int(X.shape[0]), model=_model_name(model), notes=notes)

@@ -378,7 +378,7 @@ class PACBayesResult:
         return self.as_bound()
 
     def as_bound(self) -> Bound:
-        """Same as :attr:`bound` (kept for existing callers)."""
+        """Deprecated alias of :attr:`bound` (kept for existing callers)."""
         conf = 1.0 - self.delta - self.delta_sample
         return Bound(value=self.risk_upper, side="upper", certified=True, method="pac_bayes_kl",
                      confidence=conf, vacuous=bool(self.vacuous),

@@ -111,7 +111,13 @@ class SampleConvergenceResult:
         """Certified lower bound on the probability of solving a fresh instance, :math:`1 - r_k^{up}`."""
         return 1.0 - self.risk_upper
 
-    def bound(self, layer: int = -1) -> Bound:
+    @property
+    def bound(self) -> Bound:
+        """The upper bound on the last layer's risk as a :class:`Bound` (the package's one spelling, as for the
+        PAC-Bayes and uniform results); :meth:`layer_bound` gives any layer, :attr:`bounds` all of them."""
+        return self.layer_bound(-1)
+
+    def layer_bound(self, layer: int = -1) -> Bound:
         """The upper bound on :math:`r_k` of one layer (``-1``: the last) as a :class:`Bound`."""
         k = range(self.num_layers)[layer]
         conf = 1.0 - self.delta
@@ -131,7 +137,7 @@ class SampleConvergenceResult:
 
     @property
     def bounds(self) -> list[Bound]:
-        return [self.bound(k) for k in range(self.num_layers)]
+        return [self.layer_bound(k) for k in range(self.num_layers)]
 
     def to_dict(self) -> dict:
         return {"metric": self.metric, "eps": self.eps, "delta": self.delta, "N": self.N,
@@ -225,8 +231,8 @@ def sample_convergence_bound(model: Any, data: Any, eps: float, *, metric: str =
     Returns
     -------
     SampleConvergenceResult
-        ``.bound(k)`` gives a :class:`~unfoldtheory.bounds.Bound` (``side="upper"``, ``certified=True``: a
-        statistical certificate whose confidence is in ``checks`` and ``status``).
+        ``.bound`` (the last layer) and ``.layer_bound(k)`` give a :class:`~unfoldtheory.bounds.Bound`
+        (``side="upper"``, ``certified=True``: a statistical certificate with its ``confidence``).
 
     Examples
     --------

@@ -199,7 +199,7 @@ class UniformBoundResult:
         return self.as_bound()
 
     def as_bound(self) -> Bound:
-        """Same as :attr:`bound` (kept for existing callers)."""
+        """Deprecated alias of :attr:`bound` (kept for existing callers)."""
         return Bound(value=self.value, side="upper", certified=True, method="covering_dudley",
                      confidence=1 - self.delta, vacuous=bool(self.vacuous),
                      vacuous_reason=(self.reason or "the bound is >= 1, the range of the clipped loss")

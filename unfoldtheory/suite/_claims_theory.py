@@ -34,7 +34,7 @@ def _sample_convergence(name: str) -> Claim:
         N = ctx.profile.test_size
         res = sample_convergence_bound(net, _fresh(ctx, N, 21), EPS_DB, metric="nmse_db", delta=DELTA)
         measured = (layer_metrics(net, _fresh(ctx, 10 * N, 22), metric="nmse_db") > EPS_DB).mean(axis=0)
-        return Evidence(bound=res.bound(-1), empirical=float(measured[-1]),
+        return Evidence(bound=res.bound, empirical=float(measured[-1]),
                         empirical_label=f"risk P(NMSE_K > {EPS_DB:g} dB) on {10 * N} fresh instances",
                         checks={"measured risk <= bound at every layer": bool(np.all(measured <= res.risk_upper))},
                         value_range=(0.0, 1.0),
@@ -234,16 +234,16 @@ def _alista(name: str) -> Claim:
         assumptions = {f"{k}: {v['detail']}" if v.get("detail") else k: bool(v["holds"])
                        for k, v in res.assumptions.items() if v["required"] and v["holds"] is not None}
         conclusions = {k: bool(v["holds"]) for k, v in res.conclusions.items() if v["holds"] is not None}
-        return Evidence(bound=float(res.bound[-1]), empirical=float(res.observed[-1]),
+        return Evidence(bound=float(res.bound_per_layer[-1]), empirical=float(res.observed[-1]),
                         empirical_label=f"largest ||x_K - x*||_2 over {res.num_instances} {s}-sparse instances",
                         bound_method="ALISTA Thm 1: s B prod c_t",
                         bound_side="upper",
                         assumptions=assumptions,
                         checks={**conclusions, "error below the bound at every layer":
-                                bool(np.all(res.observed <= res.bound * (1 + 1e-9)))},
+                                bool(np.all(res.observed <= res.bound_per_layer * (1 + 1e-9)))},
                         details={"status_of_the_check": res.status, "mu": res.mu, "mu_tilde": res.mu_tilde, "s": s,
                                  "B": res.B, "gamma": res.gamma.tolist(), "gamma_max": res.gamma_max,
-                                 "bound": res.bound.tolist(), "observed": res.observed.tolist(),
+                                 "bound": res.bound_per_layer.tolist(), "observed": res.observed.tolist(),
                                  "false_positives": res.false_positives.tolist(),
                                  "extended_status": res.extended_status},
                         figure=figure)
