@@ -186,6 +186,8 @@ def test_failed_assumption_is_printed_as_a_true_statement():
             == "coherence: (2s - 1) mu = 1.717 ≥ 1 (s ≥ (1 + 1/mu)/2 = 1.374)")
     assert failed_assumption_text("gamma_k <= 2/L") == "gamma_k > 2/L"
     assert failed_assumption_text("noiseless data") == "“noiseless data” is false"
+    assert failed_assumption_text("lipsdp <= layerwise <= naive") == "“lipsdp <= layerwise <= naive” is false"
+    assert failed_assumption_text("certified contraction factor 1.1 < 1") == "certified contraction factor 1.1 ≥ 1"
 
 
 def test_old_results_fail_validation_with_a_clear_message(smoke_run):

@@ -73,6 +73,7 @@ def _default_out(profile: str) -> Path:
 def _verify(args) -> int:
     from . import suite
     from .suite._core import LOOSE_FACTOR
+    from .suite._report import failed_assumption_text
     from .verdicts import Verdict
 
     out = Path(args.out) if args.out else _default_out(args.profile)
@@ -87,10 +88,14 @@ def _verify(args) -> int:
           f"{s['error']} errors; {s['loose']} loose bounds (> {LOOSE_FACTOR:g}x), {s['not converged']} not "
           f"converged ({results.data['seconds']:.0f} s)")
     for r in results.records:
-        if r["status"] in (Verdict.VIOLATED, Verdict.ERROR, Verdict.VACUOUS):
-            kind = "FINDING" if r.get("finding") else r["status"].upper()
-            why = r["error"] or r.get("vacuous_reason") or r["title"]
-            print(f"  {kind}: {r['id']}: {why}")
+        if r["status"] == Verdict.VIOLATED:
+            failed = [name for name, ok in r["checks"].items() if not ok]
+            kind = "FINDING (does not hold)" if r.get("finding") else "VIOLATED"
+            why = "; ".join(failed_assumption_text(f) for f in failed) if failed else (
+                f"empirical {r['empirical']} vs bound {r['bound']['value'] if r['bound'] else None}")
+            print(f"  {kind}: {r['id']}: {r['title']}: {why}")
+        elif r["status"] in (Verdict.ERROR, Verdict.VACUOUS):
+            print(f"  {r['status'].upper()}: {r['id']}: {r['error'] or r.get('vacuous_reason')}")
     print(f"report: {results.paths['report']}\nresults: {results.paths['results']}")
     return results.exit_code
 

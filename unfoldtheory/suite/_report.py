@@ -24,13 +24,22 @@ def _mark(r: dict) -> str:
 
 
 def failed_assumption_text(name: str) -> str:
-    """A failed assumption as the true statement it is: every relation negated (the condition and its
-    restatements, e.g. ``"(2s - 1) mu = 1.7 < 1 (s < 1.4)"`` becomes ``"(2s - 1) mu = 1.7 ≥ 1 (s ≥ 1.4)"``),
-    or the statement quoted and marked false when it has no relation."""
+    """A failed assumption or check as the true statement it is.
+
+    One relation at the top level (restatements in parentheses allowed) is negated together with its
+    restatements (``"(2s - 1) mu = 1.7 < 1 (s < 1.4)"`` becomes ``"(2s - 1) mu = 1.7 ≥ 1 (s ≥ 1.4)"``); a
+    statement without a relation, or a chain such as ``a <= b <= c`` (whose negation is not a chain), is
+    quoted and marked false."""
     parts = _OPS.split(name)
-    if len(parts) == 1:
+    depth, top = 0, 0
+    for i, part in enumerate(parts):
+        if i % 2:  # odd items are the operators
+            top += depth == 0
+        else:
+            depth += part.count("(") - part.count(")")
+    if top != 1:
         return f"“{name}” is false"
-    return "".join(_NEGATE[p] if i % 2 else p for i, p in enumerate(parts))  # odd items: the operators
+    return "".join(_NEGATE[p] if i % 2 else p for i, p in enumerate(parts))
 
 
 def _cell(text: str) -> str:
@@ -199,7 +208,7 @@ def claim_section(r: dict) -> list[str]:
         out.append(f"- assumption holds: {name}" if ok else
                    f"- assumption **fails**: {failed_assumption_text(name)}")
     for name, ok in r["checks"].items():
-        out.append(f"- check: {name}: {'passes' if ok else '**fails**'}")
+        out.append(f"- check passes: {name}" if ok else f"- check **fails**: {failed_assumption_text(name)}")
     out.append("")
     out += _details(r["details"])
     if r["figure"]:
