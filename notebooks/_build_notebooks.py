@@ -16,6 +16,8 @@ HERE = Path(__file__).resolve().parent
 def build(cells, path: Path) -> None:
     nb = nbf.v4.new_notebook()
     nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
+    for i, cell in enumerate(nb.cells):  # stable ids: a rebuild changes only the cells whose source changed
+        cell["id"] = f"cell-{i:02d}"
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbf.write(nb, path)
 

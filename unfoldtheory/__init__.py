@@ -15,10 +15,11 @@ need them.
 from . import (bounds, coherence, contraction, convergence, errors, form, generalization, lipschitz, metrics, models,
                problems, reference, robustness, suite, symbolic, testing,
                training)
+from ._device import torch_threads
 from .errors import InvalidInputError, MissingFileError, NotRepresentableError, SolverError, UnfoldTheoryError
 
 __version__ = "0.1.0.dev0"
 
 __all__ = ["bounds", "coherence", "contraction", "convergence", "errors", "form", "generalization", "lipschitz", "metrics", "models",
            "problems", "reference", "robustness", "suite", "symbolic", "testing", "training", "InvalidInputError", "NotRepresentableError",
-           "SolverError", "UnfoldTheoryError", "MissingFileError", "__version__"]
+           "SolverError", "UnfoldTheoryError", "MissingFileError", "torch_threads", "__version__"]
