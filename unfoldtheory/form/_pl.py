@@ -1,0 +1,180 @@
+r"""Exact recognition of elementwise piecewise-linear activations (docs/your_model.md §3).
+
+An elementwise expression built from one pre-activation :math:`z` with ``relu``, ``abs``, ``sign``, ``clamp``,
+comparisons, ``where``, ``softshrink`` and affine operations is, coordinate by coordinate, a piecewise-linear
+function :math:`f_i(z_i)` whose kinks lie in a finite set that the tracer computes while the expression is
+built (:func:`roots`: the zeros of the argument of every kink-creating operation).  Between consecutive
+candidate kinks :math:`f_i` is affine, so evaluating it at three interior points of every segment, at the
+candidate kinks themselves and on both unbounded ends determines it completely: :func:`classify` checks
+that it is continuous and piecewise linear there, merges segments of equal slope, and recognises
+
+* a soft threshold :math:`f(z) = a\,\eta_t(z - c) + d` (slopes ``[a, 0, a]``),
+* a ReLU :math:`f(z) = a\,\max(\pm(z - b), 0) + d` (slopes ``[0, a]`` or ``[a, 0]``),
+* a leaky ReLU (slopes of one sign whose ratio lies in (0, 1)),
+* a clip :math:`f(z) = a\,\mathrm{clip}(z, l, u) + d` (slopes ``[0, a, 0]``),
+* an affine map (one slope: no activation at all).
+
+Every recognised coordinate is finally checked again by the end-to-end comparison of the extracted form
+with the model (:func:`unfoldtheory.form.extract`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: kinds of a coordinate
+AFFINE, SOFT, RELU, LEAKY, CLIP = "affine", "soft", "relu", "leaky", "clip"
+
+
+def roots(q, X: np.ndarray) -> np.ndarray:
+    """Zeros of a function ``q`` that is affine between the sorted candidate kinks ``X`` (nb, d), per column.
+
+    ``q`` maps points (P, d) to values (P, d).  Each segment (including the two unbounded ones) is probed at
+    two interior points, so a jump of ``q`` at a kink does not hide a zero; a column without a zero in a
+    segment repeats an existing kink (harmless).  Returns (nb + 1, d).
+    """
+    X = np.sort(X, axis=0)
+    nb, d = X.shape
+    h = 1.0 + np.abs(X).max(axis=0)
+    left = np.stack([X[0] - 2 * h, X[0] - h])
+    right = np.stack([X[-1] + h, X[-1] + 2 * h])
+    L = X[1:] - X[:-1]
+    inner = [X[:-1] + 0.25 * L, X[:-1] + 0.75 * L]
+    P = np.concatenate([left, right] + inner, axis=0)
+    V = q(P)
+    out = []
+    for (p0, p1), (lo, hi) in zip(
+            [(0, 1), (2, 3)], [(np.full(d, -np.inf), X[0]), (X[-1], np.full(d, np.inf))]):
+        out.append(_line_root(P[p0], P[p1], V[p0], V[p1], lo, hi, X[0]))
+    s = nb - 1
+    for i in range(s):
+        a, b = 4 + i, 4 + s + i
+        out.append(_line_root(P[a], P[b], V[a], V[b], X[i], X[i + 1], X[0]))
+    return np.stack(out)
+
+
+def _line_root(x0, x1, v0, v1, lo, hi, fallback):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (v1 - v0) / (x1 - x0)
+        r = x0 - v0 / slope
+    ok = np.isfinite(r) & (r >= lo) & (r <= hi)
+    return np.where(ok, r, fallback)
+
+
+@dataclass
+class Pieces:
+    """Per-coordinate description ``f(z) = scale * act(p * z + q) + offset`` (arrays of shape (d,))."""
+
+    kind: np.ndarray        # object array of kind names
+    p: np.ndarray
+    q: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
+    theta: np.ndarray       # soft threshold
+    lower: np.ndarray       # clip
+    upper: np.ndarray
+    ratio: np.ndarray       # leaky relu negative slope
+    bad: list               # [(coordinate, reason)] for coordinates that are not recognised
+
+
+def _snap(v: float, scale: float) -> float:
+    for target in (0.0, 1.0, -1.0):
+        if abs(v - target) <= 1e-12 * max(1.0, scale):
+            return target
+    return v
+
+
+def classify(f, X: np.ndarray) -> Pieces:
+    """Recognise ``f`` ((P, d) -> (P, d), elementwise) coordinate by coordinate; ``X`` (nb, d) holds the
+    candidate kinks (a superset of the true ones)."""
+    X = np.sort(np.concatenate([np.zeros((1, X.shape[1])), X], axis=0), axis=0)
+    nb, d = X.shape
+    h = 1.0 + np.abs(X).max(axis=0)
+    L = X[1:] - X[:-1]
+    fr = np.array([0.25, 0.5, 0.75])
+    inner = (X[:-1][None] + fr[:, None, None] * L[None]).reshape(-1, d)
+    outer = np.stack([X[0] - 2 * h, X[0] - h, X[0] - 0.5 * h, X[-1] + 0.5 * h, X[-1] + h, X[-1] + 2 * h])
+    P = np.concatenate([X, outer, inner], axis=0)
+    V = f(P)
+    FX, VO, VI = V[:nb], V[nb:nb + 6], V[nb + 6:].reshape(3, nb - 1, d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        seg = (VI[2] - VI[0]) / (0.5 * L)                           # (nb-1, d)
+        sL = (VO[1] - VO[0]) / h
+        sR = (VO[5] - VO[4]) / h
+    scale = np.abs(V).max(axis=0) + np.abs(P).max(axis=0) * np.nan_to_num(
+        np.maximum(np.abs(np.concatenate([seg, sL[None], sR[None]])).max(axis=0), 0), nan=0.0)
+    tol = 1e-9 * scale + 1e-300
+    bad_mask = np.zeros(d, dtype=bool)
+    why = {}
+    live = L > 1e-13 * h                                              # non-degenerate segments
+    # linearity inside segments and continuity at their ends
+    mid_err = np.abs(VI[1] - 0.5 * (VI[0] + VI[2]))
+    l_err = np.abs(VI[0] - 0.25 * L * seg - FX[:-1])
+    r_err = np.abs(VI[2] + 0.25 * L * seg - FX[1:])
+    nonlin = live & (mid_err > tol)
+    jump = live & ((l_err > tol) | (r_err > tol))
+    oL = np.abs(VO[2] - (VO[1] + 0.5 * h * sL)) > tol
+    oL |= np.abs(FX[0] - (VO[1] + h * sL)) > tol
+    oR = np.abs(VO[3] - (VO[4] - 0.5 * h * sR)) > tol
+    oR |= np.abs(FX[-1] - (VO[4] - h * sR)) > tol
+    for mask, reason in ((nonlin.any(axis=0), "not piecewise linear"),
+                         (jump.any(axis=0) | oL | oR, "discontinuous")):
+        for i in np.flatnonzero(mask & ~bad_mask):
+            where = X[:, i]
+            why[int(i)] = f"{reason} (near z = {where[np.argmin(np.abs(where))]:.4g} and its kinks " \
+                          f"{np.unique(np.round(where, 6))[:6].tolist()})"
+        bad_mask |= mask
+    kinds = np.empty(d, dtype=object)
+    p, q, sc, off = np.ones(d), np.zeros(d), np.ones(d), np.zeros(d)
+    th, lo, hi, ra = np.zeros(d), np.zeros(d), np.zeros(d), np.zeros(d)
+    bad = [(i, why[i]) for i in sorted(why)]
+    for i in range(d):
+        if bad_mask[i]:
+            kinds[i] = None
+            continue
+        xs, fs, sl = X[:, i], FX[:, i], seg[:, i]
+        lv = live[:, i]
+        # slopes between true kinks: walk the segments, dropping degenerate ones and merging equal slopes
+        slopes, kinks, vals = [float(sL[i])], [], []
+        stol = 1e-9 * max(abs(sL[i]), abs(sR[i]), np.abs(np.where(lv, sl, 0)).max(initial=0.0)) + 1e-300
+        for j in range(nb):
+            nxt = float(sR[i]) if j == nb - 1 else (float(sl[j]) if lv[j] else None)
+            if nxt is not None and abs(nxt - slopes[-1]) > stol:
+                kinks.append(float(xs[j]))
+                vals.append(float(fs[j]))
+                slopes.append(nxt)
+        sc_i = float(scale[i])
+        S = [_snap(s, max(abs(x) for x in slopes)) for s in slopes]
+        r = len(kinks)
+        if r == 0:
+            kinds[i] = AFFINE
+            sc[i] = S[0]
+            off[i] = _snap(float(fs[0] - S[0] * xs[0]), sc_i)
+            continue
+        b1, f1 = kinks[0], vals[0]
+        if r == 1 and S[0] == 0.0 and S[1] != 0.0:
+            kinds[i], q[i], sc[i], off[i] = RELU, -b1, S[1], _snap(f1, sc_i)
+        elif r == 1 and S[1] == 0.0 and S[0] != 0.0:
+            kinds[i], p[i], q[i], sc[i], off[i] = RELU, -1.0, b1, -S[0], _snap(f1, sc_i)
+        elif r == 1 and S[0] * S[1] > 0:
+            if abs(S[0]) <= abs(S[1]):
+                kinds[i], q[i], ra[i], sc[i] = LEAKY, -b1, S[0] / S[1], S[1]
+            else:
+                kinds[i], p[i], q[i], ra[i], sc[i] = LEAKY, -1.0, b1, S[1] / S[0], -S[0]
+            off[i] = _snap(f1, sc_i)
+        elif r == 2 and S[1] == 0.0 and S[0] != 0.0 and abs(S[0] - S[2]) <= 1e-12 * abs(S[0]):
+            b2 = kinks[1]
+            c = 0.5 * (b1 + b2)
+            kinds[i], q[i], th[i], sc[i] = SOFT, -_snap(c, sc_i), max(0.5 * (b2 - b1), 0.0), S[0]
+            off[i] = _snap(f1, sc_i)
+        elif r == 2 and S[0] == 0.0 and S[2] == 0.0:
+            kinds[i], lo[i], hi[i], sc[i] = CLIP, b1, kinks[1], S[1]
+            off[i] = _snap(f1 - S[1] * b1, sc_i)
+        else:
+            kinds[i] = None
+            bad.append((i, (f"a piecewise-linear function with slopes {np.round(S, 6).tolist()} and kinks "
+                            f"{np.round(kinks, 6).tolist()}, which is not a soft threshold, ReLU, leaky ReLU, "
+                            "clip or affine map")))
+    return Pieces(kinds, p, q, sc, off, th, lo, hi, ra, bad)
