@@ -66,6 +66,7 @@ _ELEMENTWISE_NONLINEAR = {"relu", "abs", "sign", "sgn", "clamp", "clamp_min", "c
                           "heaviside", "fmax", "fmin", "bitwise_and", "bitwise_or", "bitwise_not", "masked_fill",
                           "relu6", "hardshrink", "copysign", "add", "sub", "rsub", "neg", "_to_copy", "clone",
                           "copy", "square", "pow"}
+_AFFINE_OPS = {"add", "sub", "rsub", "neg", "mul", "div", "_to_copy", "clone", "copy"}
 _REFUSED = {
     "sort": "sorting selects a support from the input (support selection is not continuous)",
     "topk": "top-k selects a support from the input (support selection is not continuous)",
@@ -78,6 +79,8 @@ _REFUSED = {
     "linalg_svd": "an SVD (e.g. singular value thresholding) is not an elementwise map",
     "svd": "an SVD (e.g. singular value thresholding) is not an elementwise map",
     "_linalg_eigh": "an eigendecomposition of an input-dependent matrix is not an elementwise map",
+    "any": "a Python branch on a tensor computed from the input is data-dependent control flow",
+    "all": "a Python branch on a tensor computed from the input is data-dependent control flow",
     "_local_scalar_dense": "a Python number or branch computed from the input (.item(), bool(), if/while on "
                            "a tensor) is data-dependent control flow",
     "is_nonzero": "a Python branch on a tensor computed from the input is data-dependent control flow",
@@ -129,10 +132,14 @@ class _PL(_Sym):
     """Lazy elementwise function ``fn(root)``; ``kinks`` lists arrays (k, d) of candidate kinks in root
     coordinates (a superset of the kinks of ``fn``); ``origin`` is the (op, place) that made it."""
 
-    __slots__ = ("fn", "kinks", "ops", "origin", "root")
+    __slots__ = ("children", "fn", "kinks", "memo", "node", "ops", "origin", "root", "serial")
+    _count = 0
 
-    def __init__(self, root, fn, kinks, origin, ops=()):
+    def __init__(self, root, fn, kinks, origin, ops=(), node=None, children=None):
         self.root, self.fn, self.kinks, self.origin, self.ops = root, fn, list(kinks), origin, tuple(ops)
+        self.node, self.children, self.memo = node, children or {}, None
+        _PL._count += 1
+        self.serial = _PL._count
 
     @property
     def shape(self):
@@ -259,9 +266,79 @@ class _Tracer:
 
     # ------------------------------------------------------------------ materialisation
     def materialize(self, s: _Sym, op: str) -> _Aff:
+        """The affine value of ``s``; a lazy elementwise function becomes block(s), once (memoised).
+
+        A function whose top operation is affine in its operands (``z - u``) is decomposed into its operands
+        when one of them is already a block (so a state shared by several updates, like ADMM's ``z``, stays
+        one block and ``u = u + x - z`` stays affine in it), or when the function as a whole is not one of
+        the recognised activations; otherwise the function as a whole is recognised
+        (``z - clamp(z, -t, t)`` is one soft threshold)."""
         if isinstance(s, _Aff):
             return s
-        pl = s
+        if s.memo is not None:
+            return s.memo
+        pls = sorted((c for c in s.children.values() if isinstance(c, _PL)), key=lambda c: c.serial)
+        if self.decomposable(s):
+            leaves, bypass = self.frontier(s)
+            if any(c.memo is not None for c in pls) or (not bypass and len(leaves) <= 1):
+                res = self.decompose(s, pls)
+                if res is not None:
+                    return res
+        res = self.materialize_whole(s, allow_general=False)
+        if res is None and self.decomposable(s):
+            res = self.decompose(s, pls)
+        if res is None and pls and s.node is not None:
+            # two activations in a row (leaky_relu(relu(u) - c)): the inner ones become blocks first
+            for c in pls:
+                self.materialize(c, s.node[1])
+            func, name, args, kwargs, out, place = s.node
+            given = {i: (c.memo if isinstance(c, _PL) else c) for i, c in s.children.items()}
+            try:
+                res = self.materialize(self.elementwise(func, name, args, kwargs, out, place, given=given), name)
+            except _Refusal:
+                res = None
+        if res is None:
+            res = self.materialize_whole(s, allow_general=True)
+        s.memo = res
+        return res
+
+    def decomposable(self, s: _PL) -> bool:
+        """Whether the top operation of ``s`` is affine in its symbolic operands."""
+        if s.node is None or s.node[1] not in _AFFINE_OPS:
+            return False
+        if s.node[1] in ("mul", "div"):
+            return len(s.children) == 1 and (s.node[1] == "mul" or 0 in s.children)
+        return True
+
+    def frontier(self, s: _PL) -> tuple[set, bool]:
+        """The lazy functions a decomposition of ``s`` would turn into blocks (not yet materialised, not
+        themselves decomposable), and whether an affine operand (a bypass of the root) takes part."""
+        leaves, bypass = set(), False
+        for c in s.children.values():
+            if isinstance(c, _Aff):
+                bypass = True
+            elif c.memo is None:
+                if self.decomposable(c):
+                    sub, b = self.frontier(c)
+                    leaves |= sub
+                    bypass = bypass or b
+                else:
+                    leaves.add(id(c))
+        return leaves, bypass
+
+    def decompose(self, s: _PL, pls: list) -> _Aff | None:
+        for c in pls:
+            self.materialize(c, s.node[1])
+        given = {i: (c.memo if isinstance(c, _PL) else c) for i, c in s.children.items()}
+        func, name, args, kwargs, out, place = s.node
+        res = self.affine_elementwise(func, name, args, kwargs, out, place, given=given)
+        if res is not None:
+            res.elem = None
+            s.memo = res
+            self.records.append(res)
+        return res
+
+    def materialize_whole(self, pl: _PL, allow_general: bool) -> _Aff | None:
         R = pl.root
         bd, shape = R.bdim, R.shape
         d = int(np.prod([shape[i] for i in range(len(shape)) if i != bd]))
@@ -275,6 +352,8 @@ class _Tracer:
 
         kinks = np.concatenate([np.zeros((1, d))] + [k for k in pl.kinks], axis=0)
         pieces = _pl.classify(f, kinks)
+        if not allow_general and not pieces.bad and any(k == _pl.GENERAL for k in pieces.kind):
+            return None
         if pieces.bad:
             i, why = pieces.bad[0]
             opname, place = pl.origin or ("?", "the model")
@@ -305,6 +384,9 @@ class _Tracer:
         for key, idx in groups.items():
             idx_t = torch.tensor(idx, dtype=torch.long)
             kind = key[0]
+            if kind == _pl.GENERAL:
+                self.general_block(pc, idx, Rflat, Rbias, out_coefs, out_bias, place, d)
+                kind = _pl.AFFINE
             if kind == _pl.AFFINE:
                 a = torch.from_numpy(pc.scale[idx])
                 for v, C in Rflat.items():
@@ -349,10 +431,38 @@ class _Tracer:
         self.records.append(res)
         return res
 
+    def general_block(self, pc, idx, Rflat, Rbias, out_coefs, out_bias, place, d):
+        """One ReLU neuron per kink of the coordinates ``idx`` (their affine part is added by the caller)."""
+        rows, kinks, jumps = [], [], []
+        for i in idx:
+            b, c = pc.general[i]
+            rows += [i] * len(b)
+            kinks += b
+            jumps += c
+        n = len(rows)
+        rows_t = torch.tensor(rows, dtype=torch.long)
+        inputs, B = {}, None
+        for v, C in Rflat.items():
+            Mv = C[:, rows_t].T.numpy().copy()
+            if Mv.any():
+                if v == "y":
+                    B = Mv
+                else:
+                    inputs[v] = Mv
+        b = Rbias[rows_t].numpy() - np.asarray(kinks)
+        j = len(self.blocks)
+        self.blocks.append({"activation": ReLU(n), "inputs": inputs, "B": B, "b": b if b.any() else None,
+                            "name": f"relu{j} (piecewise-linear decomposition)"})
+        self.var_size[j] = n
+        Mo = torch.zeros(n, d, dtype=torch.float64)
+        Mo[torch.arange(n), rows_t] = torch.tensor(jumps, dtype=torch.float64)
+        out_coefs[j] = Mo
+
     # ------------------------------------------------------------------ elementwise (lazy) functions
-    def elementwise(self, func, name: str, args, kwargs, out: torch.Tensor, place: str):
-        """Build the lazy elementwise function for ``func(*args)`` whose symbolic operands share a root."""
-        syms = [(i, self.get(a)) for i, a in enumerate(args)]
+    def elementwise(self, func, name: str, args, kwargs, out: torch.Tensor, place: str, given=None):
+        """Build the lazy elementwise function for ``func(*args)`` whose symbolic operands share a root
+        (``given``: {arg index: symbol} instead of the looked-up operands)."""
+        syms = [(i, self.get(a) if given is None else given.get(i)) for i, a in enumerate(args)]
         syms = [(i, s) for i, s in syms if s is not None]
         pls = {i: (s.as_pl() if isinstance(s, _Aff) else s) for i, s in syms}
         roots = {id(p.root) for p in pls.values()}
@@ -392,7 +502,8 @@ class _Tracer:
             base = np.concatenate([np.zeros((1, d))] + kinks, axis=0)
             kinks.append(_pl.roots(q, base))
         ops = tuple(o for p in pls.values() for o in p.ops) + (name,)
-        return _PL(root, fn, kinks, (name, place), ops)
+        return _PL(root, fn, kinks, (name, place), ops, node=(func, name, args, kwargs, out, place),
+                   children=dict(syms))
 
     # ------------------------------------------------------------------ the dispatcher
     def handle(self, func, args, kwargs, out):
@@ -439,7 +550,12 @@ class _Tracer:
             ops = [a for a in args if self.get(a) is not None]
             if len({id(self.get(a).as_pl().root if isinstance(self.get(a), _Aff) else self.get(a).root)
                     for a in ops}) > 1:
-                # operands with different roots: the lazy ones become blocks first (z + relu(w) is affine)
+                # operands with different roots: fine for an affine operation (z + relu(w)), whose lazy
+                # operands become blocks first; anything else multiplies/compares two input-dependent values
+                if name not in _AFFINE_OPS or (name in ("mul", "div") and len(ops) > 1):
+                    self.refuse(name, "it combines two different input-dependent tensors nonlinearly (a product "
+                                      "of two input-dependent values, e.g. a threshold or step computed from "
+                                      "the input)", place)
                 for a in ops:
                     if isinstance(self.get(a), _PL):
                         self.put(a, self.materialize(self.get(a), name))
@@ -507,10 +623,13 @@ class _Tracer:
             return res
         return None
 
-    def affine_elementwise(self, func, name, args, kwargs, out, place):
-        """``add``/``sub``/``neg``/``mul``/``div`` with the symbolic operands entering linearly -> _Aff."""
+    def affine_elementwise(self, func, name, args, kwargs, out, place, given=None):
+        """``add``/``sub``/``neg``/``mul``/``div`` with the symbolic operands entering linearly -> _Aff.
+        ``given`` ({arg index: symbol}) replaces the looked-up operands (used to decompose a lazy function)."""
         g = self.get
         s = [g(a) if isinstance(a, torch.Tensor) else None for a in args]
+        if given is not None:
+            s = [given.get(i) for i in range(len(args))]
         if any(isinstance(x, _PL) for x in s):
             return None
         out_shape, nd = tuple(out.shape), out.ndim
@@ -563,7 +682,7 @@ class _Tracer:
             return None
         # remember the elementwise provenance, so that e.g. relu(z - t) - relu(-z - t) shares z as its root
         pls = [x.as_pl() for x in syms]
-        if len({id(p.root) for p in pls}) == 1 and tuple(out_shape) == tuple(pls[0].root.shape):
+        if given is None and len({id(p.root) for p in pls}) == 1 and tuple(out_shape) == tuple(pls[0].root.shape):
             root = pls[0].root
             lazy = self.elementwise(func, name, args, kwargs, out, place)
             res.elem = (root, lazy.fn, lazy.kinks)
@@ -866,17 +985,23 @@ def _run(net, Y):
 
 
 def infer_input_dim(model: Any) -> int | None:
-    """The observation dimension ``m`` of a plain module, or ``None``: an integer ``input_dim`` or ``m``
-    attribute, else the ``in_features`` of an ``nn.Linear`` (then ``in_channels``-free convolutions are not
-    guessed) for which ``model(torch.zeros(2, m))`` runs and returns a (2, n) tensor."""
+    """The observation dimension ``m`` of a plain module, or ``None`` when it cannot be told: an integer
+    ``input_dim`` or ``m`` attribute; else the one candidate (``in_features`` of an ``nn.Linear``, a dimension
+    of a 2-D parameter or buffer) for which ``model(torch.zeros(2, m))`` runs and returns a (2, n) tensor.
+    Several working candidates are ambiguous: ``None``."""
     for attr in ("input_dim", "m"):
         v = getattr(model, attr, None)
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0:
             return int(v)
-    cands = list(dict.fromkeys(mod.in_features for mod in model.modules() if isinstance(mod, torch.nn.Linear)))
+    cands = [mod.in_features for mod in model.modules() if isinstance(mod, torch.nn.Linear)]
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.ndim == 2:
+            cands += list(t.shape)
+    cands = list(dict.fromkeys(int(c) for c in cands if c > 0))
     if not cands:
         return None
     net = _prepare_copy(model)
+    works = []
     for m in cands:
         try:
             with torch.no_grad(), _Float64():
@@ -884,8 +1009,8 @@ def infer_input_dim(model: Any) -> int | None:
         except Exception:  # noqa: BLE001, S112 - a wrong guess fails in the user's code
             continue
         if isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[0] == 2:
-            return int(m)
-    return None
+            works.append(m)
+    return works[0] if len(works) == 1 else None
 
 
 def extract(model: Any, input_dim: int, *, example: Any = None, layers: int | Sequence[int] | None = None,
@@ -1025,7 +1150,7 @@ def _build_form(tracer: _Tracer, s_out: _Aff, m: int, layers, name: str) -> Form
                     f"got {j}.")
         readouts = [{j: np.eye(n_out)} for j in idx]
     else:
-        readouts = _detect_layers(tracer, s_out, n_out, out_C)
+        readouts = _detect_layers(tracer, s_out, n_out, out_C, blocks)
         if layers is not None and len(readouts) != int(layers):
             raise InvalidInputError(
                 f"layers={int(layers)} but the extractor found {len(readouts)} layer output(s); pass "
@@ -1047,15 +1172,22 @@ def _build_form(tracer: _Tracer, s_out: _Aff, m: int, layers, name: str) -> Form
     return Form(m, objs, output=eye_like, layer_outputs=lo, name=f"extracted {name}")
 
 
-def _detect_layers(tracer: _Tracer, s_out: _Aff, n_out: int, out_C: dict) -> list:
+def _detect_layers(tracer: _Tracer, s_out: _Aff, n_out: int, out_C: dict, blocks: list) -> list:
+    """Layer outputs x_1..x_K: tensors shaped like the output, read out like it (the same kinds and sizes of
+    blocks, identity readouts iff the output's is), reading no ``y`` and only blocks created after the
+    previous layer output; within one layer the last such tensor wins (docs/your_model.md §4)."""
+    def template(C: dict) -> tuple:
+        sig = tuple(sorted((blocks[j]["activation"].kind, blocks[j]["activation"].size) for j in C))
+        ident = all(M.shape[0] == M.shape[1] and np.array_equal(M, np.eye(M.shape[0])) for M in C.values())
+        return sig, ident
+
+    want = template(out_C)
     accepted: list[tuple[_Aff, dict]] = []
     for rec in tracer.records:
-        if rec.bdim != 0 or tuple(rec.shape) != tuple(s_out.shape):
-            continue
-        if "y" in rec.coefs:
+        if rec.bdim != 0 or tuple(rec.shape) != tuple(s_out.shape) or "y" in rec.coefs:
             continue
         C, pure = _readout(rec)
-        if not pure or not C:
+        if not pure or not C or template(C) != want:
             continue
         lo_v, hi_v = min(C), max(C)
         last_hi = max(accepted[-1][1]) if accepted else -1
@@ -1110,7 +1242,8 @@ def extract_cached(model: Any, input_dim: int | None = None) -> Form:
     if m is None:
         raise InvalidInputError(
             f"{type(model).__name__} has no .form() method and its input dimension cannot be inferred (no "
-            "`input_dim`/`m` attribute, no nn.Linear that accepts the input); call "
+            "`input_dim`/`m` attribute, and not exactly one nn.Linear in_features or weight dimension accepts "
+            "a (batch, m) input); call "
             "ut.form.extract(model, input_dim=m) and pass the returned form instead.")
     key = (int(m), _fingerprint(model))
     try:

@@ -12,7 +12,10 @@ that it is continuous and piecewise linear there, merges segments of equal slope
 * a ReLU :math:`f(z) = a\,\max(\pm(z - b), 0) + d` (slopes ``[0, a]`` or ``[a, 0]``),
 * a leaky ReLU (slopes of one sign whose ratio lies in (0, 1)),
 * a clip :math:`f(z) = a\,\mathrm{clip}(z, l, u) + d` (slopes ``[0, a, 0]``),
-* an affine map (one slope: no activation at all).
+* an affine map (one slope: no activation at all);
+* any other continuous piecewise-linear function (``abs``, a double threshold, ...) as its exact
+  decomposition :math:`f(z) = f(b_1) + s_0 (z - b_1) + \sum_j (s_j - s_{j-1}) \max(z - b_j, 0)`: one ReLU
+  per kink plus an affine part (exact, but a looser bound than a recognised soft threshold).
 
 Every recognised coordinate is finally checked again by the end-to-end comparison of the extracted form
 with the model (:func:`unfoldtheory.form.extract`).
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: kinds of a coordinate
-AFFINE, SOFT, RELU, LEAKY, CLIP = "affine", "soft", "relu", "leaky", "clip"
+AFFINE, SOFT, RELU, LEAKY, CLIP, GENERAL = "affine", "soft", "relu", "leaky", "clip", "general"
 
 
 def roots(q, X: np.ndarray) -> np.ndarray:
@@ -76,7 +79,8 @@ class Pieces:
     lower: np.ndarray       # clip
     upper: np.ndarray
     ratio: np.ndarray       # leaky relu negative slope
-    bad: list               # [(coordinate, reason)] for coordinates that are not recognised
+    bad: list               # [(coordinate, reason)] for coordinates that are not continuous piecewise linear
+    general: dict           # {coordinate: (kinks, slope jumps)}: f = scale * z + offset + sum_j c_j relu(z - b_j)
 
 
 def _snap(v: float, scale: float) -> float:
@@ -130,6 +134,7 @@ def classify(f, X: np.ndarray) -> Pieces:
     p, q, sc, off = np.ones(d), np.zeros(d), np.ones(d), np.zeros(d)
     th, lo, hi, ra = np.zeros(d), np.zeros(d), np.zeros(d), np.zeros(d)
     bad = [(i, why[i]) for i in sorted(why)]
+    general: dict = {}
     for i in range(d):
         if bad_mask[i]:
             kinds[i] = None
@@ -172,9 +177,30 @@ def classify(f, X: np.ndarray) -> Pieces:
         elif r == 2 and S[0] == 0.0 and S[2] == 0.0:
             kinds[i], lo[i], hi[i], sc[i] = CLIP, b1, kinks[1], S[1]
             off[i] = _snap(f1 - S[1] * b1, sc_i)
-        else:
-            kinds[i] = None
-            bad.append((i, (f"a piecewise-linear function with slopes {np.round(S, 6).tolist()} and kinks "
-                            f"{np.round(kinks, 6).tolist()}, which is not a soft threshold, ReLU, leaky ReLU, "
-                            "clip or affine map")))
-    return Pieces(kinds, p, q, sc, off, th, lo, hi, ra, bad)
+        else:   # any other continuous piecewise-linear function: affine part plus one ReLU per kink
+            kinds[i] = GENERAL
+            sc[i], off[i] = S[0], f1 - S[0] * b1
+            general[i] = (list(kinks), [S[j + 1] - S[j] for j in range(r)])
+    _normalise(kinds, p, q, sc, th, lo, hi)
+    return Pieces(kinds, p, q, sc, off, th, lo, hi, ra, bad, general)
+
+
+def _normalise(kinds, p, q, sc, th, lo, hi) -> None:
+    r"""Move the output scale into the pre-activation (positive homogeneity), so that blocks carry their
+    weights on the incoming edges like hand-written forms: :math:`a\,\eta_t(pz + q) = \mathrm{sign}(a)\,
+    \eta_{|a|t}(|a|pz + |a|q) = \eta_{|a|t}(apz + aq)` (odd), the same for ReLU and leaky ReLU (with the sign
+    kept outside), and :math:`a\,\mathrm{clip}(u, l, h) =
+    \mathrm{clip}(au, \min(al, ah), \max(al, ah))`."""
+    for i, k in enumerate(kinds):
+        a = sc[i]
+        if a == 0.0 or k not in (SOFT, RELU, LEAKY, CLIP):
+            continue
+        if k == CLIP:
+            lo[i], hi[i] = min(a * lo[i], a * hi[i]), max(a * lo[i], a * hi[i])
+            p[i], q[i], sc[i] = a * p[i], a * q[i], 1.0
+            continue
+        lam = abs(a)
+        if k == SOFT:   # odd: a soft(u, t) = soft(a u, |a| t)
+            p[i], q[i], sc[i], th[i] = a * p[i], a * q[i], 1.0, lam * th[i]
+            continue
+        p[i], q[i], sc[i] = lam * p[i], lam * q[i], 1.0 if a > 0 else -1.0
