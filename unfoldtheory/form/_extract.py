@@ -929,6 +929,12 @@ def _make_mode(tracer: _Tracer):
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class _Mode(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls):
+            # torch wraps a mode's __torch_dispatch__ in torch._disable_dynamo, whose first call imports
+            # torch._dynamo (about 3 s); the trace never runs under torch.compile, so the wrapper is not needed
+            return False
+
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)

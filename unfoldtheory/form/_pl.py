@@ -135,10 +135,34 @@ def classify(f, X: np.ndarray) -> Pieces:
     th, lo, hi, ra = np.zeros(d), np.zeros(d), np.zeros(d), np.zeros(d)
     bad = [(i, why[i]) for i in sorted(why)]
     general: dict = {}
-    for i in range(d):
-        if bad_mask[i]:
-            kinds[i] = None
-            continue
+    kinds[bad_mask] = None
+    # vectorised fast path for the common shapes (affine; soft threshold), the loop below does the rest
+    Sf = np.concatenate([sL[None], np.where(live, seg, np.nan), sR[None]], axis=0)      # (nb + 1, d)
+    for j in range(1, nb + 1):
+        Sf[j] = np.where(np.isnan(Sf[j]), Sf[j - 1], Sf[j])
+    stol = 1e-9 * np.nan_to_num(np.abs(Sf), nan=0.0).max(axis=0) + 1e-300
+    change = np.abs(Sf[1:] - Sf[:-1]) > stol                                              # kink at X[j]
+    r = change.sum(axis=0)
+    j1 = np.argmax(change, axis=0)
+    j2 = nb - 1 - np.argmax(change[::-1], axis=0)
+    cols = np.arange(d)
+    smax = np.abs(Sf).max(axis=0)
+    S0 = _snapv(Sf[0], smax)
+    S1 = _snapv(Sf[j1 + 1, cols], smax)
+    S2 = _snapv(Sf[j2 + 1, cols], smax)
+    aff = ~bad_mask & (r == 0)
+    soft = ~bad_mask & (r == 2) & (S1 == 0.0) & (S0 != 0.0) & (np.abs(S0 - S2) <= 1e-12 * np.abs(S0))
+    kinds[aff] = AFFINE
+    sc[aff] = S0[aff]
+    off[aff] = _snapv(FX[0, aff] - S0[aff] * X[0, aff], scale[aff])
+    b1, b2, f1 = X[j1, cols], X[j2, cols], FX[j1, cols]
+    kinds[soft] = SOFT
+    q[soft] = -_snapv(0.5 * (b1 + b2), scale)[soft]
+    th[soft] = np.maximum(0.5 * (b2 - b1), 0.0)[soft]
+    sc[soft] = S0[soft]
+    off[soft] = _snapv(f1, scale)[soft]
+    rest = np.flatnonzero(~bad_mask & ~aff & ~soft)
+    for i in rest:
         xs, fs, sl = X[:, i], FX[:, i], seg[:, i]
         lv = live[:, i]
         # slopes between true kinks: walk the segments, dropping degenerate ones and merging equal slopes
@@ -181,18 +205,30 @@ def classify(f, X: np.ndarray) -> Pieces:
             kinds[i] = GENERAL
             sc[i], off[i] = S[0], f1 - S[0] * b1
             general[i] = (list(kinks), [S[j + 1] - S[j] for j in range(r)])
-    _normalise(kinds, p, q, sc, th, lo, hi)
+    # soft thresholds are odd: a soft(pz + q, t) = soft(a(pz + q), |a| t)
+    a = sc[soft]
+    p[soft], q[soft], th[soft], sc[soft] = a * p[soft], a * q[soft], np.abs(a) * th[soft], 1.0
+    _normalise(kinds, p, q, sc, th, lo, hi, rest)
     return Pieces(kinds, p, q, sc, off, th, lo, hi, ra, bad, general)
 
 
-def _normalise(kinds, p, q, sc, th, lo, hi) -> None:
+def _snapv(v: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`_snap`."""
+    v = np.array(v, dtype=float)
+    tol = 1e-12 * np.maximum(1.0, ref)
+    for target in (0.0, 1.0, -1.0):
+        v = np.where(np.abs(v - target) <= tol, target, v)
+    return v
+
+
+def _normalise(kinds, p, q, sc, th, lo, hi, idx) -> None:
     r"""Move the output scale into the pre-activation (positive homogeneity), so that blocks carry their
     weights on the incoming edges like hand-written forms: :math:`a\,\eta_t(pz + q) = \mathrm{sign}(a)\,
     \eta_{|a|t}(|a|pz + |a|q) = \eta_{|a|t}(apz + aq)` (odd), the same for ReLU and leaky ReLU (with the sign
     kept outside), and :math:`a\,\mathrm{clip}(u, l, h) =
     \mathrm{clip}(au, \min(al, ah), \max(al, ah))`."""
-    for i, k in enumerate(kinds):
-        a = sc[i]
+    for i in idx:
+        k, a = kinds[i], sc[i]
         if a == 0.0 or k not in (SOFT, RELU, LEAKY, CLIP):
             continue
         if k == CLIP:
