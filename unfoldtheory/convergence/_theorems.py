@@ -78,6 +78,18 @@ def _check_model(model: Any) -> None:
                                 f"TiLISTA, LearnedStepISTA, ISTA); got {type(model).__name__}.")
 
 
+def _adapt(model: Any, A: Any) -> Any:
+    """A plain torch module seen through the zoo's protocol (its extracted form), given the dictionary A."""
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        from ..models.adapt import adapt
+
+        shape = np.shape(A)
+        return adapt(model, input_dim=int(shape[0]) if len(shape) == 2 else None)
+    return model
+
+
 def _layer_weights(model: Any) -> dict[str, list[np.ndarray]]:
     """``W1_k`` (n, m), ``W2_k`` (n, n), ``theta_k`` (n,) in float64: from ``model.weights()`` or the chain form."""
     _check_model(model)
@@ -228,6 +240,7 @@ def lista_cp_coupling(model: Any, A: Any, *, tol: float = 1e-10) -> CouplingResu
     InvalidInputError
         ``model`` is not a LISTA-family model, or ``A`` is not a finite matrix of the model's shape.
     """
+    model = _adapt(model, A)
     _check_model(model)
     A = _check_dictionary_for(model, A)
     tol = check_scalar(tol, "tol", low=0.0)
