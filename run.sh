@@ -2,7 +2,8 @@
 # One-command set-up and run for unfoldtheory.
 #   ./run.sh verify [args]   install what is needed, then run the verification suite (unfoldtheory verify --profile
 #                            quick; args go to it, e.g. --profile full --out DIR)
-#   ./run.sh test [args]     install what is needed, then run the test suite (args go to pytest)
+#   ./run.sh test [args]     install what is needed, lint (ruff, the project's config), then run the test suite
+#                            (args go to pytest; it includes the docstring examples and the README's example)
 # Uses $PYTHON (default python3) and installs into its environment; create and activate a virtualenv first
 # if you want isolation.  Without a GPU it installs the CPU build of torch before anything else so that no
 # resolver pulls a multi-GB CUDA build; with a GPU, install torch your own way first (it is then kept).
@@ -31,6 +32,7 @@ case "$cmd" in
     ;;
   test)
     install test
+    "$PY" -m ruff check .
     exec "$PY" -m pytest -q "$@"
     ;;
   *)

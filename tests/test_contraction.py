@@ -40,16 +40,17 @@ def test_layer_bounds_dominate_sampled_ratios_and_are_attained_in_the_linear_reg
         # with zero thresholds and identity-like activation regime the bound is attained (top singular vector)
         W = C._dense(form.blocks[k - 1].inputs[k - 2])
         v = np.linalg.svd(W)[2][0]
-        big = 10 * np.sign(W @ v + 1e-300)  # a base point in the linear regime of every coordinate
-        x0 = np.linalg.lstsq(W, big, rcond=None)[0]
+        By = C._dense(form.blocks[k - 1].B) @ y
+        big = 10 * np.sign(W @ v + 1e-300)  # pre-activation 10 * sign: the linear regime of every coordinate
+        x0 = np.linalg.lstsq(W, big - By, rcond=None)[0]
+        assert np.all(np.abs(W @ x0 + By) > 1.5)  # constructed, not hoped for (W is square and generic)
         ratio = np.linalg.norm(T(x0 + 1e-3 * v) - T(x0)) / 1e-3
-        if np.all(np.abs(W @ x0 + C._dense(form.blocks[k - 1].B) @ y) > 1.5):
-            assert ratio == pytest.approx(b.value, rel=1e-6)
+        assert ratio == pytest.approx(b.value, rel=1e-6)
 
 
 def test_ista_layers_are_nonexpansive_but_not_contractive_when_m_lt_n():
     A = ut.problems.gaussian_dictionary(10, 20, seed=0)
-    net = ut.models.ISTA(A, 0.1, 5, **F64)
+    net = ut.models.ISTA(A, 5, lam=0.1, **F64)
     bounds = C.layer_lipschitz(net)
     assert all(b.value == pytest.approx(1.0, abs=1e-9) for b in bounds)  # I - A^T A / L has a null space of A
     cert = C.contraction_certificate(net)
@@ -115,4 +116,4 @@ def test_refusals_and_bad_input():
     with pytest.raises(ut.InvalidInputError, match="step \\* L must be < 2"):
         C.averagedness_constant(2.0, 1.0)
     with pytest.raises(ut.InvalidInputError, match="layer must be in 2..3"):
-        C.restricted_lipschitz(ut.models.ISTA(A, 0.1, 3, **F64), [0, 1], layer=1)
+        C.restricted_lipschitz(ut.models.ISTA(A, 3, lam=0.1, **F64), [0, 1], layer=1)

@@ -171,7 +171,7 @@ def test_sample_bound_bad_input():
         with pytest.raises(ut.InvalidInputError, match="delta"):
             G.risk_bound(np.zeros(5), 0.0, delta=bad)
     with pytest.raises(ut.InvalidInputError, match="problem"):
-        G.layer_metrics(ut.models.ISTA(np.eye(3), 0.1, 2), np.ones((4, 3)), metric="distance")
+        G.layer_metrics(ut.models.ISTA(np.eye(3), 2, lam=0.1), np.ones((4, 3)), metric="distance")
 
 
 # ------------------------------------------------------------------------------------------------ PAC-Bayes
@@ -210,7 +210,7 @@ def test_pac_bayes_bad_input():
     with pytest.raises(ut.InvalidInputError, match="N >= 8"):
         G.pac_bayes_bound(net, post, net, (np.ones((5, 3)), np.ones((5, 4))), -10.0)
     with pytest.raises(ut.InvalidInputError, match="no trainable parameter"):
-        G.GaussianPosterior.around(ut.models.ISTA(np.eye(3), 0.1, 2), 1e-3)
+        G.GaussianPosterior.around(ut.models.ISTA(np.eye(3), 2, lam=0.1), 1e-3)
 
 
 def test_pac_bayes_soundness_over_repetitions():
@@ -271,7 +271,7 @@ def test_uniform_bound_sympy_matches_numeric(dictionary, kind):
     model = {"ALISTA": lambda: ut.models.ALISTA(A, num_layers=5, **kw),
              "LISTACP": lambda: ut.models.LISTACP(A, num_layers=5, **kw),
              "LISTA": lambda: ut.models.LISTA(A, num_layers=5, **kw),
-             "ISTA": lambda: ut.models.ISTA(A, 0.1, 5, **kw),
+             "ISTA": lambda: ut.models.ISTA(A, 5, lam=0.1, **kw),
              "LearnedStepISTA": lambda: ut.models.LearnedStepISTA(A, num_layers=5, **kw)}[kind]()
     res = G.uniform_bound(model, 500, y_norm=4.0, loss_scale=2.0, empirical_risk=0.1)
     assert res.at() == pytest.approx(res.closed_form_value, rel=1e-9)
@@ -303,7 +303,7 @@ def test_uniform_bound_depth_scaling(dictionary):
     # more samples: a smaller bound; the ISTA class (d = 0) is non-vacuous
     m1 = ut.models.ALISTA(A, num_layers=4, gamma0=0.9, dtype=torch.float64, device="cpu")
     assert G.uniform_bound(m1, 10 ** 3, **fixed).gap_bound > G.uniform_bound(m1, 10 ** 5, **fixed).gap_bound
-    ista = G.uniform_bound(ut.models.ISTA(A, 0.1, 4, dtype=torch.float64, device="cpu"), 10 ** 4, y_norm=4.0)
+    ista = G.uniform_bound(ut.models.ISTA(A, 4, lam=0.1, dtype=torch.float64, device="cpu"), 10 ** 4, y_norm=4.0)
     assert not ista.vacuous and ista.rademacher == 0.0
 
 

@@ -317,7 +317,7 @@ def test_tied_and_untied_copies_give_the_same_bound():
 
 def test_ista_model_equals_lista_initialised_as_ista_and_thresholds_do_not_matter():
     A = np.random.default_rng(5).normal(size=(4, 6))
-    ista = ut.models.ISTA(A, 0.3, 4, dtype=torch.float64, device="cpu")
+    ista = ut.models.ISTA(A, 4, lam=0.3, dtype=torch.float64, device="cpu")
     lista = ut.models.LISTA(A, 4, lam=0.01, dtype=torch.float64, device="cpu")
     a, b = lip.upper_bound(ista), lip.upper_bound(lista)
     assert abs(a.value - b.value) <= 1e-6 * b.value
@@ -339,7 +339,7 @@ def test_padding_with_zero_weight_units_keeps_the_bound():
 def test_ista_naive_bound_equals_the_closed_form_and_lipsdp_is_below():
     A = np.random.default_rng(1).normal(size=(5, 9))
     for K in (1, 3, 6):
-        ista = ut.models.ISTA(A, 0.1, K, dtype=torch.float64, device="cpu")
+        ista = ut.models.ISTA(A, K, lam=0.1, dtype=torch.float64, device="cpu")
         lam = rob.ista_sensitivity(ista)
         naive = lip.upper_bound(ista, "naive")
         L = np.linalg.norm(A, 2)

@@ -12,7 +12,7 @@ import unfoldtheory as ut
 def test_ista_converges_to_the_reference_optimum(small_problem):
     gen, prob, sample = small_problem
     sol = ut.reference.solve(prob, sample.y, method="cvxpy")
-    net = ut.models.ISTA(prob.A, prob.lam, num_layers=3000, dtype=torch.float64, device="cpu")
+    net = ut.models.ISTA(prob.A, lam=prob.lam, num_layers=3000, dtype=torch.float64, device="cpu")
     x = net(sample.y).numpy()
     err = np.linalg.norm(x - sol.x, axis=1) / np.linalg.norm(sol.x, axis=1)
     assert err.max() < 1e-6
@@ -20,14 +20,14 @@ def test_ista_converges_to_the_reference_optimum(small_problem):
 
 def test_ista_is_a_descent_method(small_problem):
     _, prob, sample = small_problem
-    net = ut.models.ISTA(prob.A, prob.lam, num_layers=50, dtype=torch.float64, device="cpu")
+    net = ut.models.ISTA(prob.A, lam=prob.lam, num_layers=50, dtype=torch.float64, device="cpu")
     values = np.array([prob.objective(x.numpy(), sample.y) for x in net(sample.y, return_all=True)])
     assert np.all(np.diff(values, axis=0) <= 1e-12)
 
 
 def test_lista_at_initialisation_equals_ista(small_problem, device):
     _, prob, sample = small_problem
-    ista = ut.models.ISTA(prob.A, prob.lam, 12, device=device, dtype=torch.float64)
+    ista = ut.models.ISTA(prob.A, 12, lam=prob.lam, device=device, dtype=torch.float64)
     lista = ut.models.LISTA(prob.A, 12, lam=prob.lam, device=device, dtype=torch.float64)
     y = torch.tensor(sample.y, device=device)
     with torch.no_grad():
@@ -83,7 +83,7 @@ def test_defaults_float32_and_float64_available(small_problem):
     _, prob, sample = small_problem
     assert ut.models.LISTA(prob.A, 2, device="cpu").dtype == torch.float32
     assert ut.models.LISTA(prob.A, 2, device="cpu")(sample.y).dtype == torch.float32
-    assert ut.models.ISTA(prob.A, 0.1, 2, device="cpu", dtype=torch.float64)(sample.y).dtype == torch.float64
+    assert ut.models.ISTA(prob.A, 2, lam=0.1, device="cpu", dtype=torch.float64)(sample.y).dtype == torch.float64
 
 
 def test_models_run_on_the_fixture_device(small_problem, device):
@@ -104,16 +104,16 @@ def test_gradients_reach_every_trainable_weight_but_w2_of_layer_one(small_proble
     assert net.W1.grad.abs().sum() > 0 and net.theta.grad.abs().sum() > 0
     assert net.W2.grad[1:].abs().sum() > 0
     assert net.W2.grad[0].abs().sum() == 0  # W2_1 multiplies x_0 = 0
-    assert not any(p.requires_grad for p in ut.models.ISTA(prob.A, 0.1, 3, device="cpu").parameters())
+    assert not any(p.requires_grad for p in ut.models.ISTA(prob.A, 3, lam=0.1, device="cpu").parameters())
 
 
 def test_reprs_are_informative(small_problem):
     _, prob, _ = small_problem
     assert "num_layers=7" in repr(ut.models.LISTA(prob.A, 7, device="cpu"))
-    assert "step=" in repr(ut.models.ISTA(prob.A, 0.1, 2, device="cpu"))
+    assert "step=" in repr(ut.models.ISTA(prob.A, 2, lam=0.1, device="cpu"))
 
 
 def test_large_ista_step_warns(small_problem):
     _, prob, _ = small_problem
     with pytest.warns(UserWarning, match="need not converge"):
-        ut.models.ISTA(prob.A, 0.1, 2, step=2.5 / prob.L, device="cpu")
+        ut.models.ISTA(prob.A, 2, lam=0.1, step=2.5 / prob.L, device="cpu")

@@ -72,7 +72,7 @@ def test_attack_never_exceeds_the_certified_sensitivity(seed, K, eps, norm, meth
 def test_comparison_of_classical_learned_and_adversarially_trained_models():
     m, n, K = 5, 10, 5
     A = ut.problems.SparseRecovery.gaussian(m=m, n=n, seed=1).A
-    ista = ut.models.ISTA(A, 0.05, K, dtype=torch.float64, device="cpu")
+    ista = ut.models.ISTA(A, K, lam=0.05, dtype=torch.float64, device="cpu")
     lista = random_lista(m, n, K, seed=2, scale=0.8)
     adv, data = adversarially_trained_lista(m, n, K, seed=1)
     rows = rob.compare_sensitivity({"ISTA": ista, "LISTA": lista, "LISTA-adv": adv}, data[:8], 0.2,

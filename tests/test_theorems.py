@@ -53,7 +53,7 @@ def test_set(A):
 
 # ------------------------------------------------------------------------------------ LISTA-CP coupling
 @pytest.mark.parametrize("make", [lambda A: ut.models.LISTACP(A, 5), lambda A: ut.models.ALISTA(A, 5),
-                                  lambda A: ut.models.TiLISTA(A, 5), lambda A: ut.models.ISTA(A, 0.1, 5)])
+                                  lambda A: ut.models.TiLISTA(A, 5), lambda A: ut.models.ISTA(A, 5, lam=0.1)])
 def test_coupled_models_report_zero_residual(A, make):
     r = cv.lista_cp_coupling(make(A), A)
     assert r.by_construction and r.verdict == "coupled by construction"
@@ -217,7 +217,7 @@ def test_bad_inputs_name_the_argument(A, trained_alista, test_set):
     with pytest.raises(ut.InvalidInputError, match="s must be"):
         cv.fixed_support_instances(A, N + 1, 3)
     with pytest.raises(ut.InvalidInputError, match="theta"):
-        cv.alista_oracle_thresholds(ut.models.ISTA(A, 0.1, 3), A, x, y)
+        cv.alista_oracle_thresholds(ut.models.ISTA(A, 3, lam=0.1), A, x, y)
 
 
 # ------------------------------------------------------------------------------------ empirical profile
@@ -225,7 +225,7 @@ def test_convergence_profile_ista_and_lista(A, single_torch_thread):
     gen = ut.problems.SparseRecovery(A, p=0.05)
     prob = gen.lasso(0.05)
     data = gen.sample(20, seed=3)
-    ista = ut.models.ISTA(A, 0.05, 6, device="cpu", dtype=torch.float64)
+    ista = ut.models.ISTA(A, 6, lam=0.05, device="cpu", dtype=torch.float64)
     prof = cv.convergence_profile(ista, prob, data.y, data.x)
     assert prof.reference_certified
     assert prof.rates["contraction"]["certified"] and prof.rates["contraction"]["holds"]

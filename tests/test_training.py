@@ -24,7 +24,7 @@ def setup():
 @pytest.fixture(scope="module")
 def ista_db(setup):
     gen, prob, test = setup
-    return ut.metrics.per_layer_nmse_db(ut.models.ISTA(gen.A, prob.lam, K, device="cpu"), test.y, test.x)[-1]
+    return ut.metrics.per_layer_nmse_db(ut.models.ISTA(gen.A, K, lam=prob.lam, device="cpu"), test.y, test.x)[-1]
 
 
 @pytest.mark.parametrize("cls, lr", [(ut.models.LISTACP, 3e-3), (ut.models.ALISTA, 1e-2)], ids=["LISTACP", "ALISTA"])

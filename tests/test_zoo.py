@@ -20,7 +20,7 @@ WITH_FORM = [LISTA, LISTACP, TiLISTA, LearnedStepISTA, ALISTA, UnfoldedFISTA, Co
 
 def build(cls, A, K, **kw):
     if cls is ISTA:
-        return ISTA(A, 0.1, K, **F64, **kw)
+        return ISTA(A, K, lam=0.1, **F64, **kw)
     return cls(A, K, **F64, **kw)
 
 
@@ -72,7 +72,7 @@ def test_models_without_a_form_refuse_clearly(net, match):
 def test_initialisation_is_ista(cls):
     gen = ut.problems.SparseRecovery.gaussian(12, 24, 0.2, seed=1)
     y = gen.sample(5, seed=2).y
-    ista = ISTA(gen.A, 0.1, 6, **F64)
+    ista = ISTA(gen.A, 6, lam=0.1, **F64)
     net = cls(gen.A, 6, lam=0.1, **F64)
     with torch.no_grad():
         for a, b in zip(ista(y, return_all=True), net(y, return_all=True)):

@@ -15,10 +15,10 @@ need them.
 from . import (bounds, coherence, contraction, convergence, errors, form, generalization, lipschitz, metrics, models,
                problems, reference, robustness, suite, symbolic, testing,
                training)
-from .errors import InvalidInputError, NotRepresentableError, SolverError, UnfoldTheoryError
+from .errors import InvalidInputError, MissingFileError, NotRepresentableError, SolverError, UnfoldTheoryError
 
 __version__ = "0.1.0.dev0"
 
 __all__ = ["bounds", "coherence", "contraction", "convergence", "errors", "form", "generalization", "lipschitz", "metrics", "models",
            "problems", "reference", "robustness", "suite", "symbolic", "testing", "training", "InvalidInputError", "NotRepresentableError",
-           "SolverError", "UnfoldTheoryError", "__version__"]
+           "SolverError", "UnfoldTheoryError", "MissingFileError", "__version__"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_float_array, check_scalar
+from ._validation import as_float_array, check_int, check_scalar, to_numpy
 from .bounds import Bound
 from .errors import InvalidInputError, NotRepresentableError
 from .form import Form, _dense, require_form
@@ -72,6 +72,25 @@ def layer_lipschitz(model: Any) -> list[Bound]:
     return out
 
 
+def support_indices(support: Any, n: int) -> np.ndarray:
+    """The sorted, distinct indices of ``support``: a boolean mask of length ``n`` or integer indices in
+    ``[0, n)``.  Floats (even integral ones such as 1.0), NaN, out-of-range or non-1-D input are refused
+    rather than truncated."""
+    S = to_numpy(support)
+    if S.dtype == bool:
+        if S.shape != (n,):
+            raise InvalidInputError(f"support as a boolean mask must have shape ({n},); got {S.shape}.")
+        return np.flatnonzero(S)
+    if S.ndim > 1 or not (S.size == 0 or np.issubdtype(S.dtype, np.integer)):
+        raise InvalidInputError(f"support must be a boolean mask of length {n} or a 1-D array of integer indices "
+                                f"in [0, {n}); got {S.dtype} values {np.ravel(S)[:5].tolist()}"
+                                f"{'...' if S.size > 5 else ''}. Use np.flatnonzero(mask) or integer indices.")
+    idx = np.unique(S.astype(np.int64).ravel())
+    if idx.size and (idx[0] < 0 or idx[-1] >= n):
+        raise InvalidInputError(f"support indices must lie in [0, {n}); got {idx[0]}..{idx[-1]}.")
+    return idx
+
+
 def restricted_lipschitz(model: Any, support: Any, layer: int | None = None) -> list[Bound]:
     r"""Upper bounds :math:`\|W_k[:, S]\|_2` on the Lipschitz constant of layer k over states supported in ``S``
     (the restricted-support constant; the LISTA-CP/ALISTA analyses work on the support of :math:`x^\star`).
@@ -82,13 +101,8 @@ def restricted_lipschitz(model: Any, support: Any, layer: int | None = None) -> 
     n = form_n = W[1].shape[1] if len(W) > 1 else None
     if n is None:
         raise InvalidInputError("the network has a single layer: there is no state-to-state map to bound.")
-    S = np.asarray(support)
-    idx = np.flatnonzero(S) if S.dtype == bool else S.astype(int).ravel()
-    if S.dtype == bool and S.shape != (form_n,):
-        raise InvalidInputError(f"support must be a boolean mask of length {form_n} or an index array.")
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise InvalidInputError(f"support indices must lie in [0, {n}); got {idx.min()}..{idx.max()}.")
-    layers = range(2, len(W) + 1) if layer is None else [layer]
+    idx = support_indices(support, form_n)
+    layers = range(2, len(W) + 1) if layer is None else [check_int(layer, "layer")]
     out = []
     for k in layers:
         if not 2 <= k <= len(W):

@@ -18,6 +18,10 @@ class InvalidInputError(UnfoldTheoryError, ValueError):
     """An argument has the wrong shape, contains NaN/Inf, or lies outside its allowed range."""
 
 
+class MissingFileError(InvalidInputError, FileNotFoundError):
+    """A file argument names a path that does not exist (also a ``FileNotFoundError``)."""
+
+
 class NotRepresentableError(UnfoldTheoryError, TypeError):
     """A model or layer cannot be written in the analysis form (not elementwise, not continuous, ...)."""
 

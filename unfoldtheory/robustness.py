@@ -137,7 +137,7 @@ def attack(model_or_form: Any, y: Any, eps: float, *, norm: str = "l2", method: 
         x0 = f(Y)
     best_dev = torch.full((Y.shape[0],), -1.0, dtype=torch.float64, device=dev)
     best_d = torch.zeros_like(Y)
-    for r in range(restarts):
+    for _ in range(restarts):
         noise = torch.randn(Y.shape, generator=gen, dtype=torch.float64).to(dev)
         if method == "bim":
             d = 1e-3 * eps * noise.sign()

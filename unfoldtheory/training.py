@@ -35,7 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ._device import resolve_device
+from ._device import resolve_device, torch_threads
+from ._progress import progress as make_progress
 from ._validation import check_int, check_scalar
 from .errors import InvalidInputError, UnfoldTheoryError
 from .models.base import UnfoldedNetwork
@@ -190,7 +191,7 @@ def train(model: UnfoldedNetwork, data: Any, *, loss: str = "nmse", scheme: str 
           lr: float = 1e-3, val_size: int = 500, seed: int = 0, device: Any = None, progress: bool = True,
           layer_weights: Sequence[float] | None = None, finetune_ratio: float = 0.2,
           descent_epsilon: float = 0.05, dual_lr: float = 1.0, attack_eps: float = 0.1, attack_norm: str = "l2",
-          attack_steps: int = 5) -> TrainingHistory:
+          attack_steps: int = 5, num_threads: int | None = None) -> TrainingHistory:
     """Train ``model`` in place and return its :class:`TrainingHistory`.
 
     Parameters
@@ -218,7 +219,16 @@ def train(model: UnfoldedNetwork, data: Any, *, loss: str = "nmse", scheme: str 
         Required relative decrease per layer and dual step of descent training.
     attack_eps, attack_norm, attack_steps
         Ball radius (per instance), ``"l2"`` or ``"linf"``, and PGD steps of adversarial training.
+    num_threads : int, optional
+        Torch threads while training (restored afterwards); ``None`` keeps torch's setting.  For networks of
+        the sizes in the README (n of a few hundred) on CPU, ``num_threads=1`` is as fast as torch's default on
+        a quiet machine and up to tens of times faster on a loaded one (``verification/benchmarks/
+        bench_threads.py``); the library does not change the global setting on its own.
     """
+    if num_threads is not None:  # pin torch's threads for this call only, restored afterwards
+        args = {k: v for k, v in locals().items() if k != "num_threads"}
+        with torch_threads(num_threads):
+            return train(**args)
     if not isinstance(model, UnfoldedNetwork):
         raise InvalidInputError(f"model must be an unfoldtheory model; got {type(model).__name__}.")
     if loss not in LOSSES:
@@ -267,7 +277,7 @@ def train(model: UnfoldedNetwork, data: Any, *, loss: str = "nmse", scheme: str 
     multipliers = torch.zeros(K, dtype=model.dtype, device=model.device)
     stages = list(range(1, K + 1)) if scheme == "layerwise" else [K]
     total = len(stages) * epochs * steps  # layerwise: each stage's two phases share its epochs
-    bar = _progress(total, progress, f"{type(model).__name__} [{scheme}]")
+    bar = make_progress(total, f"{type(model).__name__} [{scheme}]", enabled=progress)
     try:
         for stage in stages:
             if scheme == "layerwise":  # train the new layer, then fine-tune layers 1..stage
@@ -306,7 +316,7 @@ def _run_epoch(model, data, rng, opt, batch_loss, objective, multipliers, histor
         s = data.sample(batch_size, seed=rng)
         y, x = _to_tensor(s.y, model), _to_tensor(s.x, model)
         if scheme == "adversarial":
-            y = y + pgd_attack(model, y, lambda out: _nmse(out, x), attack_eps, attack_norm, attack_steps)
+            y = y + pgd_attack(model, y, lambda out, x=x: _nmse(out, x), attack_eps, attack_norm, attack_steps)
         outs = model(y, return_all=True)
         value = batch_loss(outs, y, x, upto)
         if scheme == "descent":
@@ -335,8 +345,4 @@ def _run_epoch(model, data, rng, opt, batch_loss, objective, multipliers, histor
     return copy.deepcopy(model.state_dict())
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
 
-    # disable=None lets tqdm switch itself off when stderr is not a terminal (CI logs, pipes)
-    return tqdm(total=total, disable=None if enabled else True, desc=desc, leave=False, mininterval=0.5)

@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
     W_minimax, mu_tilde = cv.generalized_coherence(A)
     K, kw = args.layers, {"device": "cpu", "dtype": torch.float64}
     models = {
-        "ISTA": (ut.models.ISTA(A, args.lam, K, **kw), None),
+        "ISTA": (ut.models.ISTA(A, K, lam=args.lam, **kw), None),
         "LISTA": (ut.models.LISTA(A, K, lam=args.lam, **kw), 1e-3),
         "LISTACP": (ut.models.LISTACP(A, K, lam=args.lam, **kw), 1e-3),
         "LearnedStepISTA": (ut.models.LearnedStepISTA(A, K, lam=args.lam, **kw), 1e-2),

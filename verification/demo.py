@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
           f"max relative gap {np.max(sol.relative_gap):.1e}, max relative residual {np.max(sol.residual):.1e}, "
           f"all optimal: {bool(np.all(sol.status == 'optimal'))}")
 
-    ista = ut.models.ISTA(prob.A, prob.lam, args.layers, device=device, dtype=torch.float64)
+    ista = ut.models.ISTA(prob.A, args.layers, lam=prob.lam, device=device, dtype=torch.float64)
     t0 = time.perf_counter()
     lista = ut.models.LISTA(gen.A, args.layers, lam=args.lam, device=device)
     history = ut.training.train(lista, gen, epochs=10, steps_per_epoch=max(1, args.steps // 10),

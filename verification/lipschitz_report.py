@@ -40,7 +40,7 @@ log = logging.getLogger("lipschitz_report")
 
 #: name -> (constructor (A, K) -> model, Adam learning rate); the zoo models that have an analysis form
 ZOO: dict[str, tuple[Callable[[Any, int], Any], float]] = {
-    "ISTA": (lambda A, K: ut.models.ISTA(A, 0.1, K), 0.0),
+    "ISTA": (lambda A, K: ut.models.ISTA(A, K, lam=0.1), 0.0),
     "LearnedStepISTA": (lambda A, K: ut.models.LearnedStepISTA(A, K), 1e-2),
     "ALISTA": (lambda A, K: ut.models.ALISTA(A, K), 1e-2),
     "LISTA": (lambda A, K: ut.models.LISTA(A, K), 1e-3),

@@ -55,7 +55,7 @@ def main(argv=None) -> list[dict]:
     gen = ut.problems.SparseRecovery.gaussian(args.m, args.n, p=args.p, seed=args.seed)
     test = gen.sample(args.test_size, seed=args.seed + 1)
     rows = []
-    for name, net in [("ISTA (classical)", ut.models.ISTA(gen.A, 0.1, args.layers, device=device)),
+    for name, net in [("ISTA (classical)", ut.models.ISTA(gen.A, args.layers, lam=0.1, device=device)),
                       ("FISTA (classical)", ut.models.UnfoldedFISTA(gen.A, args.layers, lam=0.1, device=device))]:
         rows.append({"model": name, "paradigm": "classical", "nmse_db": float(
             ut.metrics.per_layer_nmse_db(net, test.y, test.x)[-1]), "seconds": 0.0})

@@ -30,7 +30,7 @@ print("worst relative gap:", sol.relative_gap.max(), " worst relative residual:"
 ISTA with step $1/L$ is a descent method; its per-layer error against the certified optimum decays slowly.
 LISTA at initialisation *is* ISTA (same weights), which the last line checks."""),
     ("code", """K = 30
-ista = ut.models.ISTA(prob.A, prob.lam, num_layers=K, device="cpu", dtype=torch.float64)
+ista = ut.models.ISTA(prob.A, lam=prob.lam, num_layers=K, device="cpu", dtype=torch.float64)
 lista = ut.models.LISTA(prob.A, num_layers=K, lam=prob.lam, device="cpu", dtype=torch.float64)
 with torch.no_grad():
     xs = ista(test.y, return_all=True)
@@ -38,9 +38,12 @@ with torch.no_grad():
 err = [np.linalg.norm(x.numpy() - sol.x, axis=1).mean() for x in xs]
 obj = [np.mean(prob.objective(x.numpy(), test.y) - sol.objective) for x in xs]
 fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-ax[0].semilogy(range(1, K + 1), err, "o-"); ax[0].set(xlabel="layer k", ylabel="mean ||x_k - x*||")
-ax[1].semilogy(range(1, K + 1), obj, "s-"); ax[1].set(xlabel="layer k", ylabel="mean F(x_k) - F*")
-fig.tight_layout(); plt.show()
+ax[0].semilogy(range(1, K + 1), err, "o-")
+ax[0].set(xlabel="layer k", ylabel="mean ||x_k - x*||")
+ax[1].semilogy(range(1, K + 1), obj, "s-")
+ax[1].set(xlabel="layer k", ylabel="mean F(x_k) - F*")
+fig.tight_layout()
+plt.show()
 print("LISTA at init equals ISTA:", all(torch.allclose(a, b) for a, b in zip(xs, xs_lista)))"""),
     ("md", """## The analysis form
 

@@ -81,7 +81,9 @@ k = np.arange(1, net.num_layers + 1)
 ax.plot(k, res.empirical_risk, "o-", label="empirical risk (held-out)")
 ax.plot(k, res.risk_upper, "s--", label="certified upper bound (95%)")
 ax.set(xlabel="layer k", ylabel="P(NMSE_k > -10 dB)", title="Sample-convergence bound per layer")
-ax.legend(); ax.grid(alpha=0.3); plt.show()"""),
+ax.legend()
+ax.grid(alpha=0.3)
+plt.show()"""),
     ("md", """The same table for any saved model from the command line: `unfoldtheory bounds my_lista.pt` (add
 `--json` for a machine-readable version)."""),
 ]

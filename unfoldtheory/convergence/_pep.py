@@ -445,7 +445,7 @@ def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, st
         st = stages[k]
         zero = np.zeros(dims[k])
 
-        def loc(p: int, which: int) -> np.ndarray:
+        def loc(p: int, which: int, fn=fn, st=st, zero=zero) -> np.ndarray:
             return zero if fn.syms[p] is None else st.coef[fn.syms[p][which]]
 
         U = np.array([loc(j, 1), loc(i, 0) - loc(j, 0), loc(i, 1) - loc(j, 1)])
@@ -560,7 +560,7 @@ def _glue(stages: list[_Stage], Ys: list[np.ndarray], model: _Model) -> np.ndarr
             factors[k] = v[:, keep] * np.sqrt(w[keep])
     D = max(1, sum(f.shape[1] for f in factors))
     vec: dict = {}                                     # symbol -> realised unscaled vector in R^D
-    for k, (st, Fk) in enumerate(zip(stages, factors)):
+    for st, Fk in zip(stages, factors):
         local = {s: c @ Fk for s, c in st.coef.items()}   # in the block's own coordinates (R^rank)
         shared = [s for s in st.coef if s in vec]
         if not shared:
@@ -712,6 +712,10 @@ def _quadratic_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, f
 
 
 # ===================================================================================== validation
+#: largest step (in units of 1/L) the PEP accepts; larger ones overflow the SDP's float64 data
+MAX_STEP = 1e3
+
+
 def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, str, str]:
     if isinstance(method, str) and method.lower() in METHODS:
         method = method.lower()
@@ -733,6 +737,12 @@ def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, s
         k = int(np.flatnonzero(steps <= 0)[0])
         raise InvalidInputError(f"steps must be positive (gamma_k = steps[k] / L > 0); steps[{k}] = "
                                 f"{steps[k]}. A zero step leaves the iterate unchanged: drop it.")
+    if np.any(steps > MAX_STEP):
+        k = int(np.flatnonzero(steps > MAX_STEP)[0])
+        raise InvalidInputError(f"steps[{k}] = {steps[k]:g} (in units of 1/L) is above {MAX_STEP:g}: the PEP's data "
+                                "grow like the square of the steps, and beyond this the SDP cannot be solved or "
+                                "certified in float64. A step above 2/L already makes gradient descent expansive; "
+                                "pass steps in units of 1/L (gamma_k * L).")
     L = check_scalar(L, "L", low=0.0, low_inclusive=False)
     mu = check_scalar(mu, "mu", low=0.0)
     if mu > L:

@@ -48,6 +48,8 @@ __all__ = ["kl_divergence", "kl_inverse", "kl_inverse_lower"]
 _ETA = 1e-12
 _SERIES_TERMS = 32
 _SERIES_RADIUS = 0.25
+#: below this budget the inverses use the closed-form refined-Pinsker bracket (see _inverse)
+_TINY_C = 1e-200
 
 
 def _h(u: np.ndarray) -> np.ndarray:
@@ -98,9 +100,24 @@ def _kl(q: np.ndarray, p: np.ndarray) -> np.ndarray:
     return _term(q, d, p) + _term(1.0 - q, -d, 1.0 - p)
 
 
+def _numeric(value: Any, name: str, what: str) -> np.ndarray:
+    raw = to_numpy(value)
+    if raw.dtype.kind not in "biuf":
+        raise InvalidInputError(f"{name} must be {what}; got {value!r} (a {raw.dtype.name} value, not a number).")
+    return np.asarray(raw, dtype=np.float64)
+
+
+def _broadcast(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return np.broadcast_arrays(a, b)
+    except ValueError:
+        raise InvalidInputError(f"{name_a} (shape {a.shape}) and {name_b} (shape {b.shape}) must broadcast "
+                                "against each other; pass a scalar for one of them or arrays of one shape.") from None
+
+
 def _check_q(q: Any, name: str = "q") -> np.ndarray:
     try:
-        arr = np.asarray(to_numpy(q), dtype=np.float64)
+        arr = _numeric(q, name, "a real number or array in [0, 1]")
     except (TypeError, ValueError):
         raise InvalidInputError(f"{name} must be a real number or array in [0, 1]; got {q!r}.") from None
     if np.isnan(arr).any():
@@ -114,7 +131,7 @@ def _check_q(q: Any, name: str = "q") -> np.ndarray:
 
 def _check_c(c: Any) -> np.ndarray:
     try:
-        arr = np.asarray(to_numpy(c), dtype=np.float64)
+        arr = _numeric(c, "c", "a real number or array >= 0")
     except (TypeError, ValueError):
         raise InvalidInputError(f"c must be a real number or array >= 0; got {c!r}.") from None
     if np.isnan(arr).any():
@@ -144,7 +161,7 @@ def kl_divergence(q: Any, p: Any) -> float | np.ndarray:
     """
     qa, pa = _check_q(q, "q"), _check_q(p, "p")
     scalar = qa.ndim == 0 and pa.ndim == 0
-    qa, pa = np.broadcast_arrays(qa, pa)
+    qa, pa = _broadcast("q", qa, "p", pa)
     return _out(_kl(qa, pa), scalar)
 
 
@@ -178,6 +195,7 @@ def _bisect(q: np.ndarray, target: np.ndarray, lo: np.ndarray, hi: np.ndarray, u
 def _inverse(q: Any, c: Any, upper: bool) -> float | np.ndarray:
     qa, ca = _check_q(q), _check_c(c)
     scalar = qa.ndim == 0 and ca.ndim == 0
+    shape = _broadcast("q", qa, "c", ca)[0].shape
     qa, ca = np.broadcast_arrays(qa, ca)
     qa, ca = qa.astype(np.float64).ravel(), ca.astype(np.float64).ravel()
     res = np.empty_like(qa)
@@ -202,6 +220,20 @@ def _inverse(q: Any, c: Any, upper: bool) -> float | np.ndarray:
             v = np.nextafter(np.nextafter(v, -1.0), -1.0)
             res[m] = np.maximum(v, 0.0)
         done[m] = True
+    # tiny budgets: c * (1 + eta) has no relative margin left near the subnormals, and kl values of that size
+    # are not computed to a relative accuracy; use kl(q||p) >= (p - q)^2 / (2 max(p, q)) instead, which gives
+    # p <= q + c + sqrt(c (c + 2 q)) (upper) and p >= q - sqrt(2 q c) (lower), rounded outward; there the
+    # inverse is within sqrt(2 c) < 1e-100 of q, so nothing is lost
+    m = ~done & (ca < _TINY_C)
+    if m.any():
+        qm, cm = qa[m], ca[m]
+        if upper:
+            v = qm + (cm + np.sqrt(cm) * np.sqrt(cm + 2.0 * qm)) * (1.0 + 1e-12)
+            res[m] = np.minimum(np.nextafter(np.nextafter(v, 2.0), 2.0), 1.0)
+        else:
+            v = qm - np.sqrt(2.0 * qm) * np.sqrt(cm) * (1.0 + 1e-12)
+            res[m] = np.maximum(np.nextafter(np.nextafter(v, -1.0), -1.0), 0.0)
+        done[m] = True
     m = ~done
     if m.any():
         qm, target = qa[m], ca[m] * (1.0 + _ETA)
@@ -210,7 +242,7 @@ def _inverse(q: Any, c: Any, upper: bool) -> float | np.ndarray:
         else:
             res[m] = _bisect(qm, target, np.zeros_like(qm), qm.copy(), upper=False)
     res = np.clip(res, 0.0, 1.0)
-    return _out(res.reshape(np.broadcast_shapes(np.shape(q), np.shape(c))) if not scalar else res[0], scalar)
+    return _out(res.reshape(shape) if not scalar else res[0], scalar)
 
 
 def kl_inverse(q: Any, c: Any) -> float | np.ndarray:

@@ -65,6 +65,10 @@ __all__ = ["upper_bound", "lower_bound", "local_upper_bound", "parameter_upper_b
            "plot_bounds_vs_depth", "truncate", "METHODS", "QUANTITY"]
 
 
+#: precisions of the multiplier optimisation (``upper_bound(dtype=...)``)
+DTYPES = ("auto", "float64", "float32")
+
+
 def _sqrt_up(rho: float) -> float:
     if rho <= 0:
         return 0.0
@@ -144,6 +148,9 @@ def upper_bound(model_or_form: Any, method: str = "lipsdp", *, time_limit: float
         method = "layerwise"
     if method not in METHODS:
         raise InvalidInputError(f"method must be one of {METHODS}; got {method!r}.")
+    if dtype not in DTYPES:
+        raise InvalidInputError(f"dtype must be one of {DTYPES} (the precision of the multiplier optimisation; "
+                                f"certification is always float64); got {dtype!r}.")
     time_limit = check_scalar(time_limit, "time_limit", low=0.0)
     if max_evaluations is not None:
         max_evaluations = check_int(max_evaluations, "max_evaluations", minimum=1)
@@ -330,6 +337,20 @@ def lower_bound(model_or_form: Any, *, data: Any = None,
     """
     from ._lower import lower_bound_impl
 
+    num_random = check_int(num_random, "num_random", minimum=0)
+    power_iters = check_int(power_iters, "power_iters", minimum=1)
+    ascent_steps = check_int(ascent_steps, "ascent_steps", minimum=0)
+    ascent_starts = check_int(ascent_starts, "ascent_starts", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    if smooth_steps is not None:
+        smooth_steps = check_int(smooth_steps, "smooth_steps", minimum=0)
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0, low_inclusive=False)
+    if input_dim is not None:
+        input_dim = check_int(input_dim, "input_dim", minimum=1)
+    if isinstance(scales, (str, bytes)) or not hasattr(scales, "__iter__"):
+        raise InvalidInputError(f"scales must be a sequence of positive numbers; got {scales!r}.")
+    scales = tuple(check_scalar(s, "scales", low=0.0, low_inclusive=False) for s in scales)
     return lower_bound_impl(model_or_form, data=data, scales=scales, num_random=num_random,
                             power_iters=power_iters, ascent_steps=ascent_steps, ascent_starts=ascent_starts,
                             seed=seed, input_dim=input_dim, device=device, time_limit=time_limit,

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .._device import resolve_device
 from ..errors import InvalidInputError
 from ..form import Clip, Form, Identity, LeakyReLU, ReLU, SoftThreshold
 
@@ -119,15 +120,15 @@ def make_evaluator(model_or_form: Any, input_dim: int | None = None, device: Any
     from ..form import require_form
 
     form = None
+    dev = torch.device("cpu") if device is None else resolve_device(device)
     if isinstance(model_or_form, Form):
         form = model_or_form
-        dev = torch.device("cpu") if device is None else torch.device(device)
         f = TorchForm(form, device=dev)
         return f, form.input_dim, form
     if isinstance(model_or_form, torch.nn.Module):
         module = copy.deepcopy(model_or_form).to(torch.float64)
         if device is not None:
-            module = module.to(device)
+            module = module.to(dev)
         module.eval()
         if hasattr(module, "check_inputs"):
             module.check_inputs = False
@@ -141,7 +142,7 @@ def make_evaluator(model_or_form: Any, input_dim: int | None = None, device: Any
         if m is None:
             raise InvalidInputError(
                 "input_dim is required for a torch module without an attribute `m` whose input dimension "
-                "cannot be inferred; pass input_dim=m.")
+                "cannot be inferred: pass input_dim=<length of one input y>.")
         try:
             form = require_form(model_or_form, input_dim=int(m))
         except Exception:  # noqa: BLE001 - a model without a form is still evaluable
@@ -154,8 +155,21 @@ def make_evaluator(model_or_form: Any, input_dim: int | None = None, device: Any
         def f(Y):
             return module(Y.to(dev))
         return f, int(m), form
+    if callable(model_or_form) and not callable(getattr(model_or_form, "form", None)):
+        # a plain function y -> x: evaluable (lower bounds need no form), given the input dimension
+        if input_dim is None:
+            raise InvalidInputError(f"{model_or_form!r} is a plain callable; pass input_dim=<length of one input "
+                                    "y> so inputs can be drawn (lower bounds need no analysis form).")
+        fn = model_or_form
+
+        def g(Y):
+            out = fn(Y.to(dev))
+            if not isinstance(out, torch.Tensor):
+                raise InvalidInputError(f"the callable returned {type(out).__name__}; it must map a float64 "
+                                        "torch tensor (batch, m) to a tensor (batch, n).")
+            return out.to(torch.float64)
+        return g, int(input_dim), None
     form = require_form(model_or_form)
-    dev = torch.device("cpu") if device is None else torch.device(device)
     return TorchForm(form, device=dev), form.input_dim, form
 
 

@@ -4,6 +4,13 @@ Every model maps an observation ``y`` ((m,) or (batch, m)) to ``x_K``; ``forward
 returns ``[x_1, ..., x_K]``; ``.form()`` gives the analysis form where the layers are representable (and
 raises :class:`~unfoldtheory.errors.NotRepresentableError` where they are not).
 
+One constructor convention: ``Model(A, num_layers, lam=..., ..., device=None, dtype=None)``.  For the
+learned models ``lam`` (default 0.1) is only the LASSO weight of the ISTA they are initialised as (thresholds
+``lam / L``, learned afterwards); classical :class:`ISTA` has no default and requires ``lam``.  The earlier
+``ISTA(A, lam, num_layers)`` order still works with a ``DeprecationWarning``.  :class:`HyperLISTA` has no
+``lam`` (its thresholds are instance-adaptive) and says so if given one; :class:`UnfoldedRPCA` takes the
+matrix ``shape`` and ``lam0`` (the weight of the sparse part) instead of ``A`` and ``lam``.
+
 ==========  =========================================================================================
 paradigm    models
 ==========  =========================================================================================

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Iterator
 
 import numpy as np
@@ -24,6 +25,12 @@ class UnfoldedNetwork(nn.Module):
     and returns :math:`x_K` with the matching leading shape; ``forward(y, return_all=True)`` returns the list
     :math:`[x_1, \dots, x_K]`.  Inputs are validated (shape, NaN/Inf) unless ``check_inputs`` is set to
     ``False`` (e.g. inside a training loop that already checked its data).
+
+    Inputs are converted to the model's dtype and device: a float64 array given to a float32 model (the
+    default) is rounded to float32, as torch's own layers would require, and the output is float32.  This is
+    deliberate and documented rather than warned about (numpy arrays are float64 by default, so a warning would
+    fire on nearly every call); build the model with ``dtype=torch.float64`` to compute in double precision.
+    Certificates never depend on it: they read the weights and run in float64.
     """
 
     #: design paradigm (DESIGN section 1): 0 classical, 1 learned hyperparameters, 2 learned objective
@@ -110,8 +117,7 @@ class UnfoldedNetwork(nn.Module):
         if return_all:
             outs = list(self._iterate(Y))
             return [o[0] for o in outs] if single else outs
-        for x in self._iterate(Y):
-            pass
+        x = deque(self._iterate(Y), maxlen=1)[0]  # the last layer, without keeping the others
         return x[0] if single else x
 
     # ------------------------------------------------------------------ analysis

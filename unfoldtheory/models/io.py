@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, MissingFileError
 from .base import UnfoldedNetwork
 
 FORMAT = "unfoldtheory.model/1"
@@ -24,7 +24,7 @@ def _encode(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64))
+        return torch.tensor(np.asarray(value, dtype=np.float64))  # a copy: read-only arrays are fine
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
     if isinstance(value, dict):
@@ -60,7 +60,11 @@ def load(path: str | os.PathLike, device: Any = None, dtype: torch.dtype | None 
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise
+        raise MissingFileError(f"path {os.fspath(path)!r} does not exist; pass the file written by "
+                                "unfoldtheory.models.save(model, path).") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"path {os.fspath(path)!r} is a directory; pass the model file written by "
+                                "unfoldtheory.models.save(model, path).") from None
     except Exception as exc:  # noqa: BLE001 - corrupt, truncated or foreign file
         text = str(exc)
         if "WeightsUnpickler error:" in text:  # torch's advice to load unsafely is deliberately not repeated

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .._validation import check_matrix, check_scalar
+from ..errors import InvalidInputError
 from ..form import Form
 from .base import UnfoldedNetwork, chain_form
 from .functional import soft_threshold
@@ -30,16 +31,33 @@ class ISTA(UnfoldedNetwork):
     Parameters
     ----------
     A : array_like (m, n)
-    lam : float, >= 0
     num_layers : int, >= 1
+    lam : float, >= 0 (required: the LASSO weight of the ISTA being unrolled)
     step : float, optional
         :math:`\gamma`; defaults to :math:`1/L`.  Steps >= 2/L are allowed (the network is still defined) but
         warn, since ISTA then need not converge.
     device, dtype : torch device (default CUDA when available) and float32 (default) or float64.
+
+    Every zoo model takes ``(A, num_layers, lam=..., ...)``.  The old order ``ISTA(A, lam, num_layers)`` still
+    works and emits a :class:`DeprecationWarning`.
     """
 
-    def __init__(self, A: Any, lam: float, num_layers: int, step: float | None = None, device: Any = None,
-                 dtype: torch.dtype | None = None):
+    def __init__(self, A: Any, num_layers: int | None = None, *args: Any, lam: float | None = None,
+                 step: float | None = None, device: Any = None, dtype: torch.dtype | None = None):
+        if args:  # the old positional order ISTA(A, lam, num_layers[, step, device, dtype])
+            if lam is not None:
+                raise InvalidInputError("lam was given twice (by keyword and in the old positional order "
+                                        "ISTA(A, lam, num_layers)); use ISTA(A, num_layers, lam=...).")
+            warnings.warn("ISTA(A, lam, num_layers) is deprecated: every zoo model takes (A, num_layers, lam=...); "
+                          "write ISTA(A, num_layers, lam=lam).", DeprecationWarning, stacklevel=2)
+            old = dict(zip(("step", "device", "dtype"), args[1:]))
+            lam, num_layers = num_layers, args[0]
+            step, device, dtype = old.get("step", step), old.get("device", device), old.get("dtype", dtype)
+        if num_layers is None:
+            raise InvalidInputError("num_layers is required: ISTA(A, num_layers, lam=...).")
+        if lam is None:
+            raise InvalidInputError("lam is required: ISTA(A, num_layers, lam=...) unrolls ISTA for the LASSO "
+                                    "0.5||Ax - y||^2 + lam ||x||_1 (there is no default LASSO weight).")
         A = check_matrix(A, "A")
         super().__init__(A.shape[0], A.shape[1], num_layers, A=A, device=device, dtype=dtype)
         self.lam = check_scalar(lam, "lam", low=0.0)

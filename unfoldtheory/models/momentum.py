@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._validation import check_matrix, check_scalar
-from ..errors import NotRepresentableError
+from ..errors import InvalidInputError, NotRepresentableError
 from .base import UnfoldedNetwork, identity_matrix
 from .functional import soft_threshold
 
@@ -109,7 +109,13 @@ class HyperLISTA(UnfoldedNetwork):
     nonnegative = ("gamma", "c_theta", "c_beta")
 
     def __init__(self, A: Any, num_layers: int, gamma0: float = 1.0, c_theta0: float = 0.02,
-                 c_beta0: float = 0.0, device: Any = None, dtype: torch.dtype | None = None):
+                 c_beta0: float = 0.0, device: Any = None, dtype: torch.dtype | None = None,
+                 lam: float | None = None):
+        if lam is not None:
+            raise InvalidInputError(
+                "HyperLISTA takes no lam: its thresholds are computed from each instance "
+                "(theta_k = c_theta * gamma * ||A^+(A x_k - y)||_1); set their initial scale with c_theta0 "
+                f"(default 0.02) instead of lam={lam!r}.")
         A = check_matrix(A, "A")
         super().__init__(A.shape[0], A.shape[1], num_layers, A=A, device=device, dtype=dtype)
         from ..coherence import analytic_weight

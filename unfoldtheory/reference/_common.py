@@ -79,7 +79,7 @@ def resolve_solvers(solver: Any, default: tuple[str, ...]) -> list[str]:
     for name in names:
         up = name.upper()
         if up not in installed:
-            known = up in {s.upper() for s in getattr(cp, "settings").SOLVERS}
+            known = up in {s.upper() for s in cp.settings.SOLVERS}
             why = "is not installed" if known else "is not a cvxpy solver"
             raise InvalidInputError(f"solver {name!r} {why}; installed cvxpy solvers: {installed}.")
         if up not in order:

@@ -206,7 +206,7 @@ class Context:
 
         K = num_layers or self.profile.layers
         if name == "ISTA":
-            return models.ISTA(self.gen.A, self.profile.lam, K, device="cpu", dtype=torch.float64)
+            return models.ISTA(self.gen.A, K, lam=self.profile.lam, device="cpu", dtype=torch.float64)
         if name == "FISTA":
             return models.UnfoldedFISTA(self.gen.A, K, lam=self.profile.lam, device="cpu", dtype=torch.float64)
         raise InvalidInputError(f"unknown classical model {name!r}; use 'ISTA' or 'FISTA'.")

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from .._device import torch_threads
 from .._json import jsonable
+from .._progress import progress as make_progress
 from ..bounds import Bound
 from ..errors import InvalidInputError
 from ._context import Context, Profile
@@ -172,15 +174,9 @@ def run(profile: str | Profile = "quick", out: str | os.PathLike | None = None, 
     Results
         ``.records``, ``.summary``, ``.exit_code`` (1 if any claim is violated or raised).
     """
-    import torch
 
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
+    with torch_threads(None if threads is None else int(threads)):
         return _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress, reuse)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress, reuse) -> Results:
@@ -195,16 +191,14 @@ def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparat
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     _train_all(ctx, chosen, progress)
-    from tqdm.auto import tqdm
-
     from ._results_cache import ResultCache
 
     # records of the built-in catalogue only: a custom claim's code is not covered by the source hash
     cache = ResultCache(ctx.cache_dir / "records" if reuse and claims is None else None, ctx)
     records = []
-    bar = tqdm(chosen, desc="claims", unit="claim", disable=not progress)
-    for claim in bar:
-        bar.set_postfix_str(claim.id)
+    bar = make_progress(len(chosen), "claims", enabled=progress)
+    for claim in chosen:
+        bar.set_postfix(claim=claim.id)
         injected = claim.id in inject
         rec = None if injected else cache.get(claim.id)
         if rec is None:
@@ -214,6 +208,8 @@ def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparat
         records.append(rec)
         log.info("claim %s: %s (%.1f s%s)", claim.id, rec["status"], rec["seconds"],
                  ", cached" if rec.get("cached") else "")
+        bar.update(1)
+    bar.close()
     study = None
     if comparative:
         study = cache.get("comparative")
@@ -254,8 +250,12 @@ def _train_all(ctx: Context, claims: Sequence[Claim], progress: bool) -> None:
     names = []
     for c in claims:
         names += [m for m in c.models if m not in names]
+    bar = make_progress(len(names), "zoo models (trained or loaded)", enabled=progress)
     for name in names:
+        bar.set_postfix(model=name)
         try:
             ctx.model(name)
         except Exception as exc:  # noqa: BLE001 - reported by the claims that need it
             log.error("training %s failed: %s", name, exc)
+        bar.update(1)
+    bar.close()

@@ -17,13 +17,8 @@ import pytest
 @pytest.fixture
 def architecture_check():
     """:func:`unfoldtheory.testing.assert_architecture`, with torch limited to one thread while the test runs."""
-    import torch
-
+    from .._device import torch_threads
     from .suite import assert_architecture
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield assert_architecture
-    finally:
-        torch.set_num_threads(before)

@@ -18,6 +18,7 @@ strategy                               draws
 :func:`lasso_problems`                 :class:`~unfoldtheory.problems.Lasso` problems
 :func:`problem_instances`              :class:`ProblemInstance`: a LASSO and a batch ``y = A x + w``
 :func:`rpca_instances`                 :class:`ProblemInstance`: an RPCA problem and a batch of matrices ``M``
+                                       (generic, or exactly degenerate: zero and repeated singular values)
 :func:`observations`                   batches of inputs ``y`` at a range of scales (optionally extreme ones)
 :func:`tensors`                        torch tensors with pinned dtype, device and contiguous layout
 :func:`step_schedules`                 per-layer steps in units of 1/L, including :math:`\gamma L > 2`
@@ -38,7 +39,7 @@ import torch
 from ..errors import InvalidInputError
 
 __all__ = ["ProblemInstance", "measurement_matrices", "sparse_signals", "noise_levels", "lasso_problems",
-           "problem_instances", "rpca_instances", "observations", "tensors", "step_schedules", "thresholds",
+           "problem_instances", "rpca_instances", "degenerate_matrices", "observations", "tensors", "step_schedules", "thresholds",
            "lista_weights", "models", "perturb_parameters"]
 
 _SEED_MAX = 2 ** 32 - 1
@@ -290,21 +291,62 @@ def problem_instances(m: Any = (3, 8), n: Any = (4, 16), *, batch: Any = (1, 4),
     return draw_instance()
 
 
+def degenerate_matrices(n1: int, n2: int, batch: int = 1, seed: int = 0, scale: float = 1.0) -> np.ndarray:
+    r"""Matrices whose SVD is *exactly* degenerate in floating point: ``M = P diag(s) Q`` with signed permutation
+    matrices ``P``, ``Q`` and singular values ``s`` that contain exact zeros and an exactly repeated value.
+
+    Random orthogonal factors would leave singular values of about 1e-17 instead of 0 and ties broken in the
+    last bit, so whether a generic SVD backward (with its :math:`1/(s_i^2 - s_j^2)` terms) blows up would
+    depend on the BLAS; signed permutations and powers of two make every entry and every singular value exact
+    on any machine.  Returns a (batch, n1, n2) float64 array; each matrix has rank >= 1 and, where
+    ``min(n1, n2) >= 2``, a zero or repeated singular value.
+    """
+    rng = np.random.default_rng(seed)
+    r = min(n1, n2)
+    out = np.zeros((batch, n1, n2))
+    for b in range(batch):
+        k = int(rng.integers(1, r)) if r > 1 else 1      # rank k < r: at least one exact zero
+        v = float(scale * 2.0 ** int(rng.integers(-1, 2)))  # 0.5, 1 or 2 (times scale): exact
+        s = np.zeros(r)
+        s[:k] = v                                          # k equal values: repeated when k >= 2
+        if k >= 3 and rng.random() < 0.5:
+            s[0] = 2 * v                                   # a distinct top value above the repeated ones
+        P = np.eye(n1)[rng.permutation(n1)] * rng.choice([-1.0, 1.0], n1)[:, None]
+        Q = np.eye(n2)[rng.permutation(n2)] * rng.choice([-1.0, 1.0], n2)[:, None]
+        D = np.zeros((n1, n2))
+        D[np.arange(r), np.arange(r)] = s
+        out[b] = P @ D @ Q
+    return out
+
+
 def rpca_instances(n1: Any = (3, 6), n2: Any = (3, 6), *, batch: Any = (1, 3), rank: Any = (1, 2),
-                   p: float = 0.1, magnitude: float = 1.0):
+                   p: float = 0.1, magnitude: float = 1.0, degenerate: bool | None = None):
     """Strategy of RPCA :class:`ProblemInstance`: an :class:`~unfoldtheory.problems.RPCA` problem and a batch of
-    low-rank-plus-sparse matrices (:func:`~unfoldtheory.problems.low_rank_plus_sparse`)."""
+    low-rank-plus-sparse matrices (:func:`~unfoldtheory.problems.low_rank_plus_sparse`).
+
+    ``degenerate=True`` draws exactly degenerate matrices instead (:func:`degenerate_matrices`: exact zero and
+    repeated singular values, where SVD backwards are singular); ``None`` (default) draws both kinds, and
+    ``False`` only generic ones.  ``meta["degenerate"]`` says which kind an instance is."""
     from ..problems import RPCA, low_rank_plus_sparse
 
     st = _st()
     n1s, n2s, bs, rs = _ints(n1, "n1"), _ints(n2, "n2"), _ints(batch, "batch"), _ints(rank, "rank", minimum=0)
+    if degenerate is not None and not isinstance(degenerate, bool):
+        raise InvalidInputError(f"degenerate must be True, False or None; got {degenerate!r}.")
+    kinds = st.booleans() if degenerate is None else st.just(degenerate)
 
     @st.composite
     def draw_instance(draw):
         a, b = draw(n1s), draw(n2s)
-        r = min(draw(rs), a, b)
-        data = low_rank_plus_sparse(a, b, r, p, draw(bs), magnitude, seed=draw(_seeds()))
-        return ProblemInstance(RPCA((a, b)), data.M, None, 0.0, draw(_seeds()), meta={"rank": r})
+        bb, seed = draw(bs), draw(_seeds())
+        if draw(kinds):
+            M = degenerate_matrices(a, b, bb, seed, magnitude)
+            meta = {"rank": None, "degenerate": True}
+        else:
+            r = min(draw(rs), a, b)
+            M = low_rank_plus_sparse(a, b, r, p, bb, magnitude, seed=seed).M
+            meta = {"rank": r, "degenerate": False}
+        return ProblemInstance(RPCA((a, b)), M, None, 0.0, draw(_seeds()), meta=meta)
 
     return draw_instance()
 
@@ -465,7 +507,7 @@ def models(family: Any, *, problems: Any = None, num_layers: Any = (1, 4), weigh
             return family(problem.A, problem.lam, K, dtype=dtype, device=device, **kwargs)
         if isinstance(family, type) and issubclass(family, UnfoldedRPCA):
             return family(problem.shape, K, dtype=dtype, device=device, **kwargs)
-        if isinstance(family, type) and "lam" in getattr(family.__init__, "__code__").co_varnames:
+        if isinstance(family, type) and "lam" in family.__init__.__code__.co_varnames:
             return family(problem.A, K, lam=problem.lam, dtype=dtype, device=device, **kwargs)
         if isinstance(family, type):
             return family(problem.A, K, dtype=dtype, device=device, **kwargs)

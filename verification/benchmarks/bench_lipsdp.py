@@ -76,7 +76,7 @@ def trained_lista(m: int, n: int, K: int, steps: int, seed: int = 0):
     net.check_inputs = False
     t0 = time.perf_counter()
     first = last = None
-    for step in range(steps):
+    for _ in range(steps):
         idx = torch.randint(0, Y.shape[0], (128,))
         opt.zero_grad()
         loss = ((net(Y[idx]) - X[idx]) ** 2).sum(dim=1).mean()
