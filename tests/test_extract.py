@@ -252,7 +252,7 @@ class PlainConvISTA(nn.Module):
 def _zoo_lista(net: PlainLISTA):
     return ut.models.LISTA.from_weights([lin.weight.detach().numpy() for lin in net.W1],
                                         [lin.weight.detach().numpy() for lin in net.W2],
-                                        [float(t) for t in net.theta], device="cpu", dtype=torch.float64)
+                                        [float(t) for t in net.theta.detach()], device="cpu", dtype=torch.float64)
 
 
 CASES = {
@@ -473,3 +473,48 @@ def test_unrepresentable_models_are_refused_with_op_and_source_line(cls, m, op, 
         ut.lipschitz.upper_bound(net, method="naive")
     inf = ut.lipschitz.upper_bound(net, method="naive", on_unrepresentable="inf")
     assert inf.value == float("inf") and not inf.certified
+
+
+# ---------------------------------------------------------------------------------------------- one protocol
+
+
+def _lasso_data(n_inst=12, seed=5):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_inst, N)) * (rng.random((n_inst, N)) < 0.3)
+    return X @ A_NP.T, X
+
+
+def test_adapt_gives_plain_modules_the_zoo_protocol():
+    net = PlainLISTA().double()
+    zoo = _zoo_lista(net)
+    ad = ut.models.adapt(net)
+    assert ut.models.adapt(zoo) is zoo and ut.models.adapt(ad) is ad
+    assert (ad.m, ad.n, ad.num_layers) == (M, N, K)
+    Y, _ = _lasso_data()
+    outs = ad(Y[0], return_all=True)                  # numpy, 1-D
+    ref = zoo(torch.tensor(Y[0]), return_all=True)
+    assert len(outs) == K and outs[0].shape == (N,)
+    for a, b in zip(outs, ref):
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(ad(Y).detach().numpy(), zoo(torch.tensor(Y)).detach().numpy(), atol=1e-12)
+    with pytest.raises(ut.InvalidInputError, match="y must have shape"):
+        ad(np.ones(M + 1))
+
+
+def test_metrics_generalization_and_theorem_checks_accept_a_plain_module():
+    net = PlainLISTA().double()
+    zoo = _zoo_lista(net)
+    Y, X = _lasso_data()
+    np.testing.assert_allclose(ut.metrics.per_layer_nmse_db(net, Y, X), ut.metrics.per_layer_nmse_db(zoo, Y, X),
+                               rtol=1e-10)
+    r_plain = ut.generalization.sample_convergence_bound(net, (Y, X), eps=-5.0)
+    r_zoo = ut.generalization.sample_convergence_bound(zoo, (Y, X), eps=-5.0)
+    np.testing.assert_array_equal(r_plain.risk_upper, r_zoo.risk_upper)
+    c_plain, c_zoo = ut.convergence.lista_cp_coupling(net, A_NP), ut.convergence.lista_cp_coupling(zoo, A_NP)
+    np.testing.assert_allclose(c_plain.relative_spectral, c_zoo.relative_spectral, rtol=1e-10)
+    assert c_plain.verdict == c_zoo.verdict
+    prof = ut.convergence.convergence_profile(net, ut.problems.Lasso(A_NP, 0.1), Y, X)
+    assert len(prof.layers) == K
+    low = ut.lipschitz.lower_bound(net, num_random=16, ascent_steps=5, ascent_starts=2, power_iters=5,
+                                   smooth_steps=0)   # input_dim inferred
+    assert 0 < low.value <= ut.lipschitz.upper_bound(net, method="naive").value
