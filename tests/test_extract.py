@@ -518,3 +518,29 @@ def test_metrics_generalization_and_theorem_checks_accept_a_plain_module():
     low = ut.lipschitz.lower_bound(net, num_random=16, ascent_steps=5, ascent_starts=2, power_iters=5,
                                    smooth_steps=0)   # input_dim inferred
     assert 0 < low.value <= ut.lipschitz.upper_bound(net, method="naive").value
+
+
+# ---------------------------------------------------------------------------------------------- docs
+
+
+def test_docs_your_model_example_runs_and_readme_block_compiles(tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "your_model.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc.split("## 8.", 1)[1], re.S).group(1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("Form('extracted MyLISTA'") and "6 layer outputs" in lines[0]
+    upper, lower = float(lines[1]), float(lines[2])
+    assert 0 < lower <= upper
+    assert lines[-1] == "coupled"
+    readme = (root / "README.md").read_text().split("## Your own model", 1)[1]
+    compile(re.search(r"```python\n(.*?)```", readme, re.S).group(1), "README.md: Your own model", "exec")
