@@ -544,3 +544,49 @@ def test_docs_your_model_example_runs_and_readme_block_compiles(tmp_path):
     assert lines[-1] == "coupled"
     readme = (root / "README.md").read_text().split("## Your own model", 1)[1]
     compile(re.search(r"```python\n(.*?)```", readme, re.S).group(1), "README.md: Your own model", "exec")
+
+
+# ---------------------------------------------------------------------------------------------- property suite
+
+
+class SuiteLISTA(nn.Module):
+    """A plain 3-layer LISTA at ISTA initialisation, as a check_architecture factory builds it."""
+
+    def __init__(self, A, num_layers=3, declare=False):
+        super().__init__()
+        m, n = A.shape
+        s = 1.0 / np.linalg.norm(A, 2) ** 2
+        self.W1 = nn.ModuleList([nn.Linear(m, n, bias=False) for _ in range(num_layers)])
+        self.W2 = nn.ModuleList([nn.Linear(n, n, bias=False) for _ in range(num_layers)])
+        with torch.no_grad():
+            for w1, w2 in zip(self.W1, self.W2):
+                w1.weight.copy_(torch.tensor(s * A.T))
+                w2.weight.copy_(torch.tensor(np.eye(n) - s * A.T @ A))
+        self.theta = nn.Parameter(torch.full((num_layers,), 0.1 * s))
+        self._A, self._declare = A, declare
+        if declare:
+            self.classical_problem = lambda: ut.problems.Lasso(self._A, 0.1)
+
+    def with_layers(self, num_layers):
+        return SuiteLISTA(self._A, num_layers, self._declare)
+
+    def forward(self, y):
+        x = torch.zeros(y.shape[0], self.W2[0].in_features, dtype=y.dtype)
+        for w1, w2, t in zip(self.W1, self.W2, self.theta):
+            z = w1(y) + w2(x)
+            x = torch.sign(z) * torch.relu(z.abs() - t)
+        return x
+
+
+@pytest.mark.parametrize("declare", [False, True])
+def test_check_architecture_on_a_plain_lista(declare):
+    report = ut.testing.check_architecture(lambda problem: SuiteLISTA(problem.A, declare=declare),
+                                           max_examples=3)
+    res = report.results
+    assert report.passed, report
+    na = {name: r.reason for name, r in res.items() if r.status == "not applicable"}
+    assert set(na) <= {"device_consistent", "fixed_point", "deep_convergence"}
+    assert ("fixed_point" in na) == (not declare)
+    for name in ("form_faithful", "form_slopes", "lipschitz_sound", "contraction_sound", "interface"):
+        assert res[name].status == "passed"
+    assert "W2.0.weight" in res["gradients"].reason and "cannot influence the output" in res["gradients"].reason

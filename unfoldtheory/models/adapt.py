@@ -28,8 +28,10 @@ class AdaptedModel(nn.Module):
     ``forward(y, return_all=False)`` accepts one observation (m,) or a batch (batch, m), as a torch tensor or
     a numpy array, converts it to the module's dtype and device and returns :math:`x_K` with the matching
     leading shape.  ``return_all=True`` returns :math:`[x_1, \dots, x_K]` read from the extracted analysis
-    form (:func:`unfoldtheory.form.extract`), evaluated in float64 and converted back (not differentiable;
-    the last entry is the module's own output).  ``num_layers``, ``m``, ``n`` and :meth:`form` come from the
+    form (:func:`unfoldtheory.form.extract`), evaluated in float64 and converted back (not differentiable),
+    except the last entry, which is the module's own output.  The declarations read by
+    :func:`unfoldtheory.testing.check_architecture` (``classical_problem``, ``with_layers``, ``no_gradient``,
+    ...) are those of the module.  ``num_layers``, ``m``, ``n`` and :meth:`form` come from the
     extracted form, which is re-extracted when the module's weights change.
     """
 
@@ -84,12 +86,29 @@ class AdaptedModel(nn.Module):
 
     def forward(self, y: Any, return_all: bool = False):
         Y, single = self._prepare(y)
-        if not return_all:
-            out = self.module(Y)
-            return out[0] if single else out
-        outs = self.form().evaluate(Y.detach().to("cpu", torch.float64).numpy(), return_all=True)
-        res = [torch.as_tensor(o, dtype=self.dtype, device=self.device) for o in outs]
-        return [r[0] for r in res] if single else res
+        out = self.module(Y)
+        if return_all:
+            outs = self.form().evaluate(Y.detach().to("cpu", torch.float64).numpy(), return_all=True)[:-1]
+            res = [torch.as_tensor(o, dtype=out.dtype, device=out.device) for o in outs] + [out]
+            return [r[0] for r in res] if single else res
+        return out[0] if single else out
+
+    # declarations read by unfoldtheory.testing (classical_problem, with_layers, ...) come from the module
+    _FORWARDED = ("classical_problem", "classical_algorithm", "fixed_point_layer", "convergence_rate",
+                  "declared_properties")
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            module = super().__getattr__("module")
+            if name in AdaptedModel._FORWARDED:
+                return getattr(module, name)
+            if name == "with_layers" and callable(getattr(module, "with_layers", None)):
+                return lambda num_layers: adapt(module.with_layers(num_layers), input_dim=self.m)
+            if name == "no_gradient" and getattr(module, "no_gradient", None) is not None:
+                return tuple(f"module.{n}" for n in module.no_gradient)
+            raise
 
     def extra_repr(self) -> str:
         return f"m={self.m}, n={self.n}, num_layers={self.num_layers} (extracted form)"
@@ -103,4 +122,9 @@ def adapt(model: Any, input_dim: int | None = None) -> nn.Module:
         return model
     if not isinstance(model, nn.Module):
         raise InvalidInputError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
-    return AdaptedModel(model, input_dim=input_dim)
+    # a subclass named after the user's class, so that messages name their model
+    cls = _ADAPTED.setdefault(type(model), type(f"{type(model).__name__}[adapted]", (AdaptedModel,), {}))
+    return cls(model, input_dim=input_dim)
+
+
+_ADAPTED: dict = {}
