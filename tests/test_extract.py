@@ -590,3 +590,74 @@ def test_check_architecture_on_a_plain_lista(declare):
     for name in ("form_faithful", "form_slopes", "lipschitz_sound", "contraction_sound", "interface"):
         assert res[name].status == "passed"
     assert "W2.0.weight" in res["gradients"].reason and "cannot influence the output" in res["gradients"].reason
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+PLAIN_MODULE = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.W1 = nn.ModuleList([nn.Linear(4, 6, bias=False) for _ in range(2)])
+        self.W2 = nn.ModuleList([nn.Linear(6, 6, bias=False) for _ in range(2)])
+        self.theta = nn.Parameter(torch.tensor([0.05, 0.1]))
+
+    def forward(self, y):
+        x = torch.zeros(y.shape[0], 6, dtype=y.dtype)
+        for w1, w2, t in zip(self.W1, self.W2, self.theta):
+            z = w1(y) + w2(x)
+            x = z - torch.clamp(z, -t, t)
+        return x
+
+
+def make():
+    return Net()
+'''
+
+
+def _cli_rows(capsys, argv):
+    import json
+
+    from unfoldtheory import cli
+
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    return {r["quantity"]: r for r in json.loads(capsys.readouterr().out)["bounds"]}
+
+
+def test_cli_bounds_on_module_factory_with_weights_and_on_a_pt2_archive(tmp_path, capsys):
+    import importlib.util
+
+    (tmp_path / "mymodel.py").write_text(PLAIN_MODULE)
+    spec = importlib.util.spec_from_file_location("mymodel", tmp_path / "mymodel.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(5)
+    net = mod.make()                       # trained weights differ from a fresh make()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    torch.save(net.state_dict(), tmp_path / "sd.pt")
+    ref = net.double()
+    want = {m: ut.lipschitz.upper_bound(ref, method=m, time_limit=2).value for m in ("naive", "lipsdp")}
+
+    rows = _cli_rows(capsys, ["bounds", f"{tmp_path / 'mymodel.py'}:make", "--weights", str(tmp_path / "sd.pt"),
+                              "--json", "--time-limit", "2"])
+    assert rows["Lipschitz constant of y -> x_K (naive)"]["value"] == pytest.approx(want["naive"], rel=1e-12)
+    assert rows["Lipschitz constant of y -> x_K (lipsdp)"]["value"] == pytest.approx(want["lipsdp"], rel=1e-2)
+    assert rows["Lipschitz constant of y -> x_K (lipsdp)"]["certified"]
+    assert "contraction factor of x_1 -> x_K (fixed y)" in rows
+
+    ep = torch.export.export(ref, (torch.randn(3, 4, dtype=torch.float64),))   # static batch of 3
+    torch.export.save(ep, tmp_path / "net.pt2")
+    rows2 = _cli_rows(capsys, ["bounds", str(tmp_path / "net.pt2"), "--json", "--time-limit", "2"])
+    assert rows2["Lipschitz constant of y -> x_K (naive)"]["value"] == pytest.approx(want["naive"], rel=1e-12)
+
+    from unfoldtheory import cli
+
+    assert cli.main(["bounds", f"{tmp_path / 'mymodel.py'}:nothing"]) == 2
+    assert "no callable 'nothing'" in capsys.readouterr().err

@@ -1020,7 +1020,7 @@ def infer_input_dim(model: Any) -> int | None:
 
 
 def extract(model: Any, input_dim: int, *, example: Any = None, layers: int | Sequence[int] | None = None,
-            rtol: float = 1e-10, seed: int = 0) -> Form:
+            rtol: float = 1e-10, seed: int = 0, batch: int | None = None) -> Form:
     r"""Capture the analysis form :math:`z = Aw + By + b,\ w = \sigma(z),\ x = Cw` of a plain torch module.
 
     ``model.forward(y)`` ((batch, m) -> (batch, n)) is run once in float64 on a CPU copy of the model, under
@@ -1054,6 +1054,9 @@ def extract(model: Any, input_dim: int, *, example: Any = None, layers: int | Se
         random inputs at three scales and on ``example``.
     seed : int
         Seed of the random test inputs.
+    batch : int, optional
+        Batch size of the trace and of the checks (default 7), for a module that accepts only one batch size
+        (a ``torch.export`` program exported without a dynamic batch dimension).
 
     Returns
     -------
@@ -1074,11 +1077,14 @@ def extract(model: Any, input_dim: int, *, example: Any = None, layers: int | Se
     if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim < 1:
         raise InvalidInputError(f"input_dim must be a positive integer (the dimension m of y); got {input_dim!r}.")
     m = int(input_dim)
+    bsz = _TRACE_BATCH if batch is None else int(batch)
+    if bsz < 1:
+        raise InvalidInputError(f"batch must be a positive integer; got {batch!r}.")
     net = _prepare_copy(model)
     gen = torch.Generator().manual_seed(seed)
-    Y = torch.randn(_TRACE_BATCH, m, generator=gen, dtype=torch.float64)
-    tracer = _Tracer(_TRACE_BATCH, m)
-    tracer.put(Y, _Aff((_TRACE_BATCH, m), 0, {"y": torch.eye(m, dtype=torch.float64)},
+    Y = torch.randn(bsz, m, generator=gen, dtype=torch.float64)
+    tracer = _Tracer(bsz, m)
+    tracer.put(Y, _Aff((bsz, m), 0, {"y": torch.eye(m, dtype=torch.float64)},
                        torch.zeros(1, m, dtype=torch.float64)))
     tracer.records.clear()
     names = {mod: name for name, mod in net.named_modules()}
@@ -1095,9 +1101,9 @@ def extract(model: Any, input_dim: int, *, example: Any = None, layers: int | Se
             h.remove()
     if tracer.error is not None:
         raise tracer.error
-    if out.ndim != 2 or out.shape[0] != _TRACE_BATCH:
+    if out.ndim != 2 or out.shape[0] != bsz:
         raise NotRepresentableError(
-            f"{type(model).__name__}.forward maps a ({_TRACE_BATCH}, {m}) input to shape {tuple(out.shape)}; "
+            f"{type(model).__name__}.forward maps a ({bsz}, {m}) input to shape {tuple(out.shape)}; "
             "extract needs forward(y) -> x with y (batch, m) and x (batch, n).")
     s_out = tracer.get(out)
     if s_out is None:
@@ -1111,7 +1117,7 @@ def extract(model: Any, input_dim: int, *, example: Any = None, layers: int | Se
     if s_out.bdim != 0:
         raise NotRepresentableError("the output's batch axis is not its first axis; return x as (batch, n).")
     form = _build_form(tracer, s_out, m, layers, type(model).__name__)
-    _verify(form, net, m, example, rtol, gen)
+    _verify(form, net, m, example, rtol, gen, batch)
     return form
 
 
@@ -1211,15 +1217,20 @@ def _same_readout(a: dict, b: dict) -> bool:
     return set(a) == set(b) and all(np.array_equal(a[j], b[j]) for j in a)
 
 
-def _verify(form: Form, net, m: int, example, rtol: float, gen) -> None:
-    tests = [torch.randn(4, m, generator=gen, dtype=torch.float64) * s for s in (0.1, 1.0, 10.0)]
+def _verify(form: Form, net, m: int, example, rtol: float, gen, batch: int | None = None) -> None:
+    tests = [torch.randn(batch or 4, m, generator=gen, dtype=torch.float64) * s for s in (0.1, 1.0, 10.0)]
     if example is not None:
         ex = torch.as_tensor(np.asarray(example, dtype=np.float64))
         if ex.ndim == 1:
             ex = ex[None]
         if ex.ndim != 2 or ex.shape[1] != m:
             raise InvalidInputError(f"example must have shape ({m},) or (batch, {m}); got {tuple(ex.shape)}.")
-        tests.append(ex)
+        if batch is not None:   # a fixed batch size: the example in chunks, the last one padded
+            pad = (-ex.shape[0]) % batch
+            ex = torch.cat([ex, ex[:1].expand(pad, m)]) if pad else ex
+            tests.extend(ex.split(batch))
+        else:
+            tests.append(ex)
     for Yt in tests:
         ref = _run(net, Yt).numpy()
         got = form.evaluate(Yt.numpy())
