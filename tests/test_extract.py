@@ -661,3 +661,20 @@ def test_cli_bounds_on_module_factory_with_weights_and_on_a_pt2_archive(tmp_path
 
     assert cli.main(["bounds", f"{tmp_path / 'mymodel.py'}:nothing"]) == 2
     assert "no callable 'nothing'" in capsys.readouterr().err
+
+
+class WithLogging(PlainLISTA):
+    """Computes a nonlinear statistic that does not reach the output (it must not become a block)."""
+
+    def forward(self, y):
+        x = torch.zeros(y.shape[0], N, dtype=y.dtype)
+        for k in range(len(self.W1)):
+            z = self.W1[k](y) + self.W2[k](x)
+            self.last_active = torch.relu(z).sum(dim=1)     # logged, never used
+            x = F.softshrink(z, 0.05)
+        return x
+
+
+def test_blocks_that_do_not_reach_the_output_are_dropped():
+    form = ut.form.extract(WithLogging().double(), M)
+    assert form.kinds() == ["soft_threshold"] * K and form.num_layers == K

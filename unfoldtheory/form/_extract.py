@@ -1168,6 +1168,19 @@ def _build_form(tracer: _Tracer, s_out: _Aff, m: int, layers, name: str) -> Form
                 f"layers={int(layers)} but the extractor found {len(readouts)} layer output(s); pass "
                 f"layers=[block indices] to choose them (blocks: "
                 f"{[(j, b['name'], b['activation'].size) for j, b in enumerate(blocks)]}).")
+    # ---- drop blocks that nothing read out depends on (e.g. a nonlinearity computed only for logging)
+    needed, stack = set(), [j for r in [out_C, *readouts] for j in r]
+    while stack:
+        j = stack.pop()
+        if j not in needed:
+            needed.add(j)
+            stack.extend(blocks[j]["inputs"])
+    if len(needed) < len(blocks):
+        keep = sorted(needed)
+        new = {old: i for i, old in enumerate(keep)}
+        blocks = [dict(blocks[j], inputs={new[i]: M for i, M in blocks[j]["inputs"].items()}) for j in keep]
+        out_C = {new[j]: M for j, M in out_C.items()}
+        readouts = [{new[j]: M for j, M in r.items()} for r in readouts]
     # ---- assign blocks to layers
     bounds = [max(r) for r in readouts]
     layer_of = []
