@@ -943,6 +943,12 @@ def _make_mode(tracer: _Tracer):
                     tracer.handle(func, args, kwargs, out)
                 except _Refusal as exc:
                     tracer.error = exc.args[0]
+                except Exception as exc:  # noqa: BLE001 - an unforeseen operand layout: refuse, naming the op
+                    tracer.error = NotRepresentableError(
+                        f"cannot extract an analysis form: operation aten.{func.overloadpacket.__name__} at "
+                        f"{tracer.place()} could not be represented ({type(exc).__name__}: {exc}). Rewrite it "
+                        "with the operations listed in docs/your_model.md §2-§3, or give the model a form() "
+                        "method.")
             return out
 
     return _Mode()
