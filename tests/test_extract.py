@@ -678,3 +678,70 @@ class WithLogging(PlainLISTA):
 def test_blocks_that_do_not_reach_the_output_are_dropped():
     form = ut.form.extract(WithLogging().double(), M)
     assert form.kinds() == ["soft_threshold"] * K and form.num_layers == K
+
+
+# ---------------------------------------------------------------------------------------------- more styles
+
+_G = torch.Generator().manual_seed(9)
+_W1 = torch.randn(N, M, generator=_G, dtype=torch.float64)
+_W2 = 0.3 * torch.randn(N, N, generator=_G, dtype=torch.float64)
+
+
+class ColumnConvention(nn.Module):
+    """States as columns (n, batch), W @ x, a 1-D input branch."""
+
+    def forward(self, y):
+        if y.dim() == 1:
+            y = y[None]
+        x = torch.zeros(N, y.shape[0], dtype=y.dtype)
+        for _ in range(3):
+            z = _W1 @ y.T + _W2 @ x
+            x = torch.sign(z) * torch.relu(z.abs() - 0.1)
+        return x.T
+
+
+class EinsumStack(nn.Module):
+    """einsum products, torch.stack and a reduction over the stacked axis, leaky ReLU head."""
+
+    def forward(self, y):
+        x = F.softshrink(torch.einsum("ij,bj->bi", _W1, y), 0.1)
+        z = torch.stack([x, 2 * x], dim=1).sum(dim=1) + torch.einsum("ij,bj->bi", _W2, x)
+        return F.leaky_relu(z, 0.1)
+
+
+class InPlaceOps(nn.Module):
+    """In-place clamp_ and mul_, concatenated outputs."""
+
+    def forward(self, y):
+        z = y @ _W1.T
+        x = z.clone()
+        x.clamp_(min=-0.2, max=0.3)
+        r = z - x
+        r.mul_(2.0)
+        return torch.cat([r, x], dim=1)
+
+
+class Conv2dNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.c = nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, y):
+        return torch.relu(self.c(y.reshape(y.shape[0], 1, 4, 4))).flatten(1)
+
+
+@pytest.mark.parametrize("cls,m,kinds,layers", [
+    (ColumnConvention, M, ["soft_threshold"] * 3, 3),
+    (EinsumStack, M, ["soft_threshold", "leaky_relu"], 1),
+    (InPlaceOps, M, ["soft_threshold", "clip"], 1),
+    (Conv2dNet, 16, ["relu"], 1),
+])
+def test_other_styles_extract_exactly(cls, m, kinds, layers):
+    net = cls().double()
+    form = ut.form.extract(net, m)
+    assert form.kinds() == kinds and form.num_layers == layers
+    Y = np.random.default_rng(2).normal(size=(6, m)) * 2
+    with torch.no_grad():
+        ref = net(torch.tensor(Y)).numpy()
+    assert np.abs(form.evaluate(Y) - ref).max() <= 1e-12 * max(np.abs(ref).max(), 1.0)

@@ -811,8 +811,11 @@ class _Tracer:
             self.refuse(name, "a matrix product that mixes the instances of the batch", place)
         if name == "bmm":
             s, i = (sa, 0) if sa is not None else (sb, 1)
+            if (i, s.bdim) in ((0, 1), (1, 2)):   # instances along the rows of a / the columns of b (einsum)
+                return self.lin_apply(s, (lambda C: func(C, b)) if i == 0 else (lambda C: func(a, C)),
+                                      out_shape, s.bdim)
             if s.bdim != 0:
-                self.refuse(name, "a batched product over an axis other than the batch of instances", place)
+                self.refuse(name, "a batched product that mixes the instances of the batch", place)
             other = self.debatch(b if i == 0 else a, 3, 0, name)
 
             def f(C):
@@ -1204,7 +1207,8 @@ def _build_form(tracer: _Tracer, s_out: _Aff, m: int, layers, name: str) -> Form
 
 
 def _detect_layers(tracer: _Tracer, s_out: _Aff, n_out: int, out_C: dict, blocks: list) -> list:
-    """Layer outputs x_1..x_K: tensors shaped like the output, read out like it (the same kinds and sizes of
+    """Layer outputs x_1..x_K: tensors of the output's size per instance (any layout: x (n, batch) in a column
+    convention counts), read out like it (the same kinds and sizes of
     blocks, identity readouts iff the output's is), reading no ``y`` and only blocks created after the
     previous layer output; within one layer the last such tensor wins (docs/your_model.md §4)."""
     def template(C: dict) -> tuple:
@@ -1214,8 +1218,9 @@ def _detect_layers(tracer: _Tracer, s_out: _Aff, n_out: int, out_C: dict, blocks
 
     want = template(out_C)
     accepted: list[tuple[_Aff, dict]] = []
+    d_out = int(np.prod(s_out.shape[1:]))
     for rec in tracer.records:
-        if rec.bdim != 0 or tuple(rec.shape) != tuple(s_out.shape) or "y" in rec.coefs:
+        if "y" in rec.coefs or len(rec.shape) < 2 or int(np.prod(rec.shape)) != d_out * rec.shape[rec.bdim]:
             continue
         C, pure = _readout(rec)
         if not pure or not C or template(C) != want:
