@@ -495,7 +495,7 @@ def test_adapt_gives_plain_modules_the_zoo_protocol():
     ref = zoo(torch.tensor(Y[0]), return_all=True)
     assert len(outs) == K and outs[0].shape == (N,)
     for a, b in zip(outs, ref):
-        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-12)
     np.testing.assert_allclose(ad(Y).detach().numpy(), zoo(torch.tensor(Y)).detach().numpy(), atol=1e-12)
     with pytest.raises(ut.InvalidInputError, match="y must have shape"):
         ad(np.ones(M + 1))

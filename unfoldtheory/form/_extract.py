@@ -489,13 +489,20 @@ class _Tracer:
 
         kinks = [k for p in pls.values() for k in p.kinks]
         crit = _critical(name, args, kwargs, fns, consts)
+        if name not in ("add", "sub", "rsub", "neg", "_to_copy", "clone", "copy") and not (
+                name in ("mul", "div") and len(fns) == 1):
+            # a safety net for operations without a rule of their own (copysign, products of two functions,
+            # ...): the zeros of every operand are candidate kinks too (extra candidates are harmless)
+            crit = crit + [(g, 0.0) for g in fns.values()
+                           if not any(g is c[0] and isinstance(c[1], float) and c[1] == 0.0 for c in crit)]
         for g, c in crit:
             if g is None:
                 continue
 
             def q(P, g=g, c=c):
                 T = _unflat(torch.from_numpy(np.ascontiguousarray(P)), root.shape, bd)
-                val = g(T) - (c(T) if callable(c) else c)
+                gv, cv = g(T), (c(T) if callable(c) else c)
+                val = _f64(gv) - _f64(cv)
                 return _flat(torch.broadcast_to(torch.as_tensor(val, dtype=torch.float64), T.shape), bd).numpy()
 
             d = int(np.prod([root.shape[i] for i in range(nd) if i != bd]))
@@ -872,6 +879,11 @@ class _Tracer:
         bparts = [torch.broadcast_to(b, tuple(1 if i == bd else t.shape[i] for i in range(nd)))
                   for b, t in zip(bparts, tensors)]
         return _Aff(out_shape, bd, coefs, torch.cat(bparts, dim))
+
+
+def _f64(v):
+    """Tensors (bool masks included) as float64; numbers unchanged."""
+    return v.to(torch.float64) if isinstance(v, torch.Tensor) else v
 
 
 def _tensors(items) -> list:
