@@ -165,7 +165,11 @@ def _load_plain(spec: str, weights: str | None, input_dim: int | None):
             raise InvalidInputError("--weights goes with module.py:factory; a .pt2 archive holds its weights.")
         from .form import extract
 
-        ep = torch.export.load(os.fspath(path))
+        import warnings
+
+        with warnings.catch_warnings():   # torch's own deprecation notices while unpickling its tree specs
+            warnings.simplefilter("ignore", FutureWarning)
+            ep = torch.export.load(os.fspath(path))
         users = list(ep.graph_signature.user_inputs)
         nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
         if len(users) != 1 or users[0] not in nodes or len(nodes[users[0]].meta["val"].shape) != 2:
