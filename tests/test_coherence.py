@@ -76,7 +76,7 @@ def test_analytic_weight_properties(m, extra, seed):
 
 
 def test_analytic_weight_max_coherence_may_increase():
-    """theory.md 7.4 item 13: the Frobenius surrogate does not guarantee a smaller *maximum* coherence.
+    """docs/theory/lista_alista.md §2: the Frobenius surrogate does not guarantee a smaller *maximum* coherence.
 
     The search finds a counterexample; the point is that no test may assert the max decrease."""
     found = False

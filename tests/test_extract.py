@@ -626,7 +626,7 @@ def _cli_rows(capsys, argv):
 
     capsys.readouterr()
     assert cli.main(argv) == 0
-    return {r["quantity"]: r for r in json.loads(capsys.readouterr().out)["bounds"]}
+    return {r["quantity"]: r["bound"] for r in json.loads(capsys.readouterr().out)["bounds"]}
 
 
 def test_cli_bounds_on_module_factory_with_weights_and_on_a_pt2_archive(tmp_path, capsys):

@@ -89,7 +89,7 @@ def test_kl_inverse_vectorised_and_known_value():
     q = np.array([[0.0, 0.1], [0.5, 1.0]])
     out = G.kl_inverse(q, 0.01)
     assert out.shape == (2, 2)
-    assert out[0, 0] == pytest.approx(0.0099501663, abs=1e-10)  # theory.md 7.6
+    assert out[0, 0] == pytest.approx(0.0099501663, abs=1e-10)  # docs/theory/generalization.md §2
     assert np.all(out >= q)
     for (i, j), v in np.ndenumerate(out):
         assert v == G.kl_inverse(float(q[i, j]), 0.01)
@@ -155,8 +155,9 @@ def test_sample_convergence_result_and_metrics(small_problem):
         assert np.all(res.risk_lower <= res.empirical_risk) and np.all(res.empirical_risk <= res.risk_upper)
         if metric != "nmse_db":  # ISTA converges to the LASSO optimum: the last layer is better than the first
             assert res.empirical_risk[-1] <= res.empirical_risk[0]
-    b = res.bound(-1)
+    b = res.bound
     assert b.side == "upper" and b.certified and b.checks["confidence"] == pytest.approx(0.9)
+    assert b.confidence == pytest.approx(0.9) and res.layer_bound(-1) == b and res.bounds[-1] == b
     assert "probability" in b.status and "layer  40" in repr(res)
     d = res.to_dict()
     assert len(d["risk_upper"]) == 40 and d["delta_per_layer"] == pytest.approx(0.1 / 40)
@@ -253,7 +254,7 @@ def test_pac_bayes_guarantee_is_non_vacuous_for_trained_alista():
     # certified <= measured (up to the test set's sampling error), and within 10 points of it
     assert res.certified_fraction_solved <= res.test_fraction_solved + 0.02
     assert res.test_fraction_solved - res.certified_fraction_solved <= 0.10, res
-    b = res.as_bound()
+    b = res.bound
     assert b.side == "upper" and b.certified and b.checks["confidence"] == pytest.approx(0.95)
     assert out.history[-1]["objective"] <= out.history[0]["objective"] + 1e-3
 
@@ -280,7 +281,7 @@ def test_uniform_bound_sympy_matches_numeric(dictionary, kind):
     assert res.vacuous == (res.value >= 1.0)
     if res.vacuous:
         assert "loss" in res.reason and "VACUOUS" in repr(res)
-    assert res.as_bound().side == "upper"
+    assert res.bound.side == "upper" and res.bound.confidence is not None
 
 
 def test_uniform_bound_depth_scaling(dictionary):

@@ -56,9 +56,9 @@ def test_set(A):
                                   lambda A: ut.models.TiLISTA(A, 5), lambda A: ut.models.ISTA(A, 5, lam=0.1)])
 def test_coupled_models_report_zero_residual(A, make):
     r = cv.lista_cp_coupling(make(A), A)
-    assert r.by_construction and r.verdict == "coupled by construction"
+    assert r.by_construction and r.trend == "coupled by construction" and r.verdict == "vacuous"
     assert np.all(r.residual_spectral[1:] == 0) and np.isnan(r.residual_spectral[0])
-    assert r.to_dict()["verdict"] == "coupled by construction"
+    assert r.to_dict()["trend"] == "coupled by construction"
 
 
 def test_ista_initialised_lista_is_coupled(A):
@@ -66,7 +66,7 @@ def test_ista_initialised_lista_is_coupled(A):
     r = cv.lista_cp_coupling(net, A)
     assert not r.by_construction
     assert np.nanmax(r.relative_spectral) <= 1e-12
-    assert r.verdict == "coupled"
+    assert r.trend == "coupled" and r.verdict == "holds"
     np.testing.assert_allclose(r.theta_max, 0.1 / np.linalg.norm(A, 2) ** 2, rtol=1e-12)
 
 
@@ -83,11 +83,11 @@ def test_perturbed_lista_reports_the_perturbation_norm(A):
     for k in range(1, K):
         assert r.residual_spectral[k] == pytest.approx(np.linalg.norm(P[k], 2), rel=1e-9)
         assert r.residual_frobenius[k] == pytest.approx(np.linalg.norm(P[k]), rel=1e-9)
-    assert r.verdict == "decreasing" and r.coupling_trend == pytest.approx(-1.0, abs=0.05)
+    assert r.trend == "decreasing" and r.coupling_trend == pytest.approx(-1.0, abs=0.05)
     # the same network with growing perturbations is flagged
     W2_up = [np.eye(N) - A.T @ A / L + P[K - 1 - k] for k in range(K)]
     up = cv.lista_cp_coupling(ut.models.LISTA.from_weights(W1, W2_up, th, dtype=torch.float64, device="cpu"), A)
-    assert up.verdict == "not decreasing" and "coupling residual does not decrease" in up.notes
+    assert up.trend == "not decreasing" and up.verdict == "violated" and "coupling residual does not decrease" in up.notes
 
 
 def test_coupling_on_a_trained_lista(single_torch_thread):
@@ -103,7 +103,7 @@ def test_coupling_on_a_trained_lista(single_torch_thread):
         assert r.residual_spectral[k] == pytest.approx(np.linalg.norm(R, 2), rel=1e-9)
     assert np.all(r.relative_spectral[1:] > 1e-3)
     np.testing.assert_allclose(r.theta_max, [t.max() for t in w["theta"]])
-    assert r.verdict in ("decreasing", "not decreasing")
+    assert r.trend in ("decreasing", "not decreasing")
     assert r.theta_max[-1] < r.theta_max[0]          # thresholds decrease with depth (Thm 1's theta_k -> 0)
     assert "CouplingResult(LISTA" in repr(r) and "layer" in r.table()
 
@@ -128,15 +128,17 @@ def test_alista_theorem_holds_in_its_regime_on_every_instance(A, minimax, traine
         with torch.no_grad():
             xs = [o.numpy() for o in net(y, return_all=True)]
         for k, xk in enumerate(xs):
-            assert np.all(np.linalg.norm(xk - x, axis=1) <= res.bound[k])
+            assert np.all(np.linalg.norm(xk - x, axis=1) <= res.bound_per_layer[k])
             assert not np.any((xk != 0) & (x == 0))
         # the bound is the theorem's formula
         B = np.abs(x).max()
         c = (2 * mu_t * 2 - mu_t) * res.gamma + np.abs(1 - res.gamma)
-        np.testing.assert_allclose(res.bound, 2 * B * np.cumprod(c), rtol=1e-6)
+        np.testing.assert_allclose(res.bound_per_layer, 2 * B * np.cumprod(c), rtol=1e-6)
         assert res.theta_oracle[0] == pytest.approx(res.gamma[0] * res.mu * np.abs(x).sum(axis=1).max())
         assert res.extended_status == "holds"
-        assert res.to_dict()["status"] == "holds"
+        assert res.to_dict()["status"] == "holds" and res.verdict == "holds"
+        b = res.bound  # the one spelling: a Bound (a formula in floating point: an uncertified upper bound)
+        assert b.side == "upper" and not b.certified and b.value == res.bound_per_layer[-1]
     finally:
         with torch.no_grad():
             net.theta.copy_(before)

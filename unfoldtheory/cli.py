@@ -1,9 +1,11 @@
 """The ``unfoldtheory`` command line (see :data:`EPILOG` for what ``--help`` prints).
 
 ``verify`` runs the verification suite and writes ``report.md``, ``results.json`` and figures; its exit status
-is 1 when a claim is violated or raises.  ``bounds`` computes every applicable bound for a model saved with
-:func:`unfoldtheory.models.save` (e.g. after :func:`unfoldtheory.training.train`), a ``torch.export`` archive
-(``.pt2``) or ``module.py:factory`` with ``--weights`` (docs/your_model.md §6) and prints a table.
+is 1 when a claim on a bound is violated or raises (a violated *finding*, a property of a trained model such as
+"the network is a contraction", is reported but does not fail the run).  ``bounds`` computes every applicable
+bound for a model saved with :func:`unfoldtheory.models.save` (e.g. after :func:`unfoldtheory.training.train`),
+a ``torch.export`` archive (``.pt2``) or ``module.py:factory`` with ``--weights`` (docs/your_model.md §6) and
+prints a table.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -75,7 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--input-dim", type=int, default=None, metavar="M",
                    help="dimension m of y, for a plain module whose input size cannot be inferred")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    b.add_argument("--time-limit", type=float, default=30.0, help="seconds per SDP bound (default 30)")
+    b.add_argument("--time-limit", type=float, default=60.0,
+                   help="safety cap in seconds per SDP bound (default 60); the bounds' budgets count work "
+                        "(evaluations), so the numbers do not depend on the machine's load unless this cap stops "
+                        "a computation, which is then reported as NOT converged")
     sub.add_parser("claims", parents=[common], help="list the claims of the verification suite")
     return p
 
@@ -89,6 +93,9 @@ def _default_out(profile: str) -> Path:
 
 def _verify(args) -> int:
     from . import suite
+    from .suite._core import LOOSE_FACTOR
+    from .suite._report import failed_assumption_text
+    from .verdicts import Verdict
 
     out = Path(args.out) if args.out else _default_out(args.profile)
     results = suite.run(args.profile, out, only=args.only, cache_dir=args.cache, device=args.device,
@@ -97,35 +104,40 @@ def _verify(args) -> int:
                         reuse=not args.recompute)
     (out / "results.schema.json").write_text(json.dumps(suite.results_schema(), indent=1))
     s = results.summary
-    print(f"{s['total']} claims: {s['holds']} hold, {s['not applicable']} not applicable, {s['violated']} violated, "
-          f"{s['error']} errors ({results.data['seconds']:.0f} s)")
+    print(f"{s['total']} claims: {s['holds']} hold, {s['vacuous']} vacuous, {s['not applicable']} not applicable, "
+          f"{s['violated']} violated ({s['violated findings']} of them findings on the trained models), "
+          f"{s['error']} errors; {s['loose']} loose bounds (> {LOOSE_FACTOR:g}x), {s['not converged']} not "
+          f"converged ({results.data['seconds']:.0f} s)")
     for r in results.records:
-        if r["status"] in ("violated", "error"):
-            print(f"  {r['status'].upper()}: {r['id']}: {r['error'] or r['title']}")
+        if r["status"] == Verdict.VIOLATED:
+            failed = [name for name, ok in r["checks"].items() if not ok]
+            kind = "FINDING (does not hold)" if r.get("finding") else "VIOLATED"
+            why = "; ".join(failed_assumption_text(f) for f in failed) if failed else (
+                f"empirical {r['empirical']} vs bound {r['bound']['value'] if r['bound'] else None}")
+            print(f"  {kind}: {r['id']}: {r['title']}: {why}")
+        elif r["status"] in (Verdict.ERROR, Verdict.VACUOUS):
+            print(f"  {r['status'].upper()}: {r['id']}: {r['error'] or r.get('vacuous_reason')}")
     print(f"report: {results.paths['report']}\nresults: {results.paths['results']}")
     return results.exit_code
 
 
 def model_bounds(model, time_limit: float = 30.0, progress: bool = True, form=None,
                  input_dim: int | None = None) -> list[dict]:
-    """Every applicable bound of a model, one row per quantity (name, side, value, certified, method, note).
+    """Every applicable bound of a model: rows ``{"quantity", "bound", "note"}`` with ``bound`` a
+    :class:`~unfoldtheory.bounds.Bound` (``None`` where the quantity is not applicable; the note says why).
 
     ``form``: the model's analysis form when already known (an extracted one); otherwise ``model.form()`` or,
     for a plain module, the form extracted by :func:`unfoldtheory.form.extract` (``input_dim`` if given)."""
     from . import contraction, lipschitz
     from ._progress import progress as make_progress
+    from .bounds import Bound
     from .form import require_form
 
     rows: list[dict] = []
-    bar = make_progress(5, f"bounds of {type(model).__name__}", enabled=progress)
+    bar = make_progress(6, f"bounds of {type(model).__name__}", enabled=progress)
 
     def add(name, bound=None, note=""):
-        if bound is None:
-            rows.append({"quantity": name, "side": "-", "value": None, "certified": False, "method": "-",
-                         "note": note})
-        else:
-            rows.append({"quantity": name, "side": bound.side, "value": bound.value, "certified": bound.certified,
-                         "method": bound.method, "note": note or bound.reason})
+        rows.append({"quantity": name, "bound": bound, "note": note})
         bar.update(1)
 
     why = ""
@@ -146,10 +158,10 @@ def model_bounds(model, time_limit: float = 30.0, progress: bool = True, form=No
                 note="a contraction" if c.value < 1 else "not certified a contraction (>= 1)")
         except NotRepresentableError as exc:
             add("contraction factor of x_1 -> x_K (fixed y)", note=f"not applicable: {exc}")
-    bar.close()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    rows.append({"quantity": "trainable parameters", "side": "exact", "value": float(trainable), "certified": True,
-                 "method": "count", "note": ""})
+    add("trainable parameters", Bound(value=float(trainable), side="measured", certified=False, method="count",
+                                      reason="counted (exact)"))
+    bar.close()
     return rows
 
 
@@ -234,18 +246,26 @@ def _bounds(args) -> int:
     if args.json:
         from ._json import jsonable
 
-        clean = [{k: (None if isinstance(v, float) and not math.isfinite(v) else jsonable(v)) for k, v in r.items()}
-                 for r in rows]
-        print(json.dumps({"model": type(model).__name__, "file": os.fspath(path), "bounds": clean}, indent=1))
+        # one serializer: Bound.to_dict (loss-free, non-finite numbers as "inf"/"-inf"/"nan")
+        out = [{"quantity": r["quantity"], "note": r["note"], "bound": jsonable(r["bound"])} for r in rows]
+        print(json.dumps({"model": type(model).__name__, "file": os.fspath(path), "bounds": out}, indent=1,
+                         allow_nan=False))
         return 0
     print(f"{type(model).__name__} from {os.fspath(path)} (saved as {str(saved_dtype).replace('torch.', '')}; "
           f"bounds computed in float64): {model}")
     width = max(len(r["quantity"]) for r in rows)
     print(f"{'quantity':<{width}}  {'side':<8} {'value':>12}  {'certified':<9}  method / note")
     for r in rows:
-        val = "-" if r["value"] is None else f"{r['value']:.6g}"
-        note = f"{r['method']}" + (f"; {r['note']}" if r["note"] else "")
-        print(f"{r['quantity']:<{width}}  {r['side']:<8} {val:>12}  {str(r['certified']):<9}  {note}")
+        b = r["bound"]
+        if b is None:
+            print(f"{r['quantity']:<{width}}  {'-':<8} {'-':>12}  {'-':<9}  {r['note']}")
+            continue
+        note = r["note"] or (b.reason if not b.certified else "")
+        if not b.converged:
+            note = (note + "; " if note else "") + "NOT converged (stopped by the --time-limit safety cap)"
+        cert = "measured" if b.side == "measured" else str(b.certified)
+        print(f"{r['quantity']:<{width}}  {b.side:<8} {b.value:>12.6g}  {cert:<9}  {b.method}"
+              + (f"; {note}" if note else ""))
     return 0
 
 

@@ -17,7 +17,7 @@ unit-norm columns :math:`\|a_i\|_2 = 1`):
 Known relations (tested): :math:`\tilde\mu(A) \le \mu(A)` (``W = A`` with unit columns is feasible) and
 :math:`\tilde\mu(A) \le \max_{i\ne j}|\tilde w_i^T a_j|` for the analytic weight :math:`\tilde W`; the
 analytic weight decreases the *Frobenius* norm of the off-diagonal of :math:`W^T A` but **not** necessarily
-its maximum (``../shared/reference/theory.md`` section 7.4, item 13).
+its maximum (docs/theory/lista_alista.md §2).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ previous one) and a 1-Lipschitz activation (slopes in [0, 1] or [1, 1]),
 
 .. math:: \|T_k(x) - T_k(x')\| \le \|W_k\|_2 \|x - x'\| \quad\text{for every fixed } y,
 
-with equality attainable when every coordinate is in its linear regime (theory.md 7.1, item 4), and on
+with equality attainable when every coordinate is in its linear regime (docs/theory/contraction.md §3), and on
 inputs supported in a set S the constant :math:`\|W_k[:, S]\|_2` (restricted-support constant).  The
 composition gives the end-to-end contraction factor :math:`\prod_{k \ge 2}\|W_k\|_2` of the map
 :math:`x_1 \mapsto x_K` at fixed ``y``.
@@ -13,7 +13,7 @@ composition gives the end-to-end contraction factor :math:`\prod_{k \ge 2}\|W_k\
 ISTA with step :math:`\gamma \in (0, 2/L)` is :math:`\alpha`-averaged with :math:`\alpha = 2/(4 - \gamma L)`:
 :math:`\|Tx - Ty\|^2 \le \|x - y\|^2 - \tfrac{1-\alpha}{\alpha}\|(I-T)x - (I-T)y\|^2` (composition of the
 :math:`\gamma L/2`-averaged gradient step and the firmly nonexpansive prox; Combettes & Yamada, J. Math.
-Anal. Appl. 2015, Prop. 2.4; theory.md 7.1 item 2).
+Anal. Appl. 2015, Prop. 2.4; docs/theory/contraction.md §1).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ is :math:`\sup_{\|d\| \le \varepsilon} \|x_K(y+d) - x_K(y)\|_2`.
   :math:`\|x_K(y+d) - x_K(y)\|`.  The achieved ratio :math:`\|x_K(y+d) - x_K(y)\|/\|d\|_2` is re-evaluated in
   float64 and is a certified *lower* bound on the Lipschitz constant, so it can never exceed a certified upper
   bound: a test checks exactly that.
-* :func:`ista_sensitivity` is the classical closed form for K-step ISTA/PGD (theory reference section 6.2,
+* :func:`ista_sensitivity` is the classical closed form for K-step ISTA/PGD (docs/theory/robustness.md §2,
   consistent with Sofer, Shaked, Chaux, Shlezinger, arXiv 2504.19000):
 
   .. math:: \Lambda_K = \sum_{k=1}^K \mu_k \|H\|_2 \prod_{j=k+1}^K \|I - \mu_j H^TH\|_2,
@@ -250,7 +250,7 @@ def ista_sensitivity(A_or_model: Any, steps: Any = None, num_layers: int | None 
     of a convex :math:`g` (nonexpansive).  :math:`\|I - \mu H^TH\|_2 = \max(|1-\mu\sigma_{\min}^2|, |1 - \mu
     \sigma_{\max}^2|)` with :math:`\sigma_{\min} = 0` when :math:`H` has a null space; for a constant step
     :math:`\mu \le 2/\|H\|^2` and wide :math:`H` this is :math:`K\mu\|H\|`, growing with :math:`K`. Reference:
-    theory notes section 6.2 (derived; consistent with Sofer, Shaked, Chaux, Shlezinger, arXiv 2504.19000).
+    docs/theory/robustness.md §2 (derived; consistent with Sofer, Shaked, Chaux, Shlezinger, arXiv 2504.19000).
 
     Parameters
     ----------

@@ -42,4 +42,4 @@ class Verdict(str, Enum):
 
 VERDICTS = Verdict.values()
 
-__all__ = ["Verdict", "VERDICTS"]
+__all__ = ["VERDICTS", "Verdict"]

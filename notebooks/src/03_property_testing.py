@@ -116,12 +116,12 @@ ax[0].bar(idx + 0.2, x_form, width=0.4, label="form().evaluate(y)")
 ax[0].set(xlabel="coordinate", ylabel="x_K", title="buggy model: form vs forward")
 ax[0].legend()
 names = list(report_fixed.results)
-colors = {"passed": "tab:green", "failed": "tab:red", "not applicable": "tab:gray"}
+colors = {"holds": "tab:green", "violated": "tab:red", "not applicable": "tab:gray"}
 for off, rep in ((-0.2, report_buggy), (0.2, report_fixed)):
     ax[1].barh(np.arange(len(names)) + off, [rep[n].seconds for n in names], height=0.4,
                color=[colors[rep[n].status] for n in names])
 ax[1].set_yticks(np.arange(len(names)), names)
-ax[1].set(xlabel="seconds (upper bar: fixed, lower: buggy)", title="green passed, red failed, gray n/a")
+ax[1].set(xlabel="seconds (upper bar: fixed, lower: buggy)", title="green holds, red violated, gray n/a")
 fig.tight_layout()
 plt.show()"""),
     ("md", """## Going deeper

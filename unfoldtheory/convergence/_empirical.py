@@ -12,8 +12,8 @@ and every certified rate that applies to the model:
 ``contraction``
     :math:`\max_b\|x_1 - \hat x_b\|\prod_{j=2}^k\|W_2^{(j)}\|_2` (per-layer constants of
     :func:`unfoldtheory.contraction.layer_lipschitz`).  A certified bound on :math:`\|x_k - \hat x\|` only when
-    :math:`\hat x` is a fixed point of every layer (classical ISTA with the problem's ``lam``; ``theory.md`` 3.2,
-    3.3), which is checked; otherwise reported as not certified (it then only bounds the sensitivity of the
+    :math:`\hat x` is a fixed point of every layer (classical ISTA with the problem's ``lam``; docs/theory/contraction.md §2,
+    §3), which is checked; otherwise reported as not certified (it then only bounds the sensitivity of the
     state map).
 ``alista``
     ALISTA Thm 1 (:func:`~unfoldtheory.convergence.alista_theorem_check`), against the ground truth, when
@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from .._json import jsonable
 from .._validation import as_float_array, check_observations
 from ..errors import InvalidInputError, UnfoldTheoryError
-from .._json import jsonable
+from ..verdicts import Verdict
 from ._theorems import _check_model, _layer_weights, alista_theorem_check
 
 logger = logging.getLogger("unfoldtheory.convergence")
@@ -110,7 +111,10 @@ class ConvergenceProfile:
             ax.semilogy(k, self.dist_true_max, "s-", label=r"observed max $\|x_k - x^\star\|$ (ground truth)")
         ax2 = axes[1]
         ax2.semilogy(k, np.maximum(self.gap_max, 1e-300), "o-", label=r"observed max $F(x_k) - F^\star$")
-        for name, r in self.rates.items():
+        names = {"contraction": "contraction certificate", "alista": "ALISTA Thm 1 bound",
+                 "alista_extended": "ALISTA Thm 1 bound (thresholds >= the theorem's)", "pep": "PEP worst case"}
+        for key, r in self.rates.items():
+            name = names.get(key, key)  # the report's names in the legend, not the internal keys
             target = ax if r["metric"] == "distance" else ax2
             style = "--" if r["certified"] else ":"
             tag = (" vs ground truth" if r["against"] == "ground_truth" else " vs LASSO opt.") \
@@ -226,16 +230,16 @@ def convergence_profile(model: Any, problem: Any, y: Any, x_true: Any = None, *,
         except (InvalidInputError, UnfoldTheoryError) as exc:
             notes.append(f"ALISTA check not run: {exc}")
         if check is not None:
-            if check.status != "not applicable":
-                rates["alista"] = {"values": check.bound, "metric": "distance", "against": "ground_truth",
-                                   "certified": check.status == "holds", "holds": check.conclusions["error_bound"]
+            if check.status != Verdict.NOT_APPLICABLE:
+                rates["alista"] = {"values": check.bound_per_layer, "metric": "distance", "against": "ground_truth",
+                                   "certified": check.status == Verdict.HOLDS, "holds": check.conclusions["error_bound"]
                                    ["holds"], "note": "ALISTA Thm 1, s B prod c_t"}
             else:
                 notes.append("ALISTA Thm 1 not applicable: " + ", ".join(check.failed_assumptions))
-            if check.extended_status != "not applicable":
+            if check.extended_status != Verdict.NOT_APPLICABLE:
                 rates["alista_extended"] = {
                     "values": check.extended_bound, "metric": "distance", "against": "ground_truth",
-                    "certified": check.extended_status == "holds",
+                    "certified": check.extended_status == Verdict.HOLDS,
                     "holds": bool(np.all(check.observed <= check.extended_bound * (1 + slack) + slack)),
                     "note": "proof of ALISTA Thm 1 with thresholds >= the theorem's"}
 
@@ -248,7 +252,7 @@ def convergence_profile(model: Any, problem: Any, y: Any, x_true: Any = None, *,
         certified = True
         try:
             if np.allclose(steps * L, 1.0, rtol=1e-12, atol=0):
-                vals[:] = L / (4 * layers)        # tight closed form (theory.md 7.2 item 8)
+                vals[:] = L / (4 * layers)        # tight closed form (Taylor, Hendrickx & Glineur, JOTA 2018, Thm 3.1)
                 how = "closed form L/(4k) (step 1/L)"
             else:
                 from ._pep import worst_case

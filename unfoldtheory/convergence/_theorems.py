@@ -35,7 +35,7 @@ r"""Theorem checks for the LISTA family: the LISTA-CP weight coupling and ALISTA
     (``require_minimax_weight=True`` makes that a required assumption, i.e. the literal statement).
 
     The supremum in eq. (10) is taken over the instances passed in (as in the paper's Fig. 2 validation and
-    ``theory.md`` 7.4 item 15): the proof is an induction over any fixed set of instances, so the
+    docs/theory/lista_alista.md §2): the proof is an induction over any fixed set of instances, so the
     conclusion is certified for exactly those instances.
 
     Also reported (``extended_*``): a bound derived from the same proof for thresholds that are merely *large
@@ -55,14 +55,17 @@ import numpy as np
 
 from .._json import jsonable
 from .._validation import as_float_array, check_int, check_matrix, check_scalar
+from ..bounds import Bound
 from ..errors import InvalidInputError
+from ..verdicts import Verdict
 
 logger = logging.getLogger("unfoldtheory.convergence")
 
 __all__ = ["CouplingResult", "lista_cp_coupling", "AlistaCheck", "alista_theorem_check",
            "alista_oracle_thresholds", "fixed_support_instances"]
 
-STATUSES = ("holds", "violated", "not applicable")
+#: Verdicts of a theorem check: a subset of the package's one vocabulary (:class:`~unfoldtheory.verdicts.Verdict`).
+STATUSES = (Verdict.HOLDS, Verdict.VIOLATED, Verdict.NOT_APPLICABLE)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -166,11 +169,14 @@ class CouplingResult:
     coupling_trend, theta_trend : float
         Least-squares slope of :math:`\log_{10}` of the relative spectral residual (layers 2..K) and of
         ``theta_max`` against the layer index (decades per layer; negative = decreasing).
-    verdict : str
+    trend : str
         ``"coupled by construction"``, ``"coupled"`` (every measured residual below ``tol``),
         ``"decreasing"`` (residual and thresholds both decrease: consistent with the necessary condition)
         or ``"not decreasing"`` (with the reason in ``notes``).
     notes : str
+
+    The :attr:`verdict` (:class:`~unfoldtheory.verdicts.Verdict`) reads the trend: ``vacuous`` when coupled by
+    construction (the condition cannot fail), ``holds`` when coupled or decreasing, ``violated`` otherwise.
     """
 
     model: str
@@ -183,8 +189,15 @@ class CouplingResult:
     theta_mean: np.ndarray
     coupling_trend: float
     theta_trend: float
-    verdict: str
+    trend: str
     notes: str = ""
+
+    @property
+    def verdict(self) -> Verdict:
+        """The necessary condition's verdict on this network (see the class docstring)."""
+        if self.trend == "coupled by construction":
+            return Verdict.VACUOUS
+        return Verdict.HOLDS if self.trend in ("coupled", "decreasing") else Verdict.VIOLATED
 
     @property
     def num_layers(self) -> int:
@@ -201,14 +214,14 @@ class CouplingResult:
 
     def __repr__(self) -> str:
         last = self.relative_spectral[-1] if self.num_layers > 1 else float("nan")
-        return (f"CouplingResult({self.model}, K={self.num_layers}, verdict={self.verdict!r}, "
+        return (f"CouplingResult({self.model}, K={self.num_layers}, {self.verdict}: {self.trend!r}, "
                 f"relative residual layer 2 -> K: "
                 f"{(self.relative_spectral[1] if self.num_layers > 1 else float('nan')):.3g} -> {last:.3g}, "
                 f"theta_max {self.theta_max[0]:.3g} -> {self.theta_max[-1]:.3g})")
 
     def to_dict(self) -> dict:
-        """A JSON-friendly dict (non-finite numbers become strings)."""
-        return jsonable(asdict(self))
+        """A JSON-friendly dict (non-finite numbers become strings), with the :attr:`verdict`."""
+        return jsonable({**asdict(self), "verdict": self.verdict})
 
 
 def lista_cp_coupling(model: Any, A: Any, *, tol: float = 1e-10) -> CouplingResult:
@@ -269,16 +282,16 @@ def lista_cp_coupling(model: Any, A: Any, *, tol: float = 1e-10) -> CouplingResu
     t_trend = _slope(theta_max)
     notes = []
     if K < 2:
-        verdict, notes = "coupled", ["one layer: W2_1 multiplies x_0 = 0, nothing to measure"]
+        trend, notes = "coupled", ["one layer: W2_1 multiplies x_0 = 0, nothing to measure"]
     elif np.all(measured <= tol):
-        verdict = "coupled"
+        trend = "coupled"
     else:
         dec_c = measured[-1] < measured[0] and (math.isnan(c_trend) or c_trend < 0)
         dec_t = theta_max[-1] < theta_max[0] and (math.isnan(t_trend) or t_trend < 0)
         if dec_c and dec_t:
-            verdict = "decreasing"
+            trend = "decreasing"
         else:
-            verdict = "not decreasing"
+            trend = "not decreasing"
             if not dec_c:
                 notes.append(f"coupling residual does not decrease ({measured[0]:.3g} at layer 2 -> "
                              f"{measured[-1]:.3g} at layer {K})")
@@ -286,7 +299,7 @@ def lista_cp_coupling(model: Any, A: Any, *, tol: float = 1e-10) -> CouplingResu
                 notes.append(f"thresholds do not decrease ({theta_max[0]:.3g} -> {theta_max[-1]:.3g})")
     notes.append("Thm 1 is asymptotic (k -> inf): a finite network can only be consistent with it")
     return CouplingResult(_model_name(model), False, rs, rf, qs, qf, theta_max, theta_mean, c_trend, t_trend,
-                          verdict, "; ".join(notes))
+                          trend, "; ".join(notes))
 
 
 # ------------------------------------------------------------------------------------------- data helper
@@ -344,9 +357,9 @@ class AlistaCheck:
         Model thresholds (max over coordinates) and the theorem's :math:`\gamma_k\mu\sup\|x_k - x^\star\|_1`.
     rate : ndarray (K,)
         :math:`c_k = (2\mu s - \mu)\gamma_k + |1 - \gamma_k|` (the bound's factor; ``exp(-c^{(k)})`` in eq. 11).
-    bound : ndarray (K,)
-        Certified :math:`\|x_k - x^\star\|_2 \le sB\prod_{t<k} c_t` for layers k = 1..K (meaningful only when
-        ``status != "not applicable"``).
+    bound_per_layer : ndarray (K,)
+        :math:`\|x_k - x^\star\|_2 \le sB\prod_{t<k} c_t` for layers k = 1..K (meaningful only when
+        ``status != "not applicable"``).  :attr:`bound` is the last layer's as a :class:`Bound`.
     observed : ndarray (K,)
         Observed :math:`\max\|x_k - x^\star\|_2` over the instances.
     observed_l1 : ndarray (K + 1,)
@@ -372,7 +385,7 @@ class AlistaCheck:
     theta: np.ndarray
     theta_oracle: np.ndarray
     rate: np.ndarray
-    bound: np.ndarray
+    bound_per_layer: np.ndarray
     observed: np.ndarray
     observed_l1: np.ndarray
     false_positives: np.ndarray
@@ -394,7 +407,7 @@ class AlistaCheck:
                 f"{'ext.bound':>11} {'observed':>11} {'FP':>4}"]
         for k in range(self.gamma.size):
             rows.append(f"{k + 1:>5} {self.gamma[k]:>8.4f} {self.theta[k]:>10.4g} {self.theta_oracle[k]:>10.4g} "
-                        f"{self.rate[k]:>7.4f} {self.bound[k]:>11.4g} {self.extended_bound[k]:>11.4g} "
+                        f"{self.rate[k]:>7.4f} {self.bound_per_layer[k]:>11.4g} {self.extended_bound[k]:>11.4g} "
                         f"{self.observed[k]:>11.4g} {int(self.false_positives[k]):>4}")
         return "\n".join(rows)
 
@@ -413,10 +426,28 @@ class AlistaCheck:
     def __repr__(self) -> str:
         failed = self.failed_assumptions
         why = f", failed assumptions={failed}" if failed else ""
-        return (f"AlistaCheck(status={self.status!r}{why}, s={self.s}, mu={self.mu:.4g}, "
+        return (f"AlistaCheck(status={str(self.status)!r}{why}, s={self.s}, mu={self.mu:.4g}, "
                 f"gamma in [{self.gamma.min():.3g}, {self.gamma.max():.3g}] (admissible < {self.gamma_max:.3g}), "
-                f"layer K: observed {self.observed[-1]:.3g} <= bound {self.bound[-1]:.3g}: "
-                f"{bool(self.observed[-1] <= self.bound[-1])}, extended={self.extended_status!r})")
+                f"layer K: observed {self.observed[-1]:.3g} <= bound {self.bound_per_layer[-1]:.3g}: "
+                f"{bool(self.observed[-1] <= self.bound_per_layer[-1])}, extended={self.extended_status!r})")
+
+    @property
+    def verdict(self) -> Verdict:
+        """The theorem check's verdict (same as :attr:`status`)."""
+        return Verdict(self.status)
+
+    @property
+    def bound(self) -> Bound:
+        r"""The theorem's bound on :math:`\max\|x_K - x^\star\|_2` at the last layer, as a :class:`Bound`:
+        ``side="upper"``, not certified (a closed form evaluated in floating point, and valid only where every
+        assumption holds; ``status`` gives the verdict)."""
+        why = ("closed form of ALISTA Thm 1 evaluated in floating point (not outward rounded)"
+               if self.status != Verdict.NOT_APPLICABLE else
+               "an assumption of ALISTA Thm 1 fails: " + ", ".join(self.failed_assumptions))
+        return Bound(value=float(self.bound_per_layer[-1]), side="upper", certified=False,
+                     method="alista_theorem_1", quantity="max ||x_K - x*||_2 over the given instances",
+                     status=str(self.status), reason=why,
+                     checks={"observed": float(self.observed[-1]), "verdict": str(self.status)})
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict (non-finite numbers become strings)."""
@@ -539,7 +570,7 @@ def alista_theorem_check(model: Any, A: Any, x_true: Any, y: Any, *, s: int | No
                          rtol: float = 1e-5, noise_tol: float = 1e-8) -> AlistaCheck:
     r"""Check ALISTA Theorem 1 on a (trained) network and data: assumptions, no false positives, error bound.
 
-    Theorem (Liu, Chen, Wang, Yin, ICLR 2019, Thm 1, eqs. 10-11; ``theory.md`` 2.2 and 7.4 items 14-15).
+    Theorem (Liu, Chen, Wang, Yin, ICLR 2019, Thm 1, eqs. 10-11; docs/theory/lista_alista.md §2).
     See the module docstring for the statement and for which coherence :math:`\mu` enters.
 
     Assumptions checked (each named in ``result.assumptions``):
@@ -697,19 +728,19 @@ def alista_theorem_check(model: Any, A: Any, x_true: Any, y: Any, *, s: int | No
 
     failed = [k for k, v in assumptions.items() if v["required"] and v["holds"] is False]
     if failed:
-        status = "not applicable"
+        status = Verdict.NOT_APPLICABLE
         notes.append("failed assumptions: " + ", ".join(failed))
     else:
-        status = "holds" if all(v["holds"] for v in conclusions.values()) else "violated"
+        status = Verdict.HOLDS if all(v["holds"] for v in conclusions.values()) else Verdict.VIOLATED
     ext_assume = [k for k in failed if k != "thresholds"]
     if ext_assume or not large_enough:
-        extended_status = "not applicable"
+        extended_status = Verdict.NOT_APPLICABLE
     else:
-        extended_status = "holds" if bool(np.all(ok_ext) and np.all(no_fp)) else "violated"
-    if status == "violated":
+        extended_status = Verdict.HOLDS if bool(np.all(ok_ext) and np.all(no_fp)) else Verdict.VIOLATED
+    if status == Verdict.VIOLATED:
         logger.warning("alista_theorem_check: every assumption holds but a conclusion fails: %s", conclusions)
     return AlistaCheck(status=status, assumptions=assumptions, conclusions=conclusions, mu=mu, mu_tilde=mu_tilde,
                        s=s, B=B, gamma=gamma, gamma_max=gamma_max, theta=st["theta"], theta_oracle=theta_oracle,
-                       rate=rate, bound=bound, observed=observed, observed_l1=observed_l1,
+                       rate=rate, bound_per_layer=bound, observed=observed, observed_l1=observed_l1,
                        false_positives=false_pos, extended_bound=ext, extended_status=extended_status,
                        num_instances=int(X.shape[0]), model=_model_name(model), notes=notes)

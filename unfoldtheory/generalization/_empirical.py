@@ -157,8 +157,16 @@ def plot_generalization(points: Sequence[GapPoint], ax: Any = None, title: str |
         raise InvalidInputError("points is empty: run generalization_gap first.")
     m = np.array([p.samples for p in points], dtype=float)
     tiny = 1e-4
-    ax.plot(m, np.maximum(np.abs([p.loss_gap for p in points]), tiny), "o-", label="measured gap, clipped loss")
-    ax.plot(m, np.maximum(np.abs([p.risk_gap for p in points]), tiny), "s-", label="measured gap, 0-1 risk")
+    # a log axis cannot show a negative gap (test loss below the training loss): such points are not drawn
+    # as positive; they are marked at the bottom of the axis with their own legend entry
+    for key, style, label in (("loss_gap", "o-", "measured gap, clipped loss"),
+                              ("risk_gap", "s-", "measured gap, 0-1 risk")):
+        gaps = np.array([getattr(p, key) for p in points], dtype=float)
+        pos = gaps > 0
+        line, = ax.plot(m, np.where(pos, np.maximum(gaps, tiny), np.nan), style, label=label)
+        if not np.all(pos):
+            ax.plot(m[~pos], np.full(int(np.sum(~pos)), tiny), linestyle="none", marker=style[0], mfc="none",
+                    color=line.get_color(), label=f"{label} <= 0 (test below train; drawn at the axis floor)")
     ub = [p.uniform_gap_bound for p in points]
     if all(v is not None for v in ub):
         ax.plot(m, ub, "^--", label="uniform (covering) bound on the gap")

@@ -7,7 +7,7 @@ r"""The Bernoulli KL divergence and its two inverses, computed to the safe side.
 Every test-set and PAC-Bayes bound of this package ends with one of these inverses (Langford 2005,
 "Tutorial on practical prediction theory for classification", JMLR 6, Thm 3.3; Maurer 2004; Sambharya &
 Stellato 2024, arXiv 2404.13831).  The reference code of the latter solves the inverse with a conic solver and
-can return a value *below* the true supremum (an unsound bound; theory.md 5.5 measured errors up to 1.8e-5).
+can return a value *below* the true supremum (an unsound bound; docs/theory/generalization.md §4).
 
 Numerics
 --------

@@ -1,7 +1,7 @@
 r"""PAC-Bayes guarantees for learned unfolded networks, and training that minimises them.
 
 Setting (Sambharya & Stellato, "Data-driven performance guarantees for classical and learned optimizers",
-arXiv 2404.13831; theory.md 5.5 and 7.6).  The d randomised parameters :math:`\theta` of a model (by default
+arXiv 2404.13831; docs/theory/generalization.md §2).  The d randomised parameters :math:`\theta` of a model (by default
 all its trainable parameters) follow the posterior :math:`Q = \mathcal N(\mu, \mathrm{diag}(\sigma))`
 (:math:`\sigma` holds variances); the prior is :math:`P_j = \mathcal N(\mu_0, \lambda_j I)` with
 :math:`\lambda_j = c\,e^{-j/b}`, :math:`j = 1, 2, \dots`, and :math:`\mu_0` chosen **before** the bound sample
@@ -15,7 +15,7 @@ Bound.  With
           {\lambda_j} + d\log\lambda_j - \sum_i\log\sigma_i\Big],\qquad
           \mathrm{pen}_j = \frac{\mathrm{KL}(Q\|P_j) + \log\frac{\pi^2 N}{6\delta} + 2\log j}{N}
 
-(``2 log j = 2 log(b log(c/lambda_j))`` as in theory.md), for N >= 8, with probability :math:`\ge 1-\delta`
+(``2 log j = 2 log(b log(c/lambda_j))`` as in docs/theory/generalization.md §2), for N >= 8, with probability :math:`\ge 1-\delta`
 over the bound sample, simultaneously for every posterior Q and every grid index j,
 
 .. math:: \mathrm{kl}(\hat r_S(Q)\,\|\,r(Q)) \le \mathrm{pen}_j .
@@ -28,7 +28,7 @@ posterior draw :math:`\theta_{h,i}` for every bound instance i and pass h = 1..H
 indicators are independent, in {0, 1}, and their means average to :math:`\hat r_S(Q)`, so by Hoeffding's
 inequality in kl form (W. Hoeffding, JASA 1963, Thm 1, which allows different means), with probability
 :math:`\ge 1-\delta_2`, :math:`\hat r_S(Q) \le \bar R = \mathrm{kl}^{-1}(\hat r_M | \log(2/\delta_2)/M)`
-(the :math:`\log(2/\delta_2)` of theory.md 5.5; one draw per instance makes M = NH instead of the H whole-
+(the :math:`\log(2/\delta_2)` of docs/theory/generalization.md §2; one draw per instance makes M = NH instead of the H whole-
 sample draws of the reference code, a much smaller sampling penalty).  The two-step bound is
 
 .. math:: r(Q) \le R^\star = \mathrm{kl}^{-1}(\bar R \,|\, \min_j \mathrm{pen}_j)
@@ -70,7 +70,7 @@ TRAINABLE_METRICS = ("nmse_db", "nmse")
 # --------------------------------------------------------------------------------------------- prior grid
 @dataclass(frozen=True)
 class PriorGrid:
-    r"""The prior-variance grid :math:`\lambda_j = c\,e^{-j/b}`, :math:`j = 1, 2, \dots` (theory.md 5.5).
+    r"""The prior-variance grid :math:`\lambda_j = c\,e^{-j/b}`, :math:`j = 1, 2, \dots` (docs/theory/generalization.md §2).
 
     ``c`` is the largest variance (:math:`\lambda_0`, not itself on the grid) and ``b`` the number of grid
     points per factor e; a finer grid (larger b) costs :math:`2\log j` in the penalty.
@@ -108,7 +108,7 @@ def gaussian_kl(mean: Any, var: Any, prior_mean: Any, prior_var: float) -> float
     .. math:: \tfrac12\Big[\frac{\|\mu-\mu_0\|^2}{\lambda} - d + \frac{\sum_i\sigma_i}{\lambda}
               + d\log\lambda - \sum_i\log\sigma_i\Big]
 
-    (theory.md 7.6 item 20), computed as :math:`\tfrac12[\|\mu-\mu_0\|^2/\lambda + \sum_i (\rho_i - 1 -
+    (docs/theory/generalization.md §2), computed as :math:`\tfrac12[\|\mu-\mu_0\|^2/\lambda + \sum_i (\rho_i - 1 -
     \log\rho_i)]` with :math:`\rho_i = \sigma_i/\lambda`, a sum of non-negative terms; zero iff
     :math:`\mu = \mu_0` and :math:`\sigma_i = \lambda`.
 
@@ -134,7 +134,7 @@ def gaussian_kl(mean: Any, var: Any, prior_mean: Any, prior_var: float) -> float
 
 
 def pac_bayes_penalty(kl: float, N: int, delta: float, j: float) -> float:
-    r""":math:`(\mathrm{KL} + \log(\pi^2 N/(6\delta)) + 2\log j)/N`, the union-bound penalty of theory.md 5.5.
+    r""":math:`(\mathrm{KL} + \log(\pi^2 N/(6\delta)) + 2\log j)/N`, the union-bound penalty of docs/theory/generalization.md §2.
 
     ``j >= 1`` is the grid index of the prior variance (``j = b log(c/lambda)``).  Valid for ``N >= 8``
     (module docstring).
@@ -372,9 +372,17 @@ class PACBayesResult:
     def vacuous(self) -> bool:
         return self.risk_upper >= 1.0
 
+    @property
+    def bound(self) -> Bound:
+        """The risk bound as a :class:`~unfoldtheory.bounds.Bound` (``vacuous`` when >= 1)."""
+        return self.as_bound()
+
     def as_bound(self) -> Bound:
+        """Deprecated alias of :attr:`bound` (kept for existing callers)."""
         conf = 1.0 - self.delta - self.delta_sample
         return Bound(value=self.risk_upper, side="upper", certified=True, method="pac_bayes_kl",
+                     confidence=conf, vacuous=bool(self.vacuous),
+                     vacuous_reason="the risk bound is >= 1, the largest possible risk" if self.vacuous else "",
                      quantity=f"Gibbs risk P({self.metric}_{self.layer} > {self.eps:g}) of the posterior",
                      solver="kl inverse (bit bisection, safe side)",
                      status=f"holds with probability >= {conf:g} over the {self.N} bound instances and the "

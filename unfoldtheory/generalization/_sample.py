@@ -10,7 +10,7 @@ probability at least :math:`1 - \delta'`
           \mathrm{kl}^{-1}\big(\hat r_k \,\big|\, \tfrac{\log(2/\delta')}{N}\big)
 
 (Langford 2005, JMLR 6, Thm 3.3 for one side; the :math:`\log(2/\delta)` penalty is the one of Sambharya &
-Stellato, arXiv 2404.13831, theory.md 5.5, and covers both sides at once).  With ``simultaneous=True``
+Stellato, arXiv 2404.13831, docs/theory/generalization.md §1, and covers both sides at once).  With ``simultaneous=True``
 (default) :math:`\delta' = \delta/K`: by a union bound over the K layers, all K intervals hold together with
 probability :math:`\ge 1 - \delta`; with ``simultaneous=False``, :math:`\delta' = \delta` and each layer's
 interval holds with probability :math:`\ge 1 - \delta` on its own.  The fraction solved,
@@ -111,13 +111,21 @@ class SampleConvergenceResult:
         """Certified lower bound on the probability of solving a fresh instance, :math:`1 - r_k^{up}`."""
         return 1.0 - self.risk_upper
 
-    def bound(self, layer: int = -1) -> Bound:
+    @property
+    def bound(self) -> Bound:
+        """The upper bound on the last layer's risk as a :class:`Bound` (the package's one spelling, as for the
+        PAC-Bayes and uniform results); :meth:`layer_bound` gives any layer, :attr:`bounds` all of them."""
+        return self.layer_bound(-1)
+
+    def layer_bound(self, layer: int = -1) -> Bound:
         """The upper bound on :math:`r_k` of one layer (``-1``: the last) as a :class:`Bound`."""
         k = range(self.num_layers)[layer]
         conf = 1.0 - self.delta
         joint = f"jointly for all {self.num_layers} layers" if self.simultaneous else "for this layer"
+        vac = bool(self.risk_upper[k] >= 1.0)
         return Bound(value=float(self.risk_upper[k]), side="upper", certified=True,
-                     method="sample_convergence",
+                     method="sample_convergence", confidence=conf, vacuous=vac,
+                     vacuous_reason="the risk bound is >= 1, the largest possible risk" if vac else "",
                      quantity=f"P({self.metric}_{k + 1} > {self.eps:g}) over the data distribution",
                      solver="kl inverse (bit bisection, safe side)",
                      status=f"holds with probability >= {conf:g} over the {self.N} held-out instances ({joint})",
@@ -129,7 +137,7 @@ class SampleConvergenceResult:
 
     @property
     def bounds(self) -> list[Bound]:
-        return [self.bound(k) for k in range(self.num_layers)]
+        return [self.layer_bound(k) for k in range(self.num_layers)]
 
     def to_dict(self) -> dict:
         return {"metric": self.metric, "eps": self.eps, "delta": self.delta, "N": self.N,
@@ -223,8 +231,8 @@ def sample_convergence_bound(model: Any, data: Any, eps: float, *, metric: str =
     Returns
     -------
     SampleConvergenceResult
-        ``.bound(k)`` gives a :class:`~unfoldtheory.bounds.Bound` (``side="upper"``, ``certified=True``: a
-        statistical certificate whose confidence is in ``checks`` and ``status``).
+        ``.bound`` (the last layer) and ``.layer_bound(k)`` give a :class:`~unfoldtheory.bounds.Bound`
+        (``side="upper"``, ``certified=True``: a statistical certificate with its ``confidence``).
 
     Examples
     --------

@@ -53,7 +53,7 @@ Scaling and the papers.  The bound grows like :math:`\sqrt{d\log(R L_P\sqrt m)/m
 and :math:`\log L_P = O(\log K)` for :math:`\omega \le 1` (:math:`O(K)` otherwise) this is the "essentially
 linear in the number of free parameters and in depth" sample complexity of Schnoor, Behboodi & Rauhut
 (IMAIAI 2023) and the logarithmic depth dependence of the Lipschitz term in Behboodi, Rauhut & Schnoor (2022).
-Their exact constants could **not** be confirmed (theory.md 5.1-5.4: [NF]/[R]); none are used.  Expect the
+Their exact constants could **not** be confirmed (docs/theory/generalization.md §3); none are used.  Expect the
 value to be vacuous (>= 1) at practical sample sizes; the result says so.
 """
 
@@ -193,8 +193,17 @@ class UniformBoundResult:
         vals.update(subs)
         return float(expr.subs({sp.Symbol(k, positive=True): v for k, v in vals.items()}).doit().evalf(30))
 
+    @property
+    def bound(self) -> Bound:
+        """The bound as a :class:`~unfoldtheory.bounds.Bound` (``vacuous`` when >= the loss range 1)."""
+        return self.as_bound()
+
     def as_bound(self) -> Bound:
+        """Deprecated alias of :attr:`bound` (kept for existing callers)."""
         return Bound(value=self.value, side="upper", certified=True, method="covering_dudley",
+                     confidence=1 - self.delta, vacuous=bool(self.vacuous),
+                     vacuous_reason=(self.reason or "the bound is >= 1, the range of the clipped loss")
+                     if self.vacuous else "",
                      quantity=f"expected clipped loss E min(||x_K - x||/{self.loss_scale:g}, 1) (1 if ||y|| > "
                               f"{self.y_norm:g}) of every model in the class",
                      solver="closed form + left Riemann sum (upper)",

@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 QUANTITY = "Lipschitz constant of y -> x (l2 -> l2)"
 METHODS = ("naive", "layerwise", "lipsdp", "lipsdp_dense")
 _U = np.finfo(np.float64).eps / 2
+#: Below this naive bound the SDP methods return the naive certificate unchanged (no optimisation).
+_NEGLIGIBLE = 1e-100
 
 __all__ = ["upper_bound", "lower_bound", "local_upper_bound", "parameter_upper_bound", "bounds_vs_depth",
            "plot_bounds_vs_depth", "truncate", "METHODS", "QUANTITY"]
@@ -94,7 +96,7 @@ def _get_form(model_or_form: Any, method: str, on_unrepresentable: str):
 def upper_bound(model_or_form: Any, method: str = "lipsdp", *, time_limit: float = 60.0,
                 max_evaluations: int | None = None, dtype: str = "auto", on_unrepresentable: str = "raise",
                 max_dense_order: int = 400, max_fill_bytes: int = 2 * 1024 ** 3,
-                polish_max_order: int = 600) -> Bound:
+                polish_max_order: int = 600, polish_steps: int = 200) -> Bound:
     r"""Certified upper bound on the l2 Lipschitz constant of :math:`y \mapsto x` (the form's output).
 
     Parameters
@@ -105,19 +107,21 @@ def upper_bound(model_or_form: Any, method: str = "lipsdp", *, time_limit: float
         an explicitly infinite, uncertified upper bound that says why.
     method : {"lipsdp", "layerwise", "naive", "lipsdp_dense"}
         See the module docstring.  ``lipsdp`` is LipSDP-Neuron (Fazlyab et al. 2019) with the input injected
-        into every layer, solved through the block structure (DESIGN section 7): for multipliers :math:`t`
+        into every layer, solved through the block structure (docs/theory/lipschitz.md §3): for multipliers :math:`t`
         with :math:`X(t) \succ 0`, :math:`\rho^\star(t) = \lambda_{\max}(Q^TX(t)^{-1}Q - R)` is a valid
         squared bound; it is convex in :math:`t` and minimised by smoothed L-BFGS, starting from multipliers
         that certify the naive bound (so ``lipsdp <= naive``).  ``layerwise`` restricts to one multiplier
         scale per block (LipSDP-Layer).  ``lipsdp_dense`` solves the same SDP as one dense LMI with cvxpy
         (small forms only).
     time_limit : float
-        Seconds for the multiplier optimisation (the certification afterwards is extra).  The result is a
-        valid certificate whenever it stops: a longer run only tightens it.
+        A safety cap in seconds on the whole optimisation (the certification afterwards is extra), not its
+        budget: the budget counts work (``max_evaluations``, ``polish_steps``), so the same call gives the
+        same number whatever the machine's load.  A run the cap stops is still a valid certificate, marked
+        ``converged=False`` (another run may give a different, valid value).
     max_evaluations : int, optional
-        Cap on objective evaluations (each: one block Cholesky and one m x m eigenproblem); default
-        ``max(1000, 5 N)`` for N neurons (a 16-layer, 64-wide ALISTA needs about 3600 to converge; 1000 left
-        its bound 3.5x higher).  ``time_limit`` caps the run as well.
+        Budget of objective evaluations (each: one block Cholesky and one m x m eigenproblem), split between
+        the layer stage (a quarter) and the neuron stage; default ``max(1000, 5 N)`` for N neurons (a
+        16-layer, 64-wide ALISTA needs about 3600 to converge; 1000 left its bound 3.5x higher).
     dtype : {"auto", "float64", "float32"}
         Precision of the optimisation (``auto``: float32 from 3000 neurons).  Certification is always float64.
     max_dense_order, max_fill_bytes : int
@@ -126,13 +130,17 @@ def upper_bound(model_or_form: Any, method: str = "lipsdp", *, time_limit: float
         ``lipsdp`` only: when the LMI order N + m is at most this, the L-BFGS multipliers are polished by an
         own dense Newton barrier method (:mod:`._polish`, O((N+m)^3) per step), which reaches the SDP optimum
         to ~1e-8 relative.
+    polish_steps : int
+        Budget of Newton steps of the polish (each O((N+m)^3)).
 
     Returns
     -------
     Bound
         ``side="upper"``; ``certified=True`` when the LMI was verified in float64 at the returned multipliers
-        (``witness={"t": ..., "rho": ...}``); ``checks`` hold the verification margins, the naive value and
-        the optimiser log.  An uncertified result carries the reason.
+        (``witness={"t": ..., "rho": ...}``); ``checks`` hold the verification margins, the naive value, the
+        optimiser log and every certified candidate (``checks["candidates"]``).  The value is the smallest
+        certified bound computed on the way (the naive bound; for ``lipsdp`` also the layer stage, which is
+        the ``layerwise`` computation), so ``lipsdp <= layerwise <= naive`` holds exactly for every network.
 
     Raises
     ------
@@ -164,9 +172,10 @@ def upper_bound(model_or_form: Any, method: str = "lipsdp", *, time_limit: float
         return Bound(value=terms["value"], side="upper", certified=True, method="naive", quantity=QUANTITY,
                      solver="numpy SVD (outward rounded)", status="closed form",
                      checks={"a": [float(v) for v in terms["a"]]}, seconds=time.perf_counter() - start)
+    polish_steps = check_int(polish_steps, "polish_steps", minimum=0)
     return _sdp_bound(net, method, time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype,
                       max_dense_order=max_dense_order, max_fill_bytes=max_fill_bytes, start=start,
-                      polish_max_order=polish_max_order)
+                      polish_max_order=polish_max_order, polish_steps=polish_steps)
 
 
 def _linear_bound(net: Net, method: str, start: float, extra: dict | None = None) -> Bound:
@@ -178,7 +187,7 @@ def _linear_bound(net: Net, method: str, start: float, extra: dict | None = None
 
 def _sdp_bound(net: Net, method: str, *, time_limit: float, max_evaluations: int | None, dtype: str,
                max_dense_order: int, max_fill_bytes: int, start: float, extra: dict | None = None,
-               polish_max_order: int = 600) -> Bound:
+               polish_max_order: int = 600, polish_steps: int = 200) -> Bound:
     checks: dict = dict(extra or {})
     red = eliminate_fixed(net)
     checks["pinned_neurons_eliminated"] = net.num_neurons - red.num_neurons
@@ -186,6 +195,14 @@ def _sdp_bound(net: Net, method: str, *, time_limit: float, max_evaluations: int
         return _linear_bound(red, method, start, checks)
     terms = naive_terms(red)
     checks["naive"] = float(terms["value"])
+    if terms["value"] <= _NEGLIGIBLE:
+        # e.g. an all-zero network: the naive certificate is already (numerically) zero, and an SDP at this
+        # scale would only meet underflow and overflow; it is the best bound any method can return
+        full_naive = float(naive_terms(net)["value"])
+        return Bound(value=min(float(terms["value"]), full_naive), side="upper", certified=True, method=method,
+                     quantity=QUANTITY, solver="numpy SVD (outward rounded)",
+                     status=f"the naive bound is negligible (<= {_NEGLIGIBLE:g}); nothing to optimise",
+                     checks=checks, seconds=time.perf_counter() - start)
     if max_evaluations is None:
         max_evaluations = max(1000, 5 * red.num_neurons)
     if method == "lipsdp_dense":
@@ -224,22 +241,26 @@ def _sdp_bound(net: Net, method: str, *, time_limit: float, max_evaluations: int
         solver, status = f"cvxpy/{sol['solver']} (dense LMI), float64 re-certified", sol["status"]
     else:
         layer_only = method == "layerwise"
-        # the layer stage is the same computation for both methods (so lipsdp <= layerwise whenever the
-        # time limit is not reached); the neuron stage starts from its result and keeps the best point
+        # The budget counts work (evaluations), split between the stages by count, never by time, so the
+        # result does not depend on the machine's load; ``time_limit`` is one safety cap for the whole call
+        # (a stage it cuts short makes the result converged=False).  The layer stage is the same computation
+        # for both methods, and its certificate is among the candidates of ``lipsdp`` (so lipsdp <= layerwise).
+        deadline = start + time_limit
         res1 = _lipsdp.optimize(lmi, t0, layer=True, max_iter=max(1, max_evaluations // 4),
-                                time_limit=time_limit * (1.0 if layer_only else 0.3), dtype=dtype,
+                                time_limit=max(deadline - time.perf_counter(), 0.0), dtype=dtype,
                                 mu_schedule=(1e-2, 1e-3, 1e-4, 1e-5, 1e-6))
         t_best, lmax_best = res1["t"], res1["lmax"]
         t_layer = None if layer_only else res1["t"]
+        lmax_layer = res1["lmax"]
         runs = [res1]
         if not layer_only:
-            remaining = max(time_limit - (time.perf_counter() - start), 0.1 * time_limit)
             res2 = _lipsdp.optimize(lmi, t_best, layer=False,
                                     max_iter=max(1, max_evaluations - res1["evaluations"]),
-                                    time_limit=remaining, dtype=dtype)
+                                    time_limit=max(deadline - time.perf_counter(), 0.0), dtype=dtype)
             runs.append(res2)
             if res2["lmax"] <= lmax_best:
                 t_best, lmax_best = res2["t"], res2["lmax"]
+        timed_out = any(r.get("timed_out") for r in runs)
         checks["evaluations"] = int(sum(r["evaluations"] for r in runs))
         checks["optimizer_dtype"] = runs[-1]["dtype"]
         stops = [s["stop"] for r in runs for s in r["stages"]]
@@ -249,15 +270,15 @@ def _sdp_bound(net: Net, method: str, *, time_limit: float, max_evaluations: int
         lm_now = math.inf
         if order <= polish_max_order:
             lm_now = lmi.evaluate(t_best, 0.0, grad=False, shift=shift)[1]
-        if not layer_only and math.isfinite(lm_now):
+        if not layer_only and math.isfinite(lm_now) and polish_steps > 0:
             from ._polish import polish
 
             # the starting rho is recomputed here, not taken from the optimiser
             lmax_best = lm_now
-            left = max(time_limit - (time.perf_counter() - start), 0.0)
             rho_start = lm_now + 1e-6 * abs(lm_now) + 1e-300
-            pol = polish(red, t_best, rho_start, deadline=time.perf_counter() + max(left, 0.25 * time_limit))
+            pol = polish(red, t_best, rho_start, deadline=deadline, max_newton=polish_steps)
             checks["polish"] = {"newton_steps": pol["newton_steps"], "stop": pol["stop"]}
+            timed_out = timed_out or pol["stop"] == "time"
             if math.isfinite(pol["rho"]):
                 # keep the certification margin: step back towards the L-BFGS point if needed
                 for theta in (0.0, 1e-4, 1e-3, 1e-2, 1e-1):
@@ -288,23 +309,45 @@ def _sdp_bound(net: Net, method: str, *, time_limit: float, max_evaluations: int
                     break
             if repaired is not None:
                 break
+    converged = method == "lipsdp_dense" or not timed_out
+    checks["converged"] = converged
+    # every certified bound computed on the way is a candidate: the naive bound (of the full and of the
+    # reduced network) and, for lipsdp, the layer stage's certificate; the best one is returned, so
+    # lipsdp <= layerwise <= naive holds for every network (docs/theory/lipschitz.md §4)
+    candidates: list[tuple[float, str, dict | None]] = [
+        (float(terms["value"]), "naive bound of the reduced network", None)]
+    full_naive = float(naive_terms(net)["value"]) if red is not net else float(terms["value"])
+    candidates.append((full_naive, "naive bound", None))
+    if t_layer is not None:
+        c_layer = _lipsdp.certify(lmi, t_layer, lmax_layer)  # exactly the layerwise method's certification
+        if c_layer["certified"]:
+            candidates.append((_sqrt_up(c_layer["rho"]), "layer-stage (LipSDP-Layer) certificate",
+                               {"t": np.asarray(t_layer), "rho": c_layer["rho"]}))
     seconds = time.perf_counter() - start
-    if not cert["certified"]:
-        val = math.sqrt(lmax_best) if math.isfinite(lmax_best) and lmax_best >= 0 else math.inf
-        return Bound(value=val, side="upper", certified=False, method=method, quantity=QUANTITY,
-                     solver=solver,
-                     status=status, checks=checks, reason=f"float64 re-verification failed: {cert['reason']}",
-                     witness={"t": t_best}, seconds=seconds)
-    checks.update({"lmi_shift": float(cert["shift"]), "lmi_error_bound": float(cert["margin_needed"]),
-                   "certified_rho": float(cert["rho"])})
+    if cert["certified"]:
+        checks.update({"lmi_shift": float(cert["shift"]), "lmi_error_bound": float(cert["margin_needed"]),
+                       "certified_rho": float(cert["rho"])})
+        own = _sqrt_up(cert["rho"])
+    else:
+        checks["float64_reverification"] = f"failed: {cert['reason']}"
+        own = math.inf
     if repaired is not None:
         checks["repaired"] = repaired
         status = (f"{status}; repaired towards the {repaired['towards']} multipliers "
                   f"(theta={repaired['theta']:g})")
-    return Bound(value=_sqrt_up(cert["rho"]), side="upper", certified=True, method=method, quantity=QUANTITY,
+    best_other = min(candidates, key=lambda c: c[0])
+    checks["candidates"] = {name: value for value, name, _ in candidates}
+    if best_other[0] < own:
+        checks["optimized_certificate"] = own
+        status = (f"{status}; the {best_other[1]} ({best_other[0]:.6g}) is smaller than the optimised "
+                  f"certificate ({own:.6g}) and is returned")
+        return Bound(value=best_other[0], side="upper", certified=True, method=method, quantity=QUANTITY,
+                     solver=solver, status=status, checks=checks, witness=best_other[2], seconds=seconds,
+                     converged=converged)
+    return Bound(value=own, side="upper", certified=True, method=method, quantity=QUANTITY,
                  solver=solver, status=status, checks=checks,
                  witness={"t": np.asarray(t_best), "rho": cert["rho"]},
-                 seconds=seconds)
+                 seconds=seconds, converged=converged)
 
 
 # ---------------------------------------------------------------------------------------------- lower bounds

@@ -18,7 +18,7 @@ for :math:`X(t) \succ 0` the smallest feasible :math:`\rho` is the Schur complem
 .. math:: \rho^\star(t) = \lambda_{\max}\big(Q^T X^{-1} Q - R\big),
 
 computed with one block Cholesky of :math:`X` (no fill for chains) and one :math:`m\times m` eigenproblem
-(DESIGN section 7).  :math:`\rho^\star` is convex in :math:`t` (its epigraph is the LMI's feasible set) and
+(docs/theory/lipschitz.md §3).  :math:`\rho^\star` is convex in :math:`t` (its epigraph is the LMI's feasible set) and
 :math:`Q^TX^{-1}Q` is jointly matrix-convex, so the smoothed objective :math:`f_\mu = \mu\log\sum_j
 e^{\lambda_j/\mu}` is convex and differentiable; it is minimised by L-BFGS in :math:`s = \log t` with
 continuation :math:`\mu \downarrow 0`.  The gradient is :math:`\partial\lambda_{\max}/\partial t_i = -p_i r_i`
@@ -463,8 +463,12 @@ def optimize(lmi: StructuredLMI, t0: np.ndarray, *, layer: bool = False, max_ite
     best["lmax"], best["s"] = lmax0, s.copy()
     history = [("start", lmax0)]
     stages = []
+    timed_out = False
     for mu_rel in mu_schedule:
-        if time.perf_counter() > deadline or counter["evals"] >= max_iter:
+        if counter["evals"] >= max_iter:
+            break
+        if time.perf_counter() > deadline:
+            timed_out = True  # the safety cap, not the work budget, ended the run
             break
         mu = max(mu_rel, floor_mu) * max(abs(best["lmax"]), 1e-300)
         fun = make_fun(mu)
@@ -484,9 +488,10 @@ def optimize(lmi: StructuredLMI, t0: np.ndarray, *, layer: bool = False, max_ite
         history.append((f"mu={mu_rel:g}", best["lmax"]))
         if max(mu_rel, floor_mu) == floor_mu and floor_mu > 0:
             break
+    timed_out = timed_out or any(st["stop"] == "time" for st in stages)
     return {"t": expand(best["s"]), "lmax": best["lmax"], "lmax0": lmax0, "stages": stages,
             "evaluations": counter["evals"], "seconds": time.perf_counter() - start, "dtype": dtype.name,
-            "history": history}
+            "history": history, "timed_out": timed_out}
 
 
 def _pow2_scale(diag: np.ndarray) -> np.ndarray:

@@ -279,7 +279,11 @@ def lower_bound_impl(model_or_form: Any, *, data: Any = None,
     if not certified:
         reason = ("no input pair with a nonzero output change was found (0 is the trivial lower bound); try "
                   "other scales or data")
+    # the budget counts steps; time_limit is a safety cap: past it, a phase may have been cut short (or
+    # skipped), so another run could find a different (equally valid) lower bound
+    converged = deadline is None or time.perf_counter() <= deadline
+    checks["converged"] = converged
     return Bound(value=value, side="lower", certified=certified, method="sampled_secant",
                  quantity=QUANTITY, solver="torch (power iteration + Adam on secants), float64 secant check",
                  status="ok" if certified else "no witness", checks=checks, reason=reason, witness=wit,
-                 seconds=time.perf_counter() - start)
+                 seconds=time.perf_counter() - start, converged=converged)

@@ -33,7 +33,7 @@ class UnfoldedNetwork(nn.Module):
     Certificates never depend on it: they read the weights and run in float64.
     """
 
-    #: design paradigm (DESIGN section 1): 0 classical, 1 learned hyperparameters, 2 learned objective
+    #: design paradigm (docs/design.md §1): 0 classical, 1 learned hyperparameters, 2 learned objective
     #: parameters, 3 learned correction terms, 4 DNN inductive bias
     paradigm: int = 0
     #: names of the parameters whose leading dimension indexes the layer (size num_layers, or 1 when tied);

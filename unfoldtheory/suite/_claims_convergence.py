@@ -83,33 +83,60 @@ def _state_map(W1, W2, th, y, x1):
     return x
 
 
+def _contraction_evidence(ctx, name: str) -> tuple:
+    """The per-layer contraction certificate of ``name`` and the largest observed ratio of its state map."""
+    from ..contraction import contraction_certificate
+
+    net = ctx.classical("ISTA") if name == "ISTA" else ctx.model(name)
+    cert = contraction_certificate(net)
+    W1, W2, th = _chain_weights(ctx, name)
+    rng = numpy_rng(ctx, 13)
+    Y = ctx.test.y[:100]
+    x1 = Y @ W1[0].T
+    x1 = np.sign(x1) * np.maximum(np.abs(x1) - th[0], 0.0)
+    worst = 0.0
+    for scale in (1e-4, 1e-2, 1.0, 1e2):
+        d = scale * rng.standard_normal(x1.shape)
+        a, b = _state_map(W1, W2, th, Y, x1), _state_map(W1, W2, th, Y, x1 + d)
+        worst = max(worst, float(np.max(np.linalg.norm(a - b, axis=1) / np.linalg.norm(d, axis=1))))
+    return cert, worst
+
+
 def _contraction_claim(name: str) -> Claim:
     def check(ctx) -> Evidence:
-        """Certified product of per-layer state Lipschitz constants prod_{k>=2} ||W2_k|| of x_1 -> x_K (fixed y)
-        against the largest ratio ||x_K - x_K'|| / ||x_1 - x_1'|| observed over perturbed first-layer states
-        on test data.  The map is certified a contraction when the product is < 1."""
-        from ..contraction import contraction_certificate
-
-        net = ctx.classical("ISTA") if name == "ISTA" else ctx.model(name)
-        cert = contraction_certificate(net)
-        W1, W2, th = _chain_weights(ctx, name)
-        rng = numpy_rng(ctx, 13)
-        Y = ctx.test.y[:100]
-        x1 = Y @ W1[0].T
-        x1 = np.sign(x1) * np.maximum(np.abs(x1) - th[0], 0.0)
-        worst = 0.0
-        for scale in (1e-4, 1e-2, 1.0, 1e2):
-            d = scale * rng.standard_normal(x1.shape)
-            a, b = _state_map(W1, W2, th, Y, x1), _state_map(W1, W2, th, Y, x1 + d)
-            worst = max(worst, float(np.max(np.linalg.norm(a - b, axis=1) / np.linalg.norm(d, axis=1))))
+        """Soundness of the certificate: the certified product of per-layer state Lipschitz constants
+        prod_{k>=2} ||W2_k|| of x_1 -> x_K (fixed y) bounds the largest ratio ||x_K - x_K'|| / ||x_1 - x_1'||
+        observed over perturbed first-layer states on test data.  Whether the network is a contraction is the
+        separate claim ``contraction.<model>_is_contraction``."""
+        cert, worst = _contraction_evidence(ctx, name)
         return Evidence(bound=cert, empirical=worst, empirical_label="largest observed ratio of the state map",
                         details={"layer_norms": list(cert.checks["layer_norms"]),
                                  "certified_contraction": bool(cert.value < 1)})
 
-    return Claim(id=f"contraction.{name}", title=f"per-layer contraction certificate of {name} bounds its state map",
+    return Claim(id=f"contraction.{name}",
+                 title=f"the certified contraction factor of {name} bounds the observed one",
                  reference="Chen et al., LISTA-CP (NeurIPS 2018), Sec. 3; library (product of layer norms)",
                  topic="contraction", relation="<=", check=check, paradigms=(paradigm_of(name),),
                  models=() if name == "ISTA" else (name,))
+
+
+def _is_contraction_claim(name: str) -> Claim:
+    def check(ctx) -> Evidence:
+        """The theorem's conclusion, not the certificate's soundness: the state map x_1 -> x_K of the network is
+        a contraction.  Holds when the certified factor prod_{k>=2} ||W2_k|| is < 1 (a proof); violated when it
+        is not (an observed ratio >= 1 even disproves it; a certified factor >= 1 only fails to prove it)."""
+        cert, worst = _contraction_evidence(ctx, name)
+        return Evidence(bound=1.0, empirical=worst, empirical_label="largest observed ratio of the state map",
+                        bound_method="contraction threshold 1",
+                        checks={f"certified contraction factor {cert.value:.4g} < 1": bool(cert.value < 1)},
+                        details={"certified_factor": cert.value, "observed_ratio": worst,
+                                 "disproved_by_observation": bool(worst >= 1)})
+
+    return Claim(id=f"contraction.{name}_is_contraction",
+                 title=f"the {name} state map is a contraction (certified factor < 1)",
+                 reference="Chen et al., LISTA-CP (NeurIPS 2018), Sec. 3; Banach fixed-point theorem",
+                 topic="contraction", relation="<=", check=check, paradigms=(paradigm_of(name),),
+                 models=() if name == "ISTA" else (name,), finding=True)
 
 
 # ------------------------------------------------------------------------------------------------- PEP
@@ -209,7 +236,8 @@ def _learned_schedule() -> Claim:
 
 def claims() -> list[Claim]:
     out = [_ista_averaged(), _fixed_point()]
-    out += [_contraction_claim(name) for name in CONTRACTION_MODELS]
+    for name in CONTRACTION_MODELS:
+        out += [_contraction_claim(name), _is_contraction_claim(name)]
     out += [_closed_form("gd"), _closed_form("prox_grad"), _ista_observed(), _learned_schedule()]
     return out
 

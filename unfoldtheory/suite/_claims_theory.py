@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 
+from ..bounds import Bound
 from . import _plot
 from ._context import numpy_rng, paradigm_of
 from ._core import Claim, Evidence
@@ -33,9 +34,10 @@ def _sample_convergence(name: str) -> Claim:
         N = ctx.profile.test_size
         res = sample_convergence_bound(net, _fresh(ctx, N, 21), EPS_DB, metric="nmse_db", delta=DELTA)
         measured = (layer_metrics(net, _fresh(ctx, 10 * N, 22), metric="nmse_db") > EPS_DB).mean(axis=0)
-        return Evidence(bound=res.bound(-1), empirical=float(measured[-1]),
+        return Evidence(bound=res.bound, empirical=float(measured[-1]),
                         empirical_label=f"risk P(NMSE_K > {EPS_DB:g} dB) on {10 * N} fresh instances",
                         checks={"measured risk <= bound at every layer": bool(np.all(measured <= res.risk_upper))},
+                        value_range=(0.0, 1.0),
                         details={"N": N, "delta": DELTA, "eps_db": EPS_DB,
                                  "empirical_risk": res.empirical_risk.tolist(), "risk_upper": res.risk_upper.tolist(),
                                  "measured_risk": measured.tolist()})
@@ -60,9 +62,17 @@ def _pac_bayes(name: str) -> Claim:
                              test_data=_fresh(ctx, p.pac_bayes_samples, 24), seed=p.seed,
                              steps=max(50, p.generalization_steps // 2))
         r = tr.result
-        return Evidence(bound=r.certified_fraction_solved, empirical=float(r.test_fraction_solved),
+        conf = 1 - r.delta - r.delta_sample
+        frac = Bound(value=r.certified_fraction_solved, side="lower", certified=True, method="pac_bayes_kl",
+                     quantity="fraction of fresh instances solved by the Gibbs predictor of the posterior",
+                     solver="kl inverse (bit bisection, safe side)", confidence=conf,
+                     status=f"1 - the PAC-Bayes risk bound; holds with probability >= {conf:g}",
+                     vacuous=r.certified_fraction_solved <= 0.0,
+                     vacuous_reason="the certified fraction is <= 0: every fraction is >= 0" if
+                     r.certified_fraction_solved <= 0.0 else "")
+        return Evidence(bound=frac, empirical=float(r.test_fraction_solved),
                         empirical_label="fraction solved by posterior samples on fresh instances",
-                        bound_method="PAC-Bayes certified fraction solved",
+                        value_range=(0.0, 1.0),
                         details={"certified_fraction_solved": r.certified_fraction_solved,
                                  "measured_fraction_solved": r.test_fraction_solved,
                                  "measured_fraction_solved_mean_network": r.test_fraction_solved_mean,
@@ -95,7 +105,8 @@ def _uniform(name: str) -> Claim:
         emp = float(clipped_loss(net, S, y_norm=y_norm, loss_scale=scale).mean())
         ub = uniform_bound(net, m, y_norm=y_norm, loss_scale=scale, empirical_risk=emp, delta=DELTA)
         measured = float(clipped_loss(net, _fresh(ctx, 5000, 27), y_norm=y_norm, loss_scale=scale).mean())
-        return Evidence(bound=ub.as_bound(), empirical=measured, empirical_label="clipped loss on 5000 fresh instances",
+        return Evidence(bound=ub.bound, empirical=measured, empirical_label="clipped loss on 5000 fresh instances",
+                        value_range=(0.0, 1.0),
                         details={"samples": m, "empirical_risk": emp, "gap_bound": ub.gap_bound, "vacuous": ub.vacuous,
                                  "free_parameters": ub.d, "parameter_lipschitz": ub.lipschitz_parameters,
                                  "expression": str(ub.expression)[:300]})
@@ -127,7 +138,7 @@ def _gap_vs_samples() -> Claim:
 
         steps = max(10, p.generalization_steps // 4)
         points = generalization_gap(factory, ctx.gen, p.generalization_sizes, EPS_DB, y_norm=y_norm,
-                                    loss_scale=scale, test_size=2000, pac_bayes=True, seed=p.seed,
+                                    loss_scale=scale, test_size=2000, pac_bayes=True, seed=p.seed, delta=DELTA,
                                     train_kwargs={"epochs": 4, "steps_per_epoch": steps},
                                     pac_bayes_kwargs={"steps": max(20, p.generalization_steps // 4)})
         plt = _plot.pyplot()
@@ -136,9 +147,12 @@ def _gap_vs_samples() -> Claim:
             ax = plot_generalization(points, title=f"ALISTA K={p.layers}: bounds vs measured gaps")
             figure = _plot.save(ctx, ax.figure, "generalization_gap.png")
         last = points[-1]
-        return Evidence(bound=last.uniform_gap_bound, empirical=last.loss_gap,
+        gap = Bound(value=last.uniform_gap_bound, side="upper", certified=True, method="covering_dudley_gap",
+                    quantity=f"generalization gap of the clipped loss (in [-1, 1]) at m = {last.samples}",
+                    solver="closed form + left Riemann sum (upper)", confidence=1 - DELTA)
+        return Evidence(bound=gap, empirical=last.loss_gap,
                         empirical_label=f"measured loss gap at m = {last.samples}",
-                        bound_method="uniform (Dudley) gap bound",
+                        value_range=(-1.0, 1.0),
                         checks={"measured gap <= uniform gap bound at every m":
                                 all(q.loss_gap <= q.uniform_gap_bound for q in points)},
                         details={"points": [q.to_dict() for q in points]}, figure=figure)
@@ -159,7 +173,6 @@ def _lista_cp_coupling() -> Claim:
         relative coupling residual of the last layer is at most that of layer 2, and so is the largest threshold
         (the paper's Fig. 1 observation)."""
         from ..convergence import lista_cp_coupling
-
         from ..metrics import per_layer_nmse_db
 
         net = ctx.model("LISTA")
@@ -171,12 +184,13 @@ def _lista_cp_coupling() -> Claim:
         return Evidence(bound=float(rel[1]), empirical=float(rel[-1]),
                         empirical_label="relative coupling residual at the last layer",
                         bound_method="relative coupling residual at layer 2",
+                        bound_side="measured",
                         assumptions={"weights are not coupled by construction": not res.by_construction,
                                      "the network converges on data (the theorem's premise): per-layer NMSE "
                                      "decreasing over the second half of the layers, below -10 dB": converging},
                         checks={"largest threshold of the last layer <= that of layer 2":
                                 bool(res.theta_max[-1] <= res.theta_max[1])},
-                        details={"verdict": res.verdict, "relative_spectral": rel.tolist(),
+                        details={"trend": res.trend, "verdict_of_the_trend": res.verdict, "relative_spectral": rel.tolist(),
                                  "residual_frobenius": res.residual_frobenius.tolist(),
                                  "theta_max": res.theta_max.tolist(), "coupling_trend": res.coupling_trend,
                                  "theta_trend": res.theta_trend, "notes": res.notes,
@@ -196,8 +210,12 @@ def _alista(name: str) -> Claim:
         there are no false positives and ||x_k - x*||_2 <= s B prod_{t<=k} ((2 mu s - mu) gamma_t + |1 - gamma_t|)
         on every instance.  Every assumption is checked on the model and data; if one fails the claim is not
         applicable.  The figure draws the observed per-layer error against the certified rates."""
-        from ..convergence import (alista_oracle_thresholds, alista_theorem_check, convergence_profile,
-                                   fixed_support_instances)
+        from ..convergence import (
+            alista_oracle_thresholds,
+            alista_theorem_check,
+            convergence_profile,
+            fixed_support_instances,
+        )
 
         net = ctx.model(name)
         A, s = ctx.gen.A, ctx.profile.alista_sparsity
@@ -209,19 +227,23 @@ def _alista(name: str) -> Claim:
         plt = _plot.pyplot()
         if plt is not None:
             prof = convergence_profile(net, ctx.lasso, y, x, alista_s=s)
-            figure = _plot.save(ctx, prof.plot(), f"convergence_{name}.png")
+            fig = prof.plot()
+            for ax in fig.axes:  # the report's model name (ALISTA-minimax and ALISTA share a class name)
+                ax.set_title(ax.get_title().replace(f"{prof.model}:", f"{name}:", 1))
+            figure = _plot.save(ctx, fig, f"convergence_{name}.png")
         assumptions = {f"{k}: {v['detail']}" if v.get("detail") else k: bool(v["holds"])
                        for k, v in res.assumptions.items() if v["required"] and v["holds"] is not None}
         conclusions = {k: bool(v["holds"]) for k, v in res.conclusions.items() if v["holds"] is not None}
-        return Evidence(bound=float(res.bound[-1]), empirical=float(res.observed[-1]),
+        return Evidence(bound=float(res.bound_per_layer[-1]), empirical=float(res.observed[-1]),
                         empirical_label=f"largest ||x_K - x*||_2 over {res.num_instances} {s}-sparse instances",
                         bound_method="ALISTA Thm 1: s B prod c_t",
+                        bound_side="upper",
                         assumptions=assumptions,
                         checks={**conclusions, "error below the bound at every layer":
-                                bool(np.all(res.observed <= res.bound * (1 + 1e-9)))},
+                                bool(np.all(res.observed <= res.bound_per_layer * (1 + 1e-9)))},
                         details={"status_of_the_check": res.status, "mu": res.mu, "mu_tilde": res.mu_tilde, "s": s,
                                  "B": res.B, "gamma": res.gamma.tolist(), "gamma_max": res.gamma_max,
-                                 "bound": res.bound.tolist(), "observed": res.observed.tolist(),
+                                 "bound": res.bound_per_layer.tolist(), "observed": res.observed.tolist(),
                                  "false_positives": res.false_positives.tolist(),
                                  "extended_status": res.extended_status},
                         figure=figure)

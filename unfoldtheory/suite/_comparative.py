@@ -81,8 +81,7 @@ def _sparse_row(ctx, name: str) -> dict:
     try:
         b = lipschitz_bounds(ctx, name) if name != "FISTA" else None
     except NotRepresentableError as exc:
-        why = str(exc).split(".")[0].split(",")[0]
-        b, row["form"] = None, f"no ({why[:70]})"
+        b, row["form"], row["form_reason"] = None, "no", str(exc).split("; ")[0]  # the reason in full, not cut
     if b is not None:
         row.update(form="yes", lipschitz_upper=b["lipsdp"].value, lipschitz_lower=b["best_lower"].value,
                    attack_ratio=b["attack"].value)
@@ -115,7 +114,7 @@ def _rpca_rows(ctx) -> list[dict]:
                      "seconds_per_instance": seconds_per_instance(m32, M.float()),
                      "nmse_db_per_layer": per_layer, "nmse_db": per_layer[-1],
                      "distance_from_init": 0.0 if name == "RPCA-classical" else _distance_from_init(ctx, name, net),
-                     "form": "no (singular value thresholding is not elementwise)"})
+                     "form": "no", "form_reason": "singular value thresholding is not elementwise"})
     return rows
 
 
@@ -141,14 +140,14 @@ def comparative_study(ctx) -> dict:
         for key, group, title in (("sparse", rows, "Sparse recovery: per-layer NMSE on the test set"),
                                   ("rpca", rpca, "RPCA: per-layer NMSE of (L, S)")):
             fig, ax = plt.subplots(figsize=(7, 4.2))
-            for r in group:
-                if "nmse_db_per_layer" in r:
-                    style = "k--" if r["paradigm"] == "classical" else "-"
-                    ax.plot(range(1, len(r["nmse_db_per_layer"]) + 1), r["nmse_db_per_layer"], style, marker=".",
-                            label=f"{r['model']} ({r['paradigm']})")
+            curves = [r for r in group if "nmse_db_per_layer" in r]
+            for r, style in zip(curves, _plot.styles(len(curves))):  # every curve its own colour/line/marker
+                ax.plot(range(1, len(r["nmse_db_per_layer"]) + 1), r["nmse_db_per_layer"], **style,
+                        label=f"{r['model']} (paradigm {r['paradigm']})")
             ax.set(xlabel="layer k", ylabel="NMSE [dB]", title=title)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, ncol=2)
             figures[key] = _plot.save(ctx, fig, f"zoo_nmse_{key}.png")
     errors = [r for r in rows + rpca if "error" in r]
-    return {"sparse": rows, "rpca": rpca, "figures": figures, "errors": len(errors)}
+    figure_data = {key: ctx.figure_data.pop(path, None) for key, path in figures.items() if path}
+    return {"sparse": rows, "rpca": rpca, "figures": figures, "figure_data": figure_data, "errors": len(errors)}

@@ -29,6 +29,13 @@ class Profile:
 
     ``quick`` is the README's main command (CPU, a few minutes on 2 cores); ``full`` is the paper size of
     LISTA-CP/ALISTA (m = 250, n = 500, 16 layers; meant for a GPU); ``smoke`` is for the test-suite.
+
+    Budgets count work, so a run gives the same numbers whatever the machine's load: ``sdp_evaluations``
+    (objective evaluations of the LipSDP optimiser at full depth; ``None``: the library's default
+    ``max(1000, 5 N)``), ``depth_sdp_evaluations`` (at the smaller depths of the depth sweep), ``lower_steps``
+    (ascent steps of the Lipschitz lower bound), ``polish_steps`` (Newton steps of the LipSDP polish),
+    ``attack_steps``.  ``time_cap`` (seconds) is only a safety
+    cap per certificate: a computation it stops is recorded ``converged=False`` and the report says so.
     """
 
     name: str
@@ -48,10 +55,11 @@ class Profile:
     rpca_steps: int = 300
     attack_steps: int = 40
     attack_eps: float = 0.5
-    lower_time: float = 6.0
-    depth_lower_time: float = 1.5
-    sdp_time: float = 8.0
-    depth_sdp_time: float = 2.0
+    sdp_evaluations: int | None = None
+    depth_sdp_evaluations: int = 600
+    lower_steps: int = 100
+    polish_steps: int = 200
+    time_cap: float = 300.0
     depth_points: int = 4
     alista_sparsity: int = 2
     generalization_sizes: tuple[int, ...] = (50, 200, 800)
@@ -64,14 +72,14 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", m=12, n=24, layers=4, train_steps=60, batch_size=64, test_size=100, rpca_shape=(8, 8),
-                     rpca_rank=1, rpca_layers=3, rpca_steps=20, attack_steps=10, lower_time=1.0, depth_lower_time=0.3,
-                     sdp_time=1.0, depth_sdp_time=0.3, depth_points=2,
+                     rpca_rank=1, rpca_layers=3, rpca_steps=20, attack_steps=10, sdp_evaluations=200,
+                     depth_sdp_evaluations=100, lower_steps=20, polish_steps=5, time_cap=60.0, depth_points=2,
                      alista_sparsity=1, generalization_sizes=(20, 80), generalization_steps=40, pac_bayes_samples=300),
-    "quick": Profile("quick", m=32, n=64, layers=8, train_steps=600, lower_time=4.0, sdp_time=6.0,
-                     depth_sdp_time=1.0, depth_lower_time=0.8),
+    "quick": Profile("quick", m=32, n=64, layers=8, train_steps=600, depth_sdp_evaluations=400, lower_steps=60,
+                     polish_steps=25),
     "full": Profile("full", m=250, n=500, layers=16, lam=0.05, train_steps=20000, batch_size=256, test_size=2000,
                     rpca_shape=(64, 64), rpca_rank=4, rpca_layers=10, rpca_steps=3000, attack_steps=100,
-                    lower_time=30.0, depth_lower_time=5.0, sdp_time=45.0, depth_sdp_time=10.0, depth_points=5,
+                    lower_steps=200, time_cap=1800.0, depth_points=5,
                     alista_sparsity=3,
                     generalization_sizes=(100, 400, 1600, 6400), generalization_steps=3000,
                     pac_bayes_samples=10000),
@@ -147,6 +155,8 @@ class Context:
     out: Path | None = None
     _models: dict = field(default_factory=dict, repr=False)
     _memo: dict = field(default_factory=dict, repr=False)
+    #: plotted series of every figure saved in this run, by its path relative to the report (see ``_plot.save``)
+    figure_data: dict = field(default_factory=dict, repr=False)
     model_log: dict = field(default_factory=dict)
 
     @classmethod

@@ -9,11 +9,14 @@ from typing import Any
 
 from ..bounds import Bound
 from ..errors import InvalidInputError
+from ..verdicts import VERDICTS, Verdict
 
 #: Relations a claim can assert between its empirical value and its bound.
 RELATIONS = ("<=", ">=", "approx")
-#: Outcomes of a claim.
-STATUSES = ("holds", "violated", "not applicable", "error")
+#: Outcomes of a claim: the package's one verdict vocabulary (:class:`~unfoldtheory.verdicts.Verdict`).
+STATUSES = VERDICTS
+#: Tightness (upper / best lower) above which a bound is flagged as loose in the report.
+LOOSE_FACTOR = 10.0
 
 
 @dataclass
@@ -42,6 +45,17 @@ class Evidence:
         How a plain-number ``bound`` was obtained (a :class:`Bound` carries its own method).
     reason : str
         Why the claim is not applicable (filled in automatically from the failed assumptions when empty).
+    bound_side : {"estimate", "upper", "lower", "measured"}
+        What a plain-number ``bound`` is (recorded as an uncertified :class:`Bound`): a threshold or tolerance
+        (``estimate``, the default), a formula evaluated in floating point (``upper``), a value measured on data
+        (``measured``).  Only a :class:`Bound` can carry ``certified=True``.
+    value_range : (low, high), optional
+        The range the bounded quantity can take whatever the model (e.g. ``(0, 1)`` for a loss clipped to
+        [0, 1], a fraction or a risk).  An upper bound ``>= high`` (relation ``<=``) or a lower bound
+        ``<= low`` (relation ``>=``) is sound but says nothing: the claim is then ``vacuous``, never ``holds``.
+    vacuous_reason : str
+        Set by a check that knows its bound is trivially true for another reason (the verdict is then
+        ``vacuous`` when the relation holds).
     """
 
     bound: Bound | float | None = None
@@ -53,6 +67,9 @@ class Evidence:
     figure: str | None = None
     reason: str = ""
     bound_method: str = ""
+    bound_side: str = "estimate"
+    value_range: tuple[float, float] | None = None
+    vacuous_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,9 @@ class Claim:
     check : callable ``(context) -> Evidence``
     rtol, atol : float
         Tolerances of ``approx`` (and slack of the inequalities; zero by default: bounds are sound).
+    finding : bool
+        The claim states a property of the trained model (e.g. "the network is a contraction"), not the
+        soundness of a bound: its ``violated`` is a finding reported as such and does not fail the run.
     """
 
     id: str
@@ -91,6 +111,7 @@ class Claim:
     models: tuple[str, ...] = ()
     rtol: float = 0.0
     atol: float = 0.0
+    finding: bool = False
 
     def __post_init__(self):
         if self.relation not in RELATIONS:
@@ -99,6 +120,18 @@ class Claim:
     @property
     def description(self) -> str:
         return (self.check.__doc__ or "").strip()
+
+
+def as_record_bound(ev: Evidence) -> Bound | None:
+    """The evidence's bound as a :class:`Bound`: a plain number becomes an *uncertified* bound of side
+    ``ev.bound_side`` (thresholds, tolerances, measured values and formulas are not certificates)."""
+    if ev.bound is None or isinstance(ev.bound, Bound):
+        return ev.bound
+    reason = {"measured": "measured on data", "upper": "a theorem's formula evaluated in floating point, not "
+              "re-verified", "lower": "not verified"}.get(ev.bound_side, "a reference value (threshold, tolerance "
+                                                                        "or closed form), not a certificate")
+    return Bound(value=float(ev.bound), side=ev.bound_side, certified=False, method=ev.bound_method or "value",
+                 reason=reason)
 
 
 def _value(bound: Bound | float | None) -> float | None:
@@ -117,15 +150,43 @@ def wrong_bound(claim: Claim, bound: float, empirical: float) -> float:
     return bound + 1e-2 * abs(bound) + gap + claim.atol
 
 
-def judge(claim: Claim, ev: Evidence, *, inject: bool = False) -> tuple[str, bool | None, float | None, list[str]]:
-    """Status, holds, tightness and failed assumptions of a claim's evidence.
+def vacuity(claim: Claim, ev: Evidence) -> str:
+    """Why the claim's bound is trivially true ("" when it is informative).
+
+    A bound is vacuous when its :class:`Bound` says so, when the check says so (``ev.vacuous_reason``), or when
+    it lies outside the range the bounded quantity can take (``ev.value_range``): an upper bound at or above
+    the largest possible value, a lower bound at or below the smallest one.
+    """
+    if ev.vacuous_reason:
+        return ev.vacuous_reason
+    if isinstance(ev.bound, Bound) and ev.bound.vacuous:
+        return ev.bound.vacuous_reason
+    b = _value(ev.bound)
+    if ev.value_range is None or b is None:
+        return ""
+    low, high = (float(v) for v in ev.value_range)
+    if claim.relation == "<=" and b >= high:
+        return f"the upper bound {b:.4g} is at least {high:g}, the largest value the quantity can take"
+    if claim.relation == ">=" and b <= low:
+        return f"the lower bound {b:.4g} is at most {low:g}, the smallest value the quantity can take"
+    return ""
+
+
+def judge(claim: Claim, ev: Evidence, *, inject: bool = False) -> tuple[Verdict, bool | None, float | None, list[str]]:
+    """Verdict, holds, tightness and failed assumptions of a claim's evidence.
+
+    The verdict is ``not applicable`` when an assumption fails, ``violated`` when the relation or a check
+    fails, ``vacuous`` when it holds but the bound is trivially true (:func:`vacuity`), else ``holds``.
+    ``holds`` (the second item) says whether the relation and the checks hold (True also for ``vacuous``).
+    Tightness is bound / empirical for ``<=`` (upper / best lower), empirical / bound for ``>=``, the relative
+    difference for ``approx``.
 
     ``inject`` replaces the bound by :func:`wrong_bound` before the comparison; it exists only to test that a
     wrong bound shows up as a violation (``--inject-failure``), never in a normal run.
     """
     failed = [name for name, ok in ev.assumptions.items() if not ok]
     if failed:
-        return "not applicable", None, None, failed
+        return Verdict.NOT_APPLICABLE, None, None, failed
     b, e = _value(ev.bound), ev.empirical
     if b is None or e is None or (isinstance(e, float) and math.isnan(e)) or math.isnan(b):
         raise InvalidInputError(f"claim {claim.id}: its check returned no bound or no empirical value while every "
@@ -144,5 +205,10 @@ def judge(claim: Claim, ev: Evidence, *, inject: bool = False) -> tuple[str, boo
         tight = abs(e - b) / abs(b) if b != 0 else abs(e)
     if isinstance(ev.bound, Bound) and ev.bound.side == "upper" and claim.relation == "<=" and not ev.bound.certified:
         ok = False  # an uncertified upper bound cannot make a claim hold
-    ok = ok and all(ev.checks.values())
-    return ("holds" if ok else "violated"), bool(ok), (None if tight is None else float(tight)), failed
+    ok = bool(ok and all(ev.checks.values()))
+    tight = None if tight is None or not math.isfinite(tight) else float(tight)
+    if not ok:
+        return Verdict.VIOLATED, False, tight, failed
+    if not inject and vacuity(claim, ev):
+        return Verdict.VACUOUS, True, tight, failed
+    return Verdict.HOLDS, True, tight, failed

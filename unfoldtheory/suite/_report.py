@@ -2,10 +2,49 @@
 
 from __future__ import annotations
 
-import json
+import re
 from pathlib import Path
 
-MARK = {"holds": "holds", "violated": "**VIOLATED**", "not applicable": "not applicable", "error": "**ERROR**"}
+from ..verdicts import Verdict
+from ._core import LOOSE_FACTOR
+
+MARK = {Verdict.HOLDS.value: "holds", Verdict.VIOLATED.value: "**VIOLATED**",
+        Verdict.VACUOUS.value: "vacuous (trivially true)", Verdict.NOT_APPLICABLE.value: "not applicable",
+        Verdict.ERROR.value: "**ERROR**"}
+
+#: The negation of each relational operator, to print a failed assumption as the true statement it is.
+_NEGATE = {"<=": ">", ">=": "<", "≤": ">", "≥": "<", "<": "≥", ">": "≤", "==": "≠", "!=": "=", "≠": "="}
+_OPS = re.compile(r"(<=|>=|==|!=|≤|≥|≠|<|>)")
+
+
+def _mark(r: dict) -> str:
+    if r["status"] == Verdict.VIOLATED and r.get("finding"):
+        return "**does not hold** (finding on the trained model)"
+    return MARK[r["status"]]
+
+
+def failed_assumption_text(name: str) -> str:
+    """A failed assumption or check as the true statement it is.
+
+    One relation at the top level (restatements in parentheses allowed) is negated together with its
+    restatements (``"(2s - 1) mu = 1.7 < 1 (s < 1.4)"`` becomes ``"(2s - 1) mu = 1.7 ≥ 1 (s ≥ 1.4)"``); a
+    statement without a relation, or a chain such as ``a <= b <= c`` (whose negation is not a chain), is
+    quoted and marked false."""
+    parts = _OPS.split(name)
+    depth, top = 0, 0
+    for i, part in enumerate(parts):
+        if i % 2:  # odd items are the operators
+            top += depth == 0
+        else:
+            depth += part.count("(") - part.count(")")
+    if top != 1:
+        return f"“{name}” is false"
+    return "".join(_NEGATE[p] if i % 2 else p for i, p in enumerate(parts))
+
+
+def _cell(text: str) -> str:
+    """A table cell: pipes escaped, line breaks removed (never cut)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _num(x, digits: int = 4) -> str:
@@ -26,22 +65,37 @@ def _num(x, digits: int = 4) -> str:
 def _bound_cell(b: dict | None) -> str:
     if b is None:
         return "-"
-    side = {"upper": "≤", "lower": "≥"}.get(b["side"], "")
-    cert = "" if b["certified"] else " (uncertified)"
-    return f"{_num(b['value'])} [{b['method']}{cert}]" if side == "" else f"{_num(b['value'])} [{b['method']}{cert}]"
+    if b["side"] == "measured":
+        kind = "measured"
+    elif b["certified"]:
+        kind = "certified"
+    else:
+        kind = "uncertified"
+    conv = "" if b.get("converged", True) else ", NOT converged"
+    return f"{_num(b['value'])} ({b['side']}, {b['method']}, {kind}{conv})"
+
+
+def _tightness_cell(r: dict) -> str:
+    t = r["tightness"]
+    if t is None:
+        return "-"
+    text = _num(t, 3)
+    return f"**{text} (loose)**" if r.get("loose") else text
 
 
 def summary_table(data: dict) -> list[str]:
     """The summary table of every claim (markdown lines)."""
     rel = {"<=": "empirical ≤ bound", ">=": "empirical ≥ bound", "approx": "empirical ≈ bound"}
-    lines = ["| # | claim | paradigm | bound | empirical | relation | status | tightness | time [s] |",
+    lines = ["| # | claim | paradigm | bound | empirical | relation | verdict | tightness | time [s] |",
              "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(data["claims"], 1):
-        na = r["status"] in ("not applicable", "error")  # numbers without a valid theorem are not shown here
+        na = r["status"] in (Verdict.NOT_APPLICABLE, Verdict.ERROR)  # numbers without a valid theorem: not shown
+        verdict = _mark(r)
+        if r["status"] == Verdict.VACUOUS and r.get("vacuous_reason"):
+            verdict += f": {r['vacuous_reason']}"
         lines.append(f"| {i} | [`{r['id']}`](#{_anchor(r['id'])}) | {', '.join(r['paradigms']) or '-'} | "
-                     f"{'-' if na else _bound_cell(r['bound'])} | {'-' if na else _num(r['empirical'])} | "
-                     f"{rel[r['relation']]} | "
-                     f"{MARK[r['status']]} | {_num(r['tightness'], 3)} | {r['seconds']:.1f}"
+                     f"{'-' if na else _cell(_bound_cell(r['bound']))} | {'-' if na else _num(r['empirical'])} | "
+                     f"{rel[r['relation']]} | {_cell(verdict)} | {_tightness_cell(r)} | {r['seconds']:.1f}"
                      f"{' (cached)' if r.get('cached') else ''} |")
     return lines
 
@@ -54,12 +108,12 @@ def _comparative(study: dict | None) -> list[str]:
     if not study:
         return []
     out = ["## Comparative study of the four paradigms", "",
-           "Accuracy (NMSE of the last layer against the ground truth), complexity (trainable parameters, "
+           ("Accuracy (NMSE of the last layer against the ground truth), complexity (trainable parameters, "
            "matrix-product FLOPs of one inference, wall time per instance in a batch, float32 CPU), robustness "
            "(certified LipSDP upper bound, best certified lower bound, and the ratio a PGD attack achieves) and "
            "interpretability (relative distance of the learned parameters from the classical algorithm they "
            "were initialised as; whether the network has an analysis form, and its per-layer contraction "
-           "factor, a certificate when < 1).", ""]
+           "factor, a certificate when < 1)."), ""]
     if study.get("error"):
         out += [f"**The study failed:** `{study['error']}`", ""]
     head = ("| model | paradigm | params | FLOPs | µs / instance | NMSE [dB] | Lip. upper | Lip. lower | attack | "
@@ -74,6 +128,10 @@ def _comparative(study: dict | None) -> list[str]:
                    f"{_num(r.get('lipschitz_upper'))} | {_num(r.get('lipschitz_lower'))} | "
                    f"{_num(r.get('attack_ratio'))} | {_num(r.get('distance_from_init'), 3)} | "
                    f"{r.get('form', '-')} | {_num(r.get('contraction_factor'), 3)} |")
+    no_form = [r for r in study.get("sparse", []) if r.get("form_reason")]
+    if no_form:
+        out += ["", "Models without an analysis form (no Lipschitz certificate):", ""]
+        out += [f"- {r['model']}: {r['form_reason']}" for r in no_form]
     if study.get("figures", {}).get("sparse"):
         out += ["", f"![per-layer NMSE]({study['figures']['sparse']})"]
     out += ["", "### Robust PCA", "", "| model | paradigm | params | µs / instance | NMSE [dB] | dist. from init |",
@@ -84,46 +142,73 @@ def _comparative(study: dict | None) -> list[str]:
             continue
         out.append(f"| {r['model']} | {r['paradigm']} | {_num(r['trainable_parameters'])} | "
                    f"{r['seconds_per_instance'] * 1e6:.2f} | {r['nmse_db']:.2f} | {_num(r['distance_from_init'], 3)} |")
+    if any(r.get("form_reason") for r in study.get("rpca", [])):
+        out += ["", *[f"- {r['model']} has no analysis form: {r['form_reason']}" for r in study["rpca"]
+                      if r.get("form_reason")]]
     if study.get("figures", {}).get("rpca"):
         out += ["", f"![RPCA per-layer NMSE]({study['figures']['rpca']})"]
     return out + [""]
+
+
+def _value_text(v, depth: int = 0) -> str:
+    """A detail value formatted for reading (numbers rounded, lists and mappings spelled out, never cut)."""
+    if isinstance(v, dict):
+        return "; ".join(f"{k}: {_value_text(x, depth + 1)}" for k, x in v.items()) if depth < 2 else "(see results.json)"
+    if isinstance(v, list):
+        return "[" + ", ".join(_value_text(x, depth + 1) for x in v) + "]"
+    if isinstance(v, str):
+        return v
+    return _num(v)
 
 
 def _details(d: dict) -> list[str]:
     rows = []
     for k, v in d.items():
         if isinstance(v, list) and len(v) > 12:
-            continue  # long series are in results.json
-        text = json.dumps(v) if isinstance(v, (list, dict)) else _num(v) if not isinstance(v, str) else v
-        if len(text) > 300:
-            text = text[:300] + " ..."
-        rows.append(f"| {k} | {text} |")
+            rows.append(f"| {_cell(k)} | series of {len(v)} values (in results.json) |")
+            continue
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            rows.append(f"| {_cell(k)} | {len(v)} entries (in results.json) |")
+            continue
+        rows.append(f"| {_cell(k)} | {_cell(_value_text(v))} |")
     return (["| detail | value |", "|---|---|"] + rows) if rows else []
 
 
 def claim_section(r: dict) -> list[str]:
     out = [f'<a id="{_anchor(r["id"])}"></a>', f"### {r['id']}: {r['title']}", "",
-           f"*Status:* {MARK[r['status']]}  ", f"*Reference:* {r['reference']}  ",
-           f"*Paradigm(s):* {', '.join(r['paradigms']) or '-'}; *models:* {', '.join(r['models']) or '-'}; "
-           f"*time:* {r['seconds']:.1f} s on {r['device']}", ""]
+           f"*Verdict:* {_mark(r)}  ", f"*Reference:* {r['reference']}  ",
+           (f"*Paradigm(s):* {', '.join(r['paradigms']) or '-'}; *models:* {', '.join(r['models']) or '-'}; "
+           f"*time:* {r['seconds']:.1f} s on {r['device']}"), ""]
     if r["description"]:
         out += [r["description"], ""]
     if r["error"]:
         out += ["```", r["error"], "```", ""]
     if r["reason"]:
         out += [f"*Why not applicable / notes:* {r['reason']}", ""]
+    if r.get("vacuous_reason"):
+        out += [(f"*Why vacuous:* {r['vacuous_reason']}: the bound is sound but cannot fail, so it says nothing "
+                "about this model."), ""]
+    if r.get("loose"):
+        out += [f"*Loose:* the bound is {_num(r['tightness'], 3)} times the empirical value (> {LOOSE_FACTOR:g}x).",
+                ""]
     if r["bound"] is not None:
         b = r["bound"]
-        out.append(f"- bound: **{_num(b['value'])}** (side {b['side']}, method `{b['method']}`, "
-                   f"{'certified' if b['certified'] else 'NOT certified: ' + b['reason']}"
-                   f"{', solver ' + b['solver'] if b.get('solver') else ''})")
+        if b["side"] == "measured":
+            kind = "measured, not a certificate"
+        else:
+            kind = "certified" if b["certified"] else "NOT certified: " + b["reason"]
+        extra = (f", solver {b['solver']}" if b.get("solver") else "")
+        extra += (f", confidence {_num(b['confidence'])}" if b.get("confidence") is not None else "")
+        extra += ("" if b.get("converged", True) else ", NOT converged (stopped by a safety time cap)")
+        out.append(f"- bound: **{_num(b['value'])}** (side {b['side']}, method `{b['method']}`, {kind}{extra})")
     if r["empirical"] is not None:
         out.append(f"- empirical: **{_num(r['empirical'])}** ({r['empirical_label']}); relation "
                    f"`empirical {r['relation']} bound`; tightness {_num(r['tightness'], 3)}")
     for name, ok in r["assumptions"].items():
-        out.append(f"- assumption: {name}: {'holds' if ok else '**fails**'}")
+        out.append(f"- assumption holds: {name}" if ok else
+                   f"- assumption **fails**: {failed_assumption_text(name)}")
     for name, ok in r["checks"].items():
-        out.append(f"- check: {name}: {'passes' if ok else '**fails**'}")
+        out.append(f"- check passes: {name}" if ok else f"- check **fails**: {failed_assumption_text(name)}")
     out.append("")
     out += _details(r["details"])
     if r["figure"]:
@@ -136,18 +221,23 @@ def render(data: dict) -> str:
     prof = data["profile"]
     env = data["environment"]
     lines = ["# unfoldtheory verification report", "",
-             f"Profile **{prof['name']}** (sparse recovery m = {prof['m']}, n = {prof['n']}, K = {prof['layers']}, "
+             (f"Profile **{prof['name']}** (sparse recovery m = {prof['m']}, n = {prof['n']}, K = {prof['layers']}, "
              f"p = {prof['p']}, lambda = {prof['lam']}; RPCA {prof['rpca_shape'][0]} x {prof['rpca_shape'][1]}, "
              f"rank {prof['rpca_rank']}), run {data['started']} in {data['seconds']:.0f} s on {env['device']} "
-             f"(unfoldtheory {env['unfoldtheory']}, torch {env['torch']}, {env['cpu_count']} CPUs).", "",
-             f"**{s['total']} claims: {s['holds']} hold, {s['not applicable']} not applicable (a theorem whose "
-             f"assumptions fail on the model), {s['violated']} violated, {s['error']} errors.**", "",
-             *([f"{sum(bool(r.get('cached')) for r in data['claims'])} claim records were reused from an "
-                "identical earlier run (same profile, device and source code; `--recompute` recomputes them).", ""]
+             f"(unfoldtheory {env['unfoldtheory']}, torch {env['torch']}, {env['cpu_count']} CPUs)."), "",
+             (f"**{s['total']} claims: {s['holds']} hold, {s['vacuous']} vacuous (sound but trivially true), "
+             f"{s['not applicable']} not applicable (a theorem whose assumptions fail on the model), "
+             f"{s['violated']} violated ({s.get('violated findings', 0)} of them findings: properties the trained "
+             f"models do not have), {s['error']} errors; {s.get('loose', 0)} bounds loose by more than "
+             f"{LOOSE_FACTOR:g}x; {s.get('not converged', 0)} stopped by a safety time cap (not converged).**"), "",
+             *([(f"{sum(bool(r.get('cached')) for r in data['claims'])} claim records were reused from an "
+                "identical earlier run (same profile, device and source code; `--recompute` recomputes them)."), ""]
                if any(r.get("cached") for r in data["claims"]) else []),
-             "Each claim pits a bound of the library (or a theorem of the literature) against an independent "
+             ("Each claim pits a bound of the library (or a theorem of the literature) against an independent "
              "counterpart: an attack, a measurement on test data, a closed form or another solver.  Tightness is "
-             "bound / empirical for `<=`, empirical / bound for `>=`, the relative difference for `≈`.", "",
+             "bound / empirical for `<=` (upper / best lower), empirical / bound for `>=`, the relative difference "
+             "for `≈`.  Verdicts: *holds*; *vacuous* (true but trivially so: the bound is outside the range of "
+             "the quantity); *not applicable* (an assumption fails); *violated*; *error*."), "",
              "## Summary", ""]
     lines += summary_table(data)
     lines.append("")

@@ -1,8 +1,10 @@
 """Cache of claim records (and the comparative study) between runs.
 
 A record is reused only when everything that determines it is unchanged: the claim id, the profile (every size,
-budget and seed), the training device, and the source code of the whole package (a hash of every ``.py`` file of
-``unfoldtheory``, so any change to a model, a bound or a claim recomputes everything).  Records with status
+budget and seed), the training device, the source code of the whole package (a hash of every ``.py`` file of
+``unfoldtheory``, so any change to a model, a bound or a claim recomputes everything) and the versions of the
+numerical dependencies (torch, numpy, scipy, cvxpy and the solvers clarabel, scs, highspy; see
+:func:`dependency_versions`), so an upgrade of any of them recomputes every record.  Records with status
 "error" and runs with failure injection are never cached.  Figures are cached beside the records and copied into
 the new output folder.
 """
@@ -22,7 +24,28 @@ from ._context import config_hash
 log = logging.getLogger("unfoldtheory.suite")
 
 #: Bump to invalidate every cached record (e.g. when the record layout changes).
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+
+
+#: Distributions whose versions can change a record (``None`` in the key when one is not installed).
+DEPENDENCIES = ("torch", "numpy", "scipy", "cvxpy", "clarabel", "scs", "highspy", "PEPit", "sympy")
+
+
+@functools.lru_cache(maxsize=1)
+def dependency_versions() -> dict:
+    """Versions of ``unfoldtheory`` and of its numerical dependencies (:data:`DEPENDENCIES`), read from the
+    installed distributions' metadata (no import); ``None`` for one that is not installed."""
+    from importlib import metadata
+
+    from .. import __version__
+
+    out: dict = {"unfoldtheory": __version__}
+    for name in DEPENDENCIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,7 +60,8 @@ def source_hash() -> str:
 
 
 class ResultCache:
-    """Records keyed by (item, profile, device, source hash) under ``root``; ``root=None`` disables caching."""
+    """Records keyed by (item, profile, device, source hash, dependency versions) under ``root``; ``root=None``
+    disables caching."""
 
     def __init__(self, root: Path | None, ctx):
         self.root = root
@@ -45,7 +69,8 @@ class ResultCache:
 
     def _key(self, item: str) -> str:
         return config_hash({"item": item, "profile": self.ctx.profile.to_dict(), "device": self.ctx.device,
-                            "source": source_hash(), "version": RECORD_VERSION})
+                            "source": source_hash(), "dependencies": dependency_versions(),
+                            "version": RECORD_VERSION})
 
     def _paths(self, item: str) -> tuple[Path, Path]:
         key = self._key(item)

@@ -15,19 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._device import torch_threads
 from .._json import jsonable
 from .._progress import progress as make_progress
 from ..bounds import Bound
 from ..errors import InvalidInputError
+from ..verdicts import Verdict
 from ._context import Context, Profile
-from ._core import STATUSES, Claim, judge, wrong_bound
+from ._core import LOOSE_FACTOR, STATUSES, Claim, as_record_bound, judge, vacuity, wrong_bound
+from ._schema import SCHEMA_ID
 
 log = logging.getLogger("unfoldtheory.suite")
 
-SCHEMA_ID = "unfoldtheory.verification/1"
 
 
 def catalogue() -> list[Claim]:
@@ -53,15 +52,6 @@ def select(claims: Sequence[Claim], only: Iterable[str] | None) -> list[Claim]:
     return chosen
 
 
-def _bound_record(bound, method: str = "") -> dict | None:
-    if bound is None:
-        return None
-    if isinstance(bound, Bound):
-        return jsonable(bound)
-    return {"value": jsonable(float(bound)), "side": "reference", "certified": True, "method": method or "value",
-            "quantity": "", "solver": None, "status": None, "reason": "", "seconds": None}
-
-
 def run_claim(claim: Claim, ctx: Context, inject: bool = False) -> dict:
     """Check one claim; never raises (an exception becomes a record with status "error")."""
     t0 = time.perf_counter()
@@ -71,19 +61,27 @@ def run_claim(claim: Claim, ctx: Context, inject: bool = False) -> dict:
                            "bound": None, "empirical": None, "empirical_label": "", "status": "error",
                            "holds": None, "tightness": None, "assumptions": {}, "failed_assumptions": [],
                            "checks": {}, "details": {}, "figure": None, "reason": "", "error": None,
-                           "injected_failure": inject}
+                           "injected_failure": inject, "finding": claim.finding, "vacuous_reason": "",
+                           "loose": False, "converged": True, "figure_data": None}
     try:
         ev = claim.check(ctx)
         status, holds, tight, failed = judge(claim, ev, inject=inject)
-        bound = ev.bound
+        bound = as_record_bound(ev)
         if inject and bound is not None and ev.empirical is not None:
             bound = Bound(wrong_bound(claim, float(bound), float(ev.empirical)), "estimate", False,
                           "injected-wrong-bound", reason="failure injection (testing aid)")
         reason = ev.reason or ("assumptions fail: " + "; ".join(failed) if failed else "")
-        rec.update(bound=_bound_record(bound, ev.bound_method), empirical=jsonable(ev.empirical), empirical_label=ev.empirical_label,
-                   status=status, holds=holds, tightness=jsonable(tight), assumptions=jsonable(dict(ev.assumptions)),
-                   failed_assumptions=failed, checks=jsonable(dict(ev.checks)), details=jsonable(dict(ev.details)),
-                   figure=ev.figure, reason=reason)
+        vac = vacuity(claim, ev) if status == Verdict.VACUOUS else ""
+        rec.update(bound=jsonable(bound), empirical=jsonable(ev.empirical),
+                   empirical_label=ev.empirical_label, status=str(status), holds=holds, tightness=jsonable(tight),
+                   assumptions=jsonable(dict(ev.assumptions)), failed_assumptions=failed,
+                   checks=jsonable(dict(ev.checks)), details=jsonable(dict(ev.details)), figure=ev.figure,
+                   reason=reason, vacuous_reason=vac, figure_data=ctx.figure_data.pop(ev.figure, None),
+                   # only a bound (upper or lower) can be loose; a threshold or tolerance is not graded
+                   loose=bool(status == Verdict.HOLDS and claim.relation != "approx" and tight is not None
+                              and tight > LOOSE_FACTOR and isinstance(bound, Bound)
+                              and bound.side in ("upper", "lower")),
+                   converged=bool(bound.converged) if isinstance(bound, Bound) else True)
     except Exception as exc:  # noqa: BLE001 - a failing claim is reported and the run goes on
         log.error("claim %s raised %s: %s", claim.id, type(exc).__name__, exc)
         rec.update(status="error", error=f"{type(exc).__name__}: {exc}",
@@ -110,7 +108,9 @@ class Results:
 
     @property
     def ok(self) -> bool:
-        return self.summary["violated"] == 0 and self.summary["error"] == 0
+        """No error, and no violated claim other than findings (properties of the trained models)."""
+        return self.summary["error"] == 0 and not any(
+            r["status"] == Verdict.VIOLATED and not r.get("finding") for r in self.records)
 
     @property
     def exit_code(self) -> int:
@@ -119,18 +119,17 @@ class Results:
     def __repr__(self) -> str:
         s = self.summary
         return (f"Results(profile={self.data['profile']['name']!r}, {s['total']} claims: {s['holds']} hold, "
-                f"{s['not applicable']} not applicable, {s['violated']} violated, {s['error']} errors; "
+                f"{s['vacuous']} vacuous, {s['not applicable']} not applicable, {s['violated']} violated, "
+                f"{s['error']} errors; "
                 f"out={str(self.out) if self.out else None!r})")
 
 
 def _environment(ctx: Context) -> dict:
-    import scipy
     import torch
 
-    from .. import __version__
+    from ._results_cache import dependency_versions
 
-    return {"unfoldtheory": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "torch": torch.__version__, "platform": platform.platform(),
+    return {**dependency_versions(), "python": platform.python_version(), "platform": platform.platform(),
             "device": ctx.device, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
 
 
@@ -223,6 +222,9 @@ def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparat
                 study = {"error": f"{type(exc).__name__}: {exc}", "errors": 1, "sparse": [], "rpca": [],
                          "figures": {}}
     counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
+    counts["loose"] = sum(bool(r.get("loose")) for r in records)
+    counts["not converged"] = sum(not r.get("converged", True) for r in records)
+    counts["violated findings"] = sum(r["status"] == Verdict.VIOLATED and bool(r.get("finding")) for r in records)
     data = {"schema": SCHEMA_ID, "profile": ctx.profile.to_dict(), "started": started,
             "seconds": time.perf_counter() - t0, "environment": _environment(ctx),
             "summary": {"total": len(records), **counts},

@@ -8,32 +8,52 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..bounds import SIDES
 from ..errors import InvalidInputError
+from ..verdicts import VERDICTS, Verdict
+
+#: The schema identifier written into ``results.json`` (``schema``); bumped whenever the layout changes.
+SCHEMA_ID = "unfoldtheory.verification/2"
 
 _NUM = {"anyOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}]}
 _OPT_NUM = {"anyOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}, {"type": "null"}]}
 
 _BOUND = {
     "type": ["object", "null"],
-    "required": ["value", "side", "certified", "method"],
+    "required": ["value", "side", "certified", "method", "quantity", "solver", "status", "checks", "reason",
+                 "seconds", "converged", "vacuous", "vacuous_reason", "confidence", "interval"],
+    "additionalProperties": False,
     "properties": {
         "value": _NUM,
-        "side": {"enum": ["upper", "lower", "estimate", "reference"]},
+        "side": {"enum": list(SIDES)},
         "certified": {"type": "boolean"},
         "method": {"type": "string"},
-        "quantity": {"type": ["string", "null"]},
+        "quantity": {"type": "string"},
         "solver": {"type": ["string", "null"]},
         "status": {"type": ["string", "null"]},
-        "reason": {"type": ["string", "null"]},
+        "checks": {"type": "object"},
+        "reason": {"type": "string"},
         "seconds": _OPT_NUM,
+        "converged": {"type": "boolean"},
+        "vacuous": {"type": "boolean"},
+        "vacuous_reason": {"type": "string"},
+        "confidence": {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 1}, {"type": "null"}]},
+        "interval": {"anyOf": [{"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}, {"type": "null"}]},
     },
+    "allOf": [
+        # a measured value is never a certificate; an uncertified value says why
+        {"if": {"properties": {"side": {"const": "measured"}}},
+         "then": {"properties": {"certified": {"const": False}}}},
+        {"if": {"properties": {"certified": {"const": False}}},
+         "then": {"properties": {"reason": {"minLength": 1}}}},
+    ],
 }
 
 _CLAIM = {
     "type": "object",
     "required": ["id", "title", "reference", "topic", "paradigms", "models", "relation", "status", "holds", "bound",
                  "empirical", "tightness", "assumptions", "failed_assumptions", "checks", "details", "figure",
-                 "seconds", "device", "error"],
+                 "seconds", "device", "error", "vacuous_reason", "finding", "loose", "converged", "figure_data"],
     "properties": {
         "id": {"type": "string", "pattern": r"^[a-z_]+\.[A-Za-z0-9_.\-]+$"},
         "title": {"type": "string"},
@@ -42,7 +62,7 @@ _CLAIM = {
         "paradigms": {"type": "array", "items": {"enum": ["classical", "1", "2", "3", "4"]}},
         "models": {"type": "array", "items": {"type": "string"}},
         "relation": {"enum": ["<=", ">=", "approx"]},
-        "status": {"enum": ["holds", "violated", "not applicable", "error"]},
+        "status": {"enum": list(VERDICTS)},
         "holds": {"type": ["boolean", "null"]},
         "bound": _BOUND,
         "empirical": _OPT_NUM,
@@ -59,33 +79,50 @@ _CLAIM = {
         "error": {"type": ["string", "null"]},
         "injected_failure": {"type": "boolean"},
         "cached": {"type": "boolean"},
+        "vacuous_reason": {"type": "string"},
+        "finding": {"type": "boolean"},
+        "loose": {"type": "boolean"},
+        "converged": {"type": "boolean"},
+        "description": {"type": "string"},
+        "traceback": {"type": "string"},
+        "figure_data": {"type": ["object", "null"], "required": ["axes"]},
     },
     "allOf": [
         {"if": {"properties": {"status": {"const": "holds"}}}, "then": {"properties": {"holds": {"const": True}}}},
         {"if": {"properties": {"status": {"const": "violated"}}}, "then": {"properties": {"holds": {"const": False}}}},
+        {"if": {"properties": {"status": {"const": "vacuous"}}},
+         "then": {"properties": {"holds": {"const": True}, "vacuous_reason": {"minLength": 1}}}},
         {"if": {"properties": {"status": {"const": "not applicable"}}},
          "then": {"properties": {"failed_assumptions": {"minItems": 1}}}},
         {"if": {"properties": {"status": {"const": "error"}}}, "then": {"properties": {"error": {"type": "string"}}}},
+        # every figure can be redrawn from results.json: its plotted series are stored with it
+        {"if": {"properties": {"figure": {"type": "string"}}},
+         "then": {"properties": {"figure_data": {"type": "object"}}}},
     ],
 }
 
+_COUNTS = (*VERDICTS, "total", "loose", "not converged", "violated findings")
+
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://unfoldtheory.invalid/schemas/verification-1.json",
+    "$id": "https://unfoldtheory.invalid/schemas/verification-2.json",
     "title": "unfoldtheory verification results",
     "type": "object",
     "required": ["schema", "profile", "started", "seconds", "environment", "summary", "models", "claims"],
     "properties": {
-        "schema": {"const": "unfoldtheory.verification/1"},
+        "schema": {"const": SCHEMA_ID},
         "profile": {"type": "object", "required": ["name", "m", "n", "layers"]},
         "started": {"type": "string"},
         "seconds": {"type": "number", "minimum": 0},
-        "environment": {"type": "object", "required": ["unfoldtheory", "torch", "device"]},
+        "environment": {"type": "object",
+                        "required": ["unfoldtheory", "torch", "numpy", "scipy", "cvxpy", "clarabel", "scs",
+                                     "highspy", "device"],
+                        "properties": {k: {"type": ["string", "null"]}
+                                       for k in ("torch", "numpy", "scipy", "cvxpy", "clarabel", "scs", "highspy")}},
         "summary": {
             "type": "object",
-            "required": ["total", "holds", "violated", "not applicable", "error"],
-            "properties": {k: {"type": "integer", "minimum": 0}
-                           for k in ("total", "holds", "violated", "not applicable", "error")},
+            "required": list(_COUNTS),
+            "properties": {k: {"type": "integer", "minimum": 0} for k in _COUNTS},
         },
         "models": {"type": "object", "additionalProperties": {
             "type": "object", "required": ["hash", "cached"],
@@ -116,14 +153,25 @@ def validate_results(data: dict) -> None:
         import jsonschema
     except ImportError:  # pragma: no cover - jsonschema comes with nbformat in the test extra
         raise InvalidInputError("validating results needs jsonschema (pip install jsonschema).") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"results must be a JSON object (a dict); got {type(data).__name__}.")
+    found = data.get("schema")
+    if found != SCHEMA_ID:
+        raise InvalidInputError(
+            f"these results were written with schema {found!r}, but this version of unfoldtheory reads "
+            f"{SCHEMA_ID!r} (records now carry full Bound fields, the verdict 'vacuous', findings, tightness "
+            "flags and dependency versions); re-run `unfoldtheory verify` to regenerate them.")
     try:
         jsonschema.validate(data, SCHEMA)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise InvalidInputError(f"results do not match the schema at {where}: {exc.message}") from None
-    counts = {s: 0 for s in ("holds", "violated", "not applicable", "error")}
+    counts = {s: 0 for s in VERDICTS}
     for c in data["claims"]:
         counts[c["status"]] += 1
+    counts["loose"] = sum(bool(c["loose"]) for c in data["claims"])
+    counts["not converged"] = sum(not c["converged"] for c in data["claims"])
+    counts["violated findings"] = sum(c["status"] == Verdict.VIOLATED and c["finding"] for c in data["claims"])
     expected = {"total": len(data["claims"]), **counts}
     if {k: data["summary"][k] for k in expected} != expected:
         raise InvalidInputError(f"summary {data['summary']} does not match the claims {expected}.")

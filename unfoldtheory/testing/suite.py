@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..errors import InvalidInputError
+from ..verdicts import Verdict
 from . import _properties as P
 from .declarations import declarations
 
@@ -18,7 +19,9 @@ log = logging.getLogger(__name__)
 __all__ = ["PropertyResult", "ArchitectureReport", "ArchitectureCheckError", "check_architecture",
            "assert_architecture", "PROPERTIES", "PASSED", "FAILED", "NOT_APPLICABLE"]
 
-PASSED, FAILED, NOT_APPLICABLE = "passed", "failed", "not applicable"
+#: Verdicts of a property: the package's one vocabulary (:class:`~unfoldtheory.verdicts.Verdict`); the names
+#: PASSED/FAILED are kept for existing callers and are ``Verdict.HOLDS`` / ``Verdict.VIOLATED``.
+PASSED, FAILED, NOT_APPLICABLE = Verdict.HOLDS, Verdict.VIOLATED, Verdict.NOT_APPLICABLE
 
 #: names of the standard properties, in the order they run (declared ones are added as ``declared:<name>``)
 PROPERTIES = ("interface", "form_faithful", "form_slopes", "lipschitz_sound", "contraction_sound", "fixed_point",
@@ -42,7 +45,9 @@ class PropertyResult:
     Attributes
     ----------
     name, description : str
-    status : {"passed", "failed", "not applicable"}
+    status : Verdict
+        ``holds`` (the property held on every example), ``violated`` (a counterexample was found) or
+        ``not applicable``.
     reason : str
         Why it failed (the message of the shrunk counterexample) or why it does not apply.
     counterexample : dict or None
@@ -144,7 +149,7 @@ class ArchitectureReport:
             detail = r.reason.replace("\n", " ")
             if len(detail) > width:
                 detail = detail[: width - 3] + "..."
-            rows.append((r.name, r.status, str(r.examples if r.applicable else "-"), f"{r.seconds:.2f}", detail))
+            rows.append((r.name, str(r.status), str(r.examples if r.applicable else "-"), f"{r.seconds:.2f}", detail))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
         lines.insert(1, "-" * min(len(lines[0]) + 20, 140))
@@ -153,8 +158,8 @@ class ArchitectureReport:
     def summary(self) -> str:
         counts = {s: sum(r.status == s for r in self.results.values()) for s in (PASSED, FAILED, NOT_APPLICABLE)}
         verdict = "PASSED" if self.passed else "FAILED"
-        return (f"check_architecture({self.model}): {verdict} in {self.seconds:.1f} s - {counts[PASSED]} passed, "
-                f"{counts[FAILED]} failed, {counts[NOT_APPLICABLE]} not applicable")
+        return (f"check_architecture({self.model}): {verdict} in {self.seconds:.1f} s - {counts[PASSED]} hold, "
+                f"{counts[FAILED]} violated, {counts[NOT_APPLICABLE]} not applicable")
 
     def __repr__(self) -> str:
         text = self.summary() + "\n" + self.table()

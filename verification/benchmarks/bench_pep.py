@@ -36,7 +36,7 @@ def pepit_worst_case(N: int, method: str, solver: str) -> float:
     """PEPit's value for N steps with step 1/L (warnings silenced: PEPit reports inaccurate solves itself)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return conv.pepit_worst_case([1.0] * N, method=method, solver=solver)
+        return conv.pepit_worst_case([1.0] * N, method=method, solver=solver).value
 
 
 def main() -> None:
