@@ -745,3 +745,29 @@ def test_other_styles_extract_exactly(cls, m, kinds, layers):
     with torch.no_grad():
         ref = net(torch.tensor(Y)).numpy()
     assert np.abs(form.evaluate(Y) - ref).max() <= 1e-12 * max(np.abs(ref).max(), 1.0)
+
+
+def test_piecewise_linear_recognition_unit():
+    from unfoldtheory.form import _pl
+
+    t = np.array([0.1, 0.0, 2.0, 0.5])
+    z0 = np.zeros((1, 4))
+
+    def kinks(*gs):
+        return np.concatenate([z0] + [_pl.roots(g, z0) for g in gs])
+
+    soft = _pl.classify(lambda P: np.sign(P) * np.maximum(np.abs(P) - t, 0), kinks(lambda P: np.abs(P) - t))
+    # t = 0 is the identity (affine here; blocks_from keeps it in the soft threshold block with theta = 0)
+    assert list(soft.kind) == ["soft", "affine", "soft", "soft"] and not soft.bad
+    assert np.allclose(soft.theta[[0, 2, 3]], t[[0, 2, 3]], atol=1e-15)
+    # |z| is continuous but not monotone: exact decomposition into ReLUs plus an affine part
+    ab = _pl.classify(lambda P: np.abs(P - t), kinks(lambda P: P - t))
+    assert list(ab.kind) == ["general"] * 4
+    Z = np.linspace(-3, 3, 61)[:, None] * np.ones((1, 4))
+    np.testing.assert_allclose(_pl.evaluate(ab, Z), np.abs(Z - t), atol=1e-14)
+    # a hard threshold jumps: refused for every coordinate with t > 0
+    hard = _pl.classify(lambda P: np.where(np.abs(P) > t, P, 0.0), kinks(lambda P: np.abs(P) - t))
+    assert sorted(i for i, _ in hard.bad) == [0, 2, 3] and "discontinuous" in hard.bad[0][1]
+    # a quadratic is not piecewise linear
+    sq = _pl.classify(lambda P: P * np.maximum(P, 0), kinks(lambda P: P))
+    assert len(sq.bad) == 4 and "not piecewise linear" in sq.bad[0][1]
