@@ -161,8 +161,15 @@ def test_unsupported_activation_is_refused_with_the_supported_kinds():
 
 
 def test_model_without_form_is_refused_clearly():
-    with pytest.raises(ut.NotRepresentableError, match="Linear has no analysis form"):
-        require_form(torch.nn.Linear(2, 2))
+    with pytest.raises(ut.NotRepresentableError, match="no analysis form"):
+        require_form(object())
+
+
+def test_plain_module_without_form_gets_an_extracted_form():
+    lin = torch.nn.Linear(2, 3).double()
+    form = require_form(lin)   # input_dim inferred from in_features
+    y = np.random.default_rng(0).normal(size=(4, 2))
+    np.testing.assert_allclose(form.evaluate(y), lin(torch.tensor(y)).detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
 def test_negative_threshold_after_training_refuses_the_form():

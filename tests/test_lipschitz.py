@@ -196,12 +196,14 @@ def test_smoothed_jacobian_ascent_is_a_witnessed_lower_bound():
 
 
 def test_lower_bound_of_a_model_without_form_and_on_data():
-    lin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    # tanh: no analysis form can be extracted (not piecewise linear), so the no-form path is taken
+    lin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
     low = lip.lower_bound(lin, input_dim=3, data=np.random.default_rng(0).normal(size=(5, 3)), **FAST_LOWER)
     assert low.side == "lower" and low.value > 0
     assert "max_jacobian_norm_data" in low.checks and low.checks["rigorous_rounding"] is False
+    assert lip.lower_bound(lin, **FAST_LOWER).value > 0   # input_dim inferred from the first Linear
     with pytest.raises(ut.InvalidInputError, match="input_dim"):
-        lip.lower_bound(lin)
+        lip.lower_bound(torch.nn.Tanh())                   # nothing to infer it from
 
 
 # ---------------------------------------------------------------------------------------------- exactness
@@ -488,10 +490,12 @@ def test_parameter_bound_closed_form_for_one_layer_and_for_a_model():
 
 # ---------------------------------------------------------------------------------------------- errors
 class NoForm(torch.nn.Module):
+    """No form() and none can be extracted (sorting is support selection); a plain identity would get one."""
+
     m = 3
 
     def forward(self, y):
-        return y
+        return torch.sort(y, dim=1).values
 
 
 class Discontinuous(torch.nn.Module):

@@ -138,5 +138,12 @@ def test_robustness_error_paths():
         rob.ista_sensitivity(np.eye(3), 0.5)
     with pytest.raises(ut.InvalidInputError, match="step"):
         rob.ista_sensitivity(np.eye(3), [0.5, -1.0])
-    with pytest.raises(ut.NotRepresentableError):
-        rob.certified_sensitivity(torch.nn.Linear(3, 3), 0.1)
+    with pytest.raises(ut.NotRepresentableError):   # no form(), and sorting has no extractable form
+        rob.certified_sensitivity(_Sorting(), 0.1)
+
+
+class _Sorting(torch.nn.Module):
+    m = 3
+
+    def forward(self, y):
+        return torch.sort(y, dim=1).values

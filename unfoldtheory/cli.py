@@ -2,8 +2,10 @@
 
 ``verify`` runs the verification suite and writes ``report.md``, ``results.json`` and figures; its exit status
 is 1 when a claim on a bound is violated or raises (a violated *finding*, a property of a trained model such as
-"the network is a contraction", is reported but does not fail the run).  ``bounds`` computes every applicable bound for a model saved with
-:func:`unfoldtheory.models.save` (e.g. after :func:`unfoldtheory.training.train`) and prints a table.
+"the network is a contraction", is reported but does not fail the run).  ``bounds`` computes every applicable
+bound for a model saved with :func:`unfoldtheory.models.save` (e.g. after :func:`unfoldtheory.training.train`),
+a ``torch.export`` archive (``.pt2``) or ``module.py:factory`` with ``--weights`` (docs/your_model.md §6) and
+prints a table.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ commands:
   unfoldtheory verify [--profile quick|full|smoke] [--out DIR] [--only PATTERN ...]
       run the verification suite; writes report.md, results.json and figures; exit status 1 when a claim is
       violated or raises
-  unfoldtheory bounds MODEL_FILE [--json] [--time-limit SECONDS]
-      every applicable bound of a model saved with unfoldtheory.models.save
+  unfoldtheory bounds MODEL_FILE [--json] [--time-limit SECONDS] [--weights STATE_DICT] [--input-dim M]
+      every applicable bound of a model saved with unfoldtheory.models.save, of a torch.export archive
+      (.pt2), or of module.py:factory (a function returning the module; --weights state_dict.pt)
   unfoldtheory claims
       list the claims of the verification suite
 
@@ -62,9 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--inject-failure", nargs="+", default=(), metavar="CLAIM_ID",
                    help="testing aid: make these claims' bounds wrong; the report must show them violated")
     b = sub.add_parser("bounds", parents=[common], help="every applicable bound for a saved model",
-                       description="Load a model saved with unfoldtheory.models.save and print its certified "
-                       "bounds (Lipschitz upper and lower, contraction, sensitivity), each with its side.")
+                       description="Load a model and print its certified bounds (Lipschitz upper and lower, "
+                       "contraction), each with its side. MODEL_FILE is a file written by "
+                       "unfoldtheory.models.save, a torch.export archive (.pt2), or module.py:factory (a "
+                       "function returning the torch module, weights from --weights state_dict.pt); a model "
+                       "without form() gets its analysis form extracted from its torch code.")
     b.add_argument("model_file", metavar="MODEL_FILE")
+    b.add_argument("--weights", metavar="STATE_DICT", default=None,
+                   help="with module.py:factory: a state_dict file (torch.save(model.state_dict(), ...))")
+    b.add_argument("--input-dim", type=int, default=None, metavar="M",
+                   help="dimension m of y, for a plain module whose input size cannot be inferred")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--time-limit", type=float, default=60.0,
                    help="safety cap in seconds per SDP bound (default 60); the bounds' budgets count work "
@@ -111,12 +121,17 @@ def _verify(args) -> int:
     return results.exit_code
 
 
-def model_bounds(model, time_limit: float = 30.0, progress: bool = True) -> list[dict]:
+def model_bounds(model, time_limit: float = 30.0, progress: bool = True, form=None,
+                 input_dim: int | None = None) -> list[dict]:
     """Every applicable bound of a model: rows ``{"quantity", "bound", "note"}`` with ``bound`` a
-    :class:`~unfoldtheory.bounds.Bound` (``None`` where the quantity is not applicable; the note says why)."""
+    :class:`~unfoldtheory.bounds.Bound` (``None`` where the quantity is not applicable; the note says why).
+
+    ``form``: the model's analysis form when already known (an extracted one); otherwise ``model.form()`` or,
+    for a plain module, the form extracted by :func:`unfoldtheory.form.extract` (``input_dim`` if given)."""
     from . import contraction, lipschitz
     from ._progress import progress as make_progress
     from .bounds import Bound
+    from .form import require_form
 
     rows: list[dict] = []
     bar = make_progress(6, f"bounds of {type(model).__name__}", enabled=progress)
@@ -125,10 +140,12 @@ def model_bounds(model, time_limit: float = 30.0, progress: bool = True) -> list
         rows.append({"quantity": name, "bound": bound, "note": note})
         bar.update(1)
 
-    try:
-        form = model.form()
-    except NotRepresentableError as exc:
-        form, why = None, str(exc)
+    why = ""
+    if form is None:
+        try:
+            form = require_form(model, input_dim=input_dim)
+        except NotRepresentableError as exc:
+            form, why = None, str(exc)
     if form is None:
         add("Lipschitz constant of y -> x_K", note=f"not applicable: {why}")
     else:
@@ -136,7 +153,7 @@ def model_bounds(model, time_limit: float = 30.0, progress: bool = True) -> list
             add(f"Lipschitz constant of y -> x_K ({method})", lipschitz.upper_bound(form, method, time_limit=time_limit))
         add("Lipschitz constant of y -> x_K (attained)", lipschitz.lower_bound(form, time_limit=time_limit))
         try:
-            c = contraction.contraction_certificate(model)
+            c = contraction.contraction_certificate(form)
             add("contraction factor of x_1 -> x_K (fixed y)", c,
                 note="a contraction" if c.value < 1 else "not certified a contraction (>= 1)")
         except NotRepresentableError as exc:
@@ -148,21 +165,84 @@ def model_bounds(model, time_limit: float = 30.0, progress: bool = True) -> list
     return rows
 
 
+def _load_plain(spec: str, weights: str | None, input_dim: int | None):
+    """``(model, form_or_None, dtype, input_dim)`` for a ``.pt2`` archive or ``module.py:factory``, else None."""
+    import torch
+
+    if spec.endswith(".pt2"):
+        path = Path(spec)
+        if not path.is_file():
+            raise InvalidInputError(f"MODEL_FILE {spec!r} does not exist; pass a torch.export archive (.pt2).")
+        if weights is not None:
+            raise InvalidInputError("--weights goes with module.py:factory; a .pt2 archive holds its weights.")
+        from .form import extract
+
+        import warnings
+
+        with warnings.catch_warnings():   # torch's own deprecation notices while unpickling its tree specs
+            warnings.simplefilter("ignore", FutureWarning)
+            ep = torch.export.load(os.fspath(path))
+        users = list(ep.graph_signature.user_inputs)
+        nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+        if len(users) != 1 or users[0] not in nodes or len(nodes[users[0]].meta["val"].shape) != 2:
+            raise InvalidInputError(f"{spec!r} must export forward(y) with one input y of shape (batch, m); it "
+                                    f"has the inputs {users}.")
+        b, m = nodes[users[0]].meta["val"].shape
+        m = int(m) if input_dim is None else int(input_dim)
+        batch = int(b) if isinstance(b, int) else None   # exported without a dynamic batch dimension
+        module = ep.module()
+        dtype = next((t.dtype for t in list(module.parameters()) + list(module.buffers())
+                      if t.is_floating_point()), torch.float64)
+        return module, extract(module, m, batch=batch), dtype, m
+    file, sep, name = spec.rpartition(":")
+    if not sep or not file.endswith(".py"):
+        if weights is not None:
+            raise InvalidInputError("--weights needs MODEL_FILE of the form module.py:factory.")
+        return None
+    if not Path(file).is_file():
+        raise InvalidInputError(f"{file!r} (from {spec!r}) does not exist; pass module.py:factory.")
+    import importlib.util
+
+    mod_spec = importlib.util.spec_from_file_location(Path(file).stem, file)
+    mod = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(mod)
+    factory = getattr(mod, name, None)
+    if not callable(factory):
+        raise InvalidInputError(f"{file!r} has no callable {name!r}; pass module.py:factory with a function "
+                                "returning the torch module.")
+    model = factory()
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidInputError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module.")
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise InvalidInputError(f"--weights {weights!r} does not exist; pass a file written by "
+                                    "torch.save(model.state_dict(), path).")
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    dtype = next((t.dtype for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()),
+                 torch.float32)
+    return model.to("cpu", torch.float64), None, dtype, input_dim
+
+
 def _bounds(args) -> int:
     from .models import load
 
+    plain = _load_plain(args.model_file, args.weights, args.input_dim)
     path = Path(args.model_file)
-    if not path.exists():
-        raise InvalidInputError(f"MODEL_FILE {os.fspath(path)!r} does not exist; pass a file written by "
-                                "unfoldtheory.models.save.")
-    if path.is_dir():
-        raise InvalidInputError(f"MODEL_FILE {os.fspath(path)!r} is a directory; pass a model file.")
-    import torch
+    if plain is not None:
+        model, form, saved_dtype, input_dim = plain
+        rows = model_bounds(model, time_limit=args.time_limit, form=form, input_dim=input_dim)
+    else:
+        if not path.exists():
+            raise InvalidInputError(f"MODEL_FILE {os.fspath(path)!r} does not exist; pass a file written by "
+                                    "unfoldtheory.models.save, a .pt2 archive or module.py:factory.")
+        if path.is_dir():
+            raise InvalidInputError(f"MODEL_FILE {os.fspath(path)!r} is a directory; pass a model file.")
+        import torch
 
-    saved = load(path, device="cpu")
-    saved_dtype = saved.dtype
-    model = saved.to(torch.float64)  # analyses run in float64 whatever the model was saved in
-    rows = model_bounds(model, time_limit=args.time_limit)
+        saved = load(path, device="cpu")
+        saved_dtype = saved.dtype
+        model = saved.to(torch.float64)  # analyses run in float64 whatever the model was saved in
+        rows = model_bounds(model, time_limit=args.time_limit)
     if args.json:
         from ._json import jsonable
 

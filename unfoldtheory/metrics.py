@@ -32,6 +32,10 @@ def layer_outputs(model: Any, y: Any) -> list[np.ndarray]:
 
     if hasattr(model, "evaluate") and not isinstance(model, torch.nn.Module):
         return list(model.evaluate(y, return_all=True))
+    if isinstance(model, torch.nn.Module):
+        from .models.adapt import adapt   # a plain module: per-layer outputs from its extracted form
+
+        model = adapt(model)
     with torch.no_grad():
         outs = model(y, return_all=True)
     return [o.detach().cpu().double().numpy() for o in outs]

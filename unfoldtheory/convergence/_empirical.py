@@ -166,6 +166,10 @@ def convergence_profile(model: Any, problem: Any, y: Any, x_true: Any = None, *,
     from ..problems import Lasso
 
     t0 = time.perf_counter()
+    if isinstance(model, torch.nn.Module):
+        from ..models.adapt import adapt
+
+        model = adapt(model, input_dim=getattr(problem, "A", np.zeros((0, 0))).shape[0] or None)
     _check_model(model)
     if not isinstance(problem, Lasso):
         raise InvalidInputError(f"problem must be an unfoldtheory.problems.Lasso; got {type(problem).__name__}.")

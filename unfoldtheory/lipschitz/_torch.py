@@ -136,10 +136,15 @@ def make_evaluator(model_or_form: Any, input_dim: int | None = None, device: Any
             p.requires_grad_(False)
         m = input_dim if input_dim is not None else getattr(model_or_form, "m", None)
         if m is None:
-            raise InvalidInputError("input_dim is required for a torch module without an attribute `m`: pass "
-                                    "input_dim=<length of one input y>.")
+            from ..form import infer_input_dim
+
+            m = infer_input_dim(model_or_form)
+        if m is None:
+            raise InvalidInputError(
+                "input_dim is required for a torch module without an attribute `m` whose input dimension "
+                "cannot be inferred: pass input_dim=<length of one input y>.")
         try:
-            form = require_form(model_or_form)
+            form = require_form(model_or_form, input_dim=int(m))
         except Exception:  # noqa: BLE001 - a model without a form is still evaluable
             form = None
 

@@ -23,6 +23,7 @@ classical   :class:`ISTA`
 ==========  =========================================================================================
 """
 
+from .adapt import AdaptedModel, adapt
 from .admm import UnfoldedADMM
 from .base import UnfoldedNetwork
 from .corrected import CorrectedISTA
@@ -37,4 +38,4 @@ from .rpca import UnfoldedRPCA
 MODELS = (ISTA, LISTA, LISTACP, LISTACPSS, TiLISTA, LearnedStepISTA, ALISTA, HyperLISTA, UnfoldedFISTA,
           CorrectedISTA, LearnedProxISTA, UnfoldedADMM, UnfoldedRPCA)
 
-__all__ = ["UnfoldedNetwork", "MODELS", "load", "save"] + [cls.__name__ for cls in MODELS]
+__all__ = ["UnfoldedNetwork", "MODELS", "load", "save", "adapt", "AdaptedModel"] + [cls.__name__ for cls in MODELS]

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..errors import NotRepresentableError
+from ..errors import InvalidInputError, NotRepresentableError
 from .declarations import declarations
 from .strategies import EXTREME_SCALES, degenerate_matrices, perturb_parameters
 
@@ -40,12 +40,26 @@ class Context:
         self.float32_rtol = float32_rtol
         self.shrink_time_limit = float(shrink_time_limit)
         self.takes_seed = _takes_seed(factory)
+        #: notes a passing property reports (e.g. parameters that cannot influence the output)
+        self.notes: dict[str, set] = {}
 
     def build(self, problem: Any, seed: int):
-        """Call the factory (with the seed when it accepts one) and check it returned a torch module."""
+        """Call the factory (with the seed when it accepts one) and check it returned a torch module.
+
+        A plain module (no ``forward(y, return_all=...)`` / ``num_layers``) is seen through
+        :func:`unfoldtheory.models.adapt`: 1-D input, per-layer outputs and ``form()`` from its extracted
+        analysis form (docs/your_model.md §6).  When its form cannot be extracted it is checked as built."""
         net = self.factory(problem, seed) if self.takes_seed else self.factory(problem)
         if not isinstance(net, torch.nn.Module):
             raise AssertionError(f"the factory returned {type(net).__name__}, not a torch.nn.Module.")
+        from ..models.adapt import adapt, supports_return_all
+
+        if not supports_return_all(net):
+            A = getattr(problem, "A", None)
+            try:
+                net = adapt(net, input_dim=None if A is None else int(np.shape(A)[0]))
+            except (InvalidInputError, NotRepresentableError):
+                pass
         return net
 
 
@@ -619,8 +633,33 @@ def check_gradients(ctx, inst, extra):
                 found_zero.add(n)
         if not pending and attempt + 1 >= required:
             return
+    inert = _without_influence(net0, sorted(pending), inputs[:2], inst.seed)
+    if inert:
+        ctx.notes.setdefault("gradients", set()).add(
+            f"parameters {inert} cannot influence the output (a random change leaves every output bit-identical, "
+            "e.g. W2_1 multiplying x_0 = 0), so they need no gradient")
+        pending -= set(inert)
+    if not pending:
+        return
     raise AssertionError(f"parameters {sorted(pending)} have an identically zero gradient on every try (inputs "
                          "scaled by 1, 10, 0.1, 100 and perturbed weights).")
+
+
+def _without_influence(net0, names: list, inputs: list, seed: int) -> list:
+    """The parameters among ``names`` whose random perturbation leaves the outputs on ``inputs`` bit-identical
+    (they cannot influence the output, like LISTA's W2_1, which multiplies x_0 = 0)."""
+    base = [leaves(run(net0, Y)) for Y in inputs]
+    out = []
+    for i, n in enumerate(names):
+        net = copy.deepcopy(net0)
+        p = dict(net.named_parameters())[n]
+        gen = torch.Generator(device="cpu").manual_seed(seed % 2 ** 31 + 7919 * (i + 1))
+        with torch.no_grad():
+            noise = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.device, p.dtype)
+            p.add_(0.5 * noise * (p.abs() + 1))
+        if all(all(torch.equal(a, b) for a, b in zip(leaves(run(net, Y)), ref)) for Y, ref in zip(inputs, base)):
+            out.append(n)
+    return out
 
 
 def check_finite_outputs(ctx, inst, extra):

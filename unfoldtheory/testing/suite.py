@@ -248,7 +248,8 @@ def _run_property(prop: P.Property, instances, ctx: P.Context, hsettings, seed: 
         kind = "hypothesis could not run the property" if isinstance(exc, HypothesisException) else "error"
         return PropertyResult(prop.name, prop.description, FAILED, f"{kind}: {type(exc).__name__}: {exc}", None,
                               hsettings.max_examples, seconds, exc)
-    return PropertyResult(prop.name, prop.description, PASSED, "", None, hsettings.max_examples,
+    note = "; ".join(sorted(ctx.notes.get(prop.name, ())))
+    return PropertyResult(prop.name, prop.description, PASSED, note, None, hsettings.max_examples,
                           time.perf_counter() - start)
 
 

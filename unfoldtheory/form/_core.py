@@ -19,20 +19,22 @@ Edge matrices are dense numpy arrays or scipy sparse matrices.  ``Form.evaluate(
 forward of the model that produced the form; a property test checks this for every model.
 
 A layer that is not elementwise (singular value thresholding) or not continuous (support selection) has no
-form: the model's ``form()`` raises :class:`~unfoldtheory.errors.NotRepresentableError`, and
-:func:`require_form` turns a missing ``form`` method into the same error.
+form: the model's ``form()`` raises :class:`~unfoldtheory.errors.NotRepresentableError`.  A plain torch
+module without a ``form()`` method gets one from :func:`unfoldtheory.form.extract` (docs/your_model.md §1),
+which :func:`require_form` calls for it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
-from ._validation import as_float_array, check_observations, check_scalar, to_numpy
-from .errors import InvalidInputError, NotRepresentableError
-from .operators import soft_threshold
+from .._validation import as_float_array, check_observations, check_scalar, to_numpy
+from ..errors import InvalidInputError, NotRepresentableError
+from ..operators import soft_threshold
 
 # ---------------------------------------------------------------------------------------------- activations
 
@@ -440,20 +442,44 @@ class Form:
         return {"A": A, "B": B, "b": b, "C": C, "alpha": alpha, "beta": beta}
 
 
-def require_form(model: Any) -> Form:
-    """Return ``model.form()``, or raise :class:`NotRepresentableError` saying why the model has none.
+def require_form(model: Any, input_dim: int | None = None) -> Form:
+    """Return the analysis form of ``model``: the form itself, ``model.form()``, or for a plain torch module
+    without a ``form`` method the form captured by :func:`unfoldtheory.form.extract` (docs/your_model.md §1).
 
-    Analyses that need the form call this, so a model without a ``form`` method, or whose layers cannot be
-    written in it, is refused with a clear message instead of an ``AttributeError``.
+    Analyses that need the form call this.  ``input_dim`` is the dimension ``m`` of the observations; for a
+    plain module it is inferred when possible (an ``input_dim`` or ``m`` attribute, or the ``in_features`` of
+    one of its ``nn.Linear`` layers that accepts a (batch, m) input).
+
+    Raises
+    ------
+    NotRepresentableError
+        The model has no form: not a torch module and no ``form()`` method, or its computation contains an
+        operation the form cannot represent (the message names it and its source line).
+    InvalidInputError
+        ``input_dim`` is needed and cannot be inferred (the message says to call
+        ``ut.form.extract(model, input_dim=m)``).
     """
     if isinstance(model, Form):
         return model
     make = getattr(model, "form", None)
-    if not callable(make):
-        raise NotRepresentableError(
-            f"{type(model).__name__} has no analysis form (no .form() method); this analysis needs one. "
-            "Implement form() for the model, or use a layer-wise bound.")
-    form = make()
-    if not isinstance(form, Form):
-        raise NotRepresentableError(f"{type(model).__name__}.form() returned {type(form).__name__}, not a Form.")
-    return form
+    if callable(make):
+        form = make()
+        if not isinstance(form, Form):
+            raise NotRepresentableError(
+                f"{type(model).__name__}.form() returned {type(form).__name__}, not a Form.")
+        return form
+    if _is_torch_module(model):
+        from ._extract import extract_cached
+
+        return extract_cached(model, input_dim)
+    raise NotRepresentableError(
+        f"{type(model).__name__} is neither a Form, a model with a .form() method, nor a torch.nn.Module, so "
+        "it has no analysis form. Pass the torch module itself (its form is extracted with "
+        "unfoldtheory.form.extract), or a Form.")
+
+
+def _is_torch_module(obj: Any) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
