@@ -225,3 +225,40 @@ def test_training_on_the_fixture_device_with_per_layer_loss(setup, device):
                                 val_size=20, progress=False, device=device)
     assert history.config["device"].startswith(device.type) and np.isfinite(history.final_val_nmse_db)
     assert "1 epochs" in repr(history)
+
+
+# ---------------------------------------------------------------------------------------------- plain modules
+class _PlainLISTA(torch.nn.Module):
+    """A user's LISTA: nn.Linear layers and a hand-written soft threshold; thresholds declared nonnegative."""
+
+    nonnegative = ("theta",)
+
+    def __init__(self, m, n, K):
+        super().__init__()
+        self.n = n
+        self.W1 = torch.nn.ModuleList([torch.nn.Linear(m, n, bias=False) for _ in range(K)])
+        self.W2 = torch.nn.ModuleList([torch.nn.Linear(n, n, bias=False) for _ in range(K)])
+        self.theta = torch.nn.Parameter(torch.full((K,), 0.05))
+
+    def forward(self, y):
+        x = torch.zeros(y.shape[0], self.n, dtype=y.dtype)
+        for k in range(len(self.W1)):
+            z = self.W1[k](y) + self.W2[k](x)
+            x = torch.sign(z) * torch.relu(z.abs() - self.theta[k])
+        return x
+
+
+def test_train_accepts_a_plain_module_through_its_final_output():
+    gen = ut.problems.SparseRecovery.gaussian(m=8, n=16, p=0.1, snr_db=40, seed=0)
+    torch.manual_seed(0)
+    net = _PlainLISTA(8, 16, 3)
+    test = gen.sample(64, seed=5)
+    before = ut.metrics.nmse_db(net(torch.tensor(test.y, dtype=torch.float32)).detach().numpy(), test.x)
+    hist = ut.training.train(net, gen, epochs=2, steps_per_epoch=60, batch_size=32, val_size=64, progress=False)
+    after = ut.metrics.nmse_db(net(torch.tensor(test.y, dtype=torch.float32)).detach().numpy(), test.x)
+    assert hist.config["model"] == "_PlainLISTA" and after < before - 1.0
+    assert bool((net.theta >= 0).all())  # its own nonnegative declaration is honoured
+    with pytest.raises(ut.InvalidInputError, match="per-layer|every layer"):
+        ut.training.train(net, gen, loss="per_layer", epochs=1, steps_per_epoch=1)
+    with pytest.raises(ut.InvalidInputError, match="state_dict.*unfoldtheory bounds"):
+        ut.models.save(net, "unused.pt")

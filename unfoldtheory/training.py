@@ -120,7 +120,7 @@ class _Objective:
         if not isinstance(problem, Lasso):
             raise InvalidInputError("problem must be a unfoldtheory.problems.Lasso for the unsupervised loss and "
                                     f"descent training; got {type(problem).__name__}.")
-        if problem.A.shape != (model.m, model.n):
+        if getattr(model, "m", None) is not None and problem.A.shape != (model.m, model.n):
             raise InvalidInputError(f"problem.A has shape {problem.A.shape} but the model maps R^{model.m} -> "
                                     f"R^{model.n}.")
         self.A = torch.tensor(np.array(problem.A), dtype=model.dtype, device=model.device)
@@ -167,8 +167,48 @@ def pgd_attack(model: torch.nn.Module, y: torch.Tensor, loss_fn, eps: float, nor
 
 # ------------------------------------------------------------------------------------------------ training
 def _nonnegative(model) -> list[torch.nn.Parameter]:
-    names = getattr(model, "nonnegative", ("theta",))
-    return [getattr(model, n) for n in names if isinstance(getattr(model, n, None), torch.nn.Parameter)]
+    out = []
+    for name in getattr(model, "nonnegative", ("theta",)):
+        try:
+            out.append(model.get_parameter(name))
+        except AttributeError:
+            continue
+    return out
+
+
+class _FinalOutput(torch.nn.Module):
+    """A plain module (``forward(y) -> x``) seen by the training loop as one layer: its final output.
+
+    Training needs only that output for the end-to-end and adversarial schemes with the nmse, mse and
+    unsupervised losses; the module's own ``nonnegative`` declaration (parameter names) is honoured."""
+
+    num_layers = 1
+    per_layer: tuple = ()
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+        self.check_inputs = False
+        self.nonnegative = tuple(f"module.{n}" for n in getattr(module, "nonnegative", ()))
+        self.m, self.n = getattr(module, "m", None), getattr(module, "n", None)
+
+    def _anchor(self) -> torch.Tensor:
+        t = next((p for p in self.module.parameters() if p.is_floating_point()), None)
+        if t is None:
+            raise InvalidInputError(f"{type(self.module).__name__} has no floating-point parameters to train.")
+        return t
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._anchor().dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._anchor().device
+
+    def forward(self, y: torch.Tensor, return_all: bool = False):
+        out = self.module(y)
+        return [out] if return_all else out
 
 
 def _layer_mask_hooks(model: UnfoldedNetwork, trainable: Sequence[int]) -> list:
@@ -186,7 +226,7 @@ def _layer_mask_hooks(model: UnfoldedNetwork, trainable: Sequence[int]) -> list:
     return handles
 
 
-def train(model: UnfoldedNetwork, data: Any, *, loss: str = "nmse", scheme: str = "end_to_end",
+def train(model: torch.nn.Module, data: Any, *, loss: str = "nmse", scheme: str = "end_to_end",
           problem: Any = None, epochs: int = 10, steps_per_epoch: int = 100, batch_size: int = 128,
           lr: float = 1e-3, val_size: int = 500, seed: int = 0, device: Any = None, progress: bool = True,
           layer_weights: Sequence[float] | None = None, finetune_ratio: float = 0.2,
@@ -196,7 +236,10 @@ def train(model: UnfoldedNetwork, data: Any, *, loss: str = "nmse", scheme: str 
 
     Parameters
     ----------
-    model : UnfoldedNetwork
+    model : torch.nn.Module
+        A zoo model (any loss and scheme) or a plain module mapping y (batch, m) to x_K (batch, n): the latter
+        is trained through its final output (losses ``nmse``, ``mse``, ``unsupervised``; schemes
+        ``end_to_end``, ``adversarial``), with the thresholds it names in a ``nonnegative`` attribute kept >= 0.
     data : generator with ``sample(batch, seed=rng) -> (.y, .x)`` (e.g. ``SparseRecovery``)
     loss : {"nmse", "mse", "per_layer", "unsupervised"}
     scheme : {"end_to_end", "layerwise", "descent", "adversarial"}
@@ -229,8 +272,24 @@ def train(model: UnfoldedNetwork, data: Any, *, loss: str = "nmse", scheme: str 
         args = {k: v for k, v in locals().items() if k != "num_threads"}
         with torch_threads(num_threads):
             return train(**args)
-    if not isinstance(model, UnfoldedNetwork):
-        raise InvalidInputError(f"model must be an unfoldtheory model; got {type(model).__name__}.")
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidInputError(f"model must be a torch.nn.Module mapping y (batch, m) to x (batch, n); got "
+                                f"{type(model).__name__}.")
+    if not isinstance(model, (UnfoldedNetwork, _FinalOutput)):
+        # a plain module exposes its final output only: train that (per-layer schemes need the layers)
+        if loss == "per_layer" or scheme in ("layerwise", "descent"):
+            raise InvalidInputError(
+                f"{type(model).__name__} is a plain module whose forward returns only x_K; loss='per_layer' and "
+                "scheme='layerwise'/'descent' need every layer's output x_1..x_K. Use loss='nmse', 'mse' or "
+                "'unsupervised' with scheme='end_to_end' or 'adversarial', or subclass "
+                "ut.models.UnfoldedNetwork (forward(y, return_all=True) for free).")
+        if device is not None:
+            model.to(resolve_device(device))
+            device = None
+        args = {k: v for k, v in locals().items() if k not in ("model", "num_threads")}
+        history = train(_FinalOutput(model), **{k: v for k, v in args.items() if k != "args"})
+        history.config["model"] = type(model).__name__
+        return history
     if loss not in LOSSES:
         raise InvalidInputError(f"loss must be one of {LOSSES}; got {loss!r}.")
     if scheme not in SCHEMES:

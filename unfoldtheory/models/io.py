@@ -46,7 +46,12 @@ def save(model: UnfoldedNetwork, path: str | os.PathLike, metadata: dict | None 
     """Save ``model`` (class, constructor configuration, weights) and optional JSON-like ``metadata`` (e.g.
     the training history) to ``path``, loadable with :func:`load` without arbitrary code execution."""
     if not isinstance(model, UnfoldedNetwork):
-        raise InvalidInputError(f"model must be an unfoldtheory model; got {type(model).__name__}.")
+        raise InvalidInputError(
+            f"{type(model).__name__} is not a zoo model: save() stores a zoo class and its configuration so that "
+            "load() can rebuild it without running code. For your own module save its weights with "
+            "torch.save(model.state_dict(), 'weights.pt') (or a torch.export archive with "
+            "torch.export.save(torch.export.export(model, (y,)), 'model.pt2')); `unfoldtheory bounds` reads both "
+            "(module.py:factory --weights weights.pt, or model.pt2).")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save({"format": FORMAT, "class": type(model).__name__, "config": _encode(model.config()),
                 "dtype": str(model.dtype).replace("torch.", ""), "state_dict": state,
