@@ -3,6 +3,10 @@
     unfoldtheory verify [--profile quick|full|smoke] [--out DIR] [--only PATTERN ...]
     unfoldtheory bounds MODEL_FILE [--json] [--time-limit SECONDS]
     unfoldtheory claims                       # list the claims of the verification suite
+    unfoldtheory sweep --grid layers=2,4,8 seed=0,1,2 [--profile smoke] [--only PATTERN ...] --out DIR
+
+``verify`` and ``sweep`` use the local cores (``--workers N``; 1 runs serially) or a Dask cluster
+(``--scheduler tcp://host:8786``); see docs/scaleout.md.
 
 ``verify`` runs the verification suite and writes ``report.md``, ``results.json`` and figures; its exit status
 is 1 when a claim is violated or raises.  ``bounds`` computes every applicable bound for a model saved with
@@ -29,8 +33,14 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{verify,bounds,claims}")
-    v = sub.add_parser("verify", parents=[common], help="run the verification suite and write its report",
+    sub = p.add_subparsers(dest="command", required=True, metavar="{verify,bounds,claims,sweep}")
+    scale = argparse.ArgumentParser(add_help=False)
+    scale.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: "
+                       "$UNFOLDTHEORY_WORKERS, else the local cores, at most 8; 1 runs everything in this process)")
+    scale.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run the tasks on a Dask cluster "
+                       "(e.g. tcp://host:8786; needs the [dask] extra); the cache and output folders must be "
+                       "shared with its workers")
+    v = sub.add_parser("verify", parents=[common, scale], help="run the verification suite and write its report",
                        description="Train the zoo once (cached by configuration hash), check every claim against "
                        "its empirical counterpart, write report.md, results.json and figures. Exit status 1 if a "
                        "claim is violated or raises.")
@@ -57,7 +67,71 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
     b.add_argument("--time-limit", type=float, default=30.0, help="seconds per SDP bound (default 30)")
     sub.add_parser("claims", parents=[common], help="list the claims of the verification suite")
+    w = sub.add_parser("sweep", parents=[common, scale], help="run claims over a grid of profile fields",
+                       description="Run the chosen claims at every point of a grid of profile fields (product of "
+                       "the values), resumable (finished tasks in OUT/tasks are not redone), and write "
+                       "OUT/sweep.csv and OUT/figures (bound and empirical value against each swept field, "
+                       "spread over seeds).")
+    w.add_argument("--grid", nargs="+", required=True, metavar="FIELD=V1,V2,...",
+                   help="profile fields and their values, e.g. layers=2,4,8 seed=0,1,2 (tuple values: 20:80)")
+    w.add_argument("--profile", default="smoke", choices=["quick", "full", "smoke"], help="base profile "
+                   "(default smoke)")
+    w.add_argument("--only", nargs="+", metavar="PATTERN", help="claims whose id matches (glob; default all)")
+    w.add_argument("--out", required=True, help="output folder (reuse it to resume)")
+    w.add_argument("--cache", default=None, help="trained-model cache (as for verify)")
+    w.add_argument("--device", default=None, help="training device (default: cuda when available, else cpu)")
+    w.add_argument("--threads", type=int, default=1, help="torch / BLAS threads per task (default 1)")
+    w.add_argument("--max-tasks", type=int, default=None, metavar="N", help="run at most N claim tasks now and "
+                   "leave the rest for a later call")
+    w.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
+
+
+def _executor(args):
+    """The executor of ``--workers`` / ``--scheduler`` (a Dask address, a worker count)."""
+    if args.scheduler and args.workers is not None:
+        raise InvalidInputError("--workers and --scheduler exclude each other: the Dask cluster has its own "
+                                "workers.")
+    if args.scheduler:
+        return args.scheduler
+    if args.workers is not None and args.workers < 1:
+        raise InvalidInputError(f"--workers must be >= 1; got {args.workers}.")
+    return args.workers if args.workers is not None else "local"
+
+
+def _grid(items: Sequence[str]) -> dict:
+    grid = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name or not values:
+            raise InvalidInputError(f"--grid takes FIELD=V1,V2,... (e.g. layers=2,4,8); got {item!r}.")
+
+        def parse(v: str):
+            if ":" in v:
+                return tuple(parse(x) for x in v.split(":"))
+            try:
+                return json.loads(v)
+            except ValueError:
+                return v
+
+        grid[name] = [parse(v) for v in values.split(",")]
+    return grid
+
+
+def _sweep(args) -> int:
+    from . import suite
+
+    res = suite.sweep(_grid(args.grid), args.profile, out=args.out, only=args.only, executor=_executor(args),
+                      cache_dir=args.cache, device=args.device, threads=args.threads or None,
+                      max_tasks=args.max_tasks, progress=not args.no_progress)
+    errors = sum(r["status"] == "error" for r in res.rows)
+    violated = sum(r["status"] == "violated" for r in res.rows)
+    print(f"{len(res.rows)} rows ({res.computed} tasks run now, {res.reused} finished earlier, {res.remaining} "
+          f"left); {violated} violated, {errors} errors")
+    print(f"table: {res.table}")
+    for f in res.figures:
+        print(f"figure: {f}")
+    return 1 if violated or errors else 0
 
 
 def _default_out(profile: str) -> Path:
@@ -74,7 +148,7 @@ def _verify(args) -> int:
     results = suite.run(args.profile, out, only=args.only, cache_dir=args.cache, device=args.device,
                         inject_failure=args.inject_failure, comparative=not args.no_comparative,
                         progress=not args.no_progress, threads=args.threads or None,
-                        reuse=not args.recompute)
+                        reuse=not args.recompute, executor=_executor(args))
     (out / "results.schema.json").write_text(json.dumps(suite.results_schema(), indent=1))
     s = results.summary
     print(f"{s['total']} claims: {s['holds']} hold, {s['not applicable']} not applicable, {s['violated']} violated, "
@@ -165,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"verify": _verify, "bounds": _bounds, "claims": _claims}[args.command](args)
+        return {"verify": _verify, "bounds": _bounds, "claims": _claims, "sweep": _sweep}[args.command](args)
     except (UnfoldTheoryError, FileNotFoundError) as exc:
         print(f"unfoldtheory {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -150,8 +150,40 @@ def worker_context(spec: RunSpec):
     return ctx
 
 
+@dataclass(frozen=True)
+class _Pickled:
+    """A claim serialised with cloudpickle (its check is a closure that plain pickle refuses)."""
+
+    blob: bytes
+
+
+def portable(claim) -> Any:
+    """What to send for a custom claim: the claim itself when :mod:`pickle` takes it, else its cloudpickle
+    serialisation (cloudpickle comes with Dask), else None (then it runs in the submitting process)."""
+    import pickle
+
+    try:
+        pickle.dumps(claim)
+        return claim
+    except Exception as exc:  # noqa: BLE001 - closures, lambdas, local classes
+        log.debug("claim %s is not picklable (%s); trying cloudpickle", claim.id, exc)
+    try:
+        import cloudpickle
+    except ImportError:
+        return None
+    try:
+        return _Pickled(cloudpickle.dumps(claim))
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def resolve_claims(items: Sequence) -> list:
-    """Claims from ids of the built-in catalogue (rebuilt in the worker: the checks are closures) or objects."""
+    """Claims from ids of the built-in catalogue (rebuilt in the worker: the checks are closures), objects, or
+    cloudpickled objects."""
+    if any(isinstance(c, _Pickled) for c in items):
+        import cloudpickle
+
+        items = [cloudpickle.loads(c.blob) if isinstance(c, _Pickled) else c for c in items]
     ids = [c for c in items if isinstance(c, str)]
     table = {}
     if ids:
@@ -174,6 +206,8 @@ def train_task(spec: RunSpec, name: str) -> dict:
     """Train (or load from the shared cache) the zoo model ``name``; returns its model-log entry."""
     with pinned_threads(spec.threads):
         ctx = worker_context(spec)
+        if name in ctx._models:  # trained or loaded by an earlier task of this worker
+            return {**ctx.model_log.get(name, {}), "cached": True}
         seed_globals(task_seed(spec.profile.seed, "train:" + name))
         ctx.model(name)
         return dict(ctx.model_log.get(name, {}))
@@ -255,7 +289,14 @@ class Task:
     key: str
     fn: Callable
     args: tuple
-    breaks: int = field(default=0, repr=False)
+    marker: str | None = field(default=None, repr=False)
+
+
+def _tracked(marker: str, fn: Callable, *args):
+    """Run ``fn(*args)`` after leaving the file ``marker``: after a worker died, the tasks with a marker were
+    running (one of them killed it), the others had not started."""
+    Path(marker).touch()
+    return fn(*args)
 
 
 def _local_pool(workers: int) -> cf.ProcessPoolExecutor:
@@ -293,9 +334,6 @@ class Dispatcher:
 
     Use as a context manager: an executor created here (local processes, a Dask client) is shut down on exit.
     """
-
-    #: A task whose worker died this many times with others is retried alone; dying alone makes it an error.
-    MAX_SHARED_BREAKS = 2
 
     def __init__(self, executor: Any = None, threads: int | None = 1):
         self.threads = threads
@@ -340,6 +378,11 @@ class Dispatcher:
             self._stack.enter_context(_thread_environment(self.threads))
             self.executor = _local_pool(self.workers)
             self._owned = True
+            import shutil
+            import tempfile
+
+            self._markers = tempfile.mkdtemp(prefix="unfoldtheory-tasks-")
+            self._stack.callback(shutil.rmtree, self._markers, ignore_errors=True)
         elif self.kind == "dask":
             try:
                 from distributed import Client
@@ -404,13 +447,14 @@ class Dispatcher:
                 for t in broken + unsent:
                     yield t, False, "TaskError: the executor's worker process died (BrokenProcessPool)"
                 break
-            log.warning("a worker process died; %d unfinished task(s) go to fresh workers", len(broken + unsent))
             self._renew()
-            for t in broken:
-                t.breaks += 1
-                (isolated if t.breaks >= self.MAX_SHARED_BREAKS else pending).append(t)
-        for t in isolated:  # alone in a fresh single worker: a task that still kills it is the culprit
-            yield self._run_alone(t)
+            for t in broken:  # the tasks that were running when the worker died are retried one by one
+                (isolated if t.marker and os.path.exists(t.marker) else pending).append(t)
+            log.warning("a worker process died; %d task(s) that were running are retried alone, %d that had not "
+                        "started go to fresh workers", len(isolated), len(pending))
+            for t in isolated:  # alone in a fresh single worker: a task that still kills it is the culprit
+                yield self._run_alone(t)
+            isolated = []
 
     def _submit_all(self, tasks: list[Task], unsent: list[Task]) -> Iterator[tuple[Task, Any]]:
         """Submit ``tasks``; yield ``(task, future)`` as they finish, ``(task, message)`` for a failed submit.
@@ -420,7 +464,11 @@ class Dispatcher:
         futures, failed = [], []
         for i, t in enumerate(tasks):
             try:
-                futures.append((t, self.executor.submit(t.fn, *t.args)))
+                if self._owned:
+                    t.marker = os.path.join(self._markers, f"{id(t)}-{time.monotonic_ns()}")
+                    futures.append((t, self.executor.submit(_tracked, t.marker, t.fn, *t.args)))
+                else:
+                    futures.append((t, self.executor.submit(t.fn, *t.args)))
             except BrokenProcessPool:
                 unsent.extend(tasks[i:])
                 break
@@ -458,7 +506,7 @@ class Dispatcher:
                 return t, True, pool.submit(t.fn, *t.args).result()
             except BrokenProcessPool:
                 return t, False, ("TaskError: the worker process running this task died (killed, out of memory or "
-                                  "a crash in native code); it was retried alone and died again")
+                                  "a crash in native code), also when retried alone")
             except Exception as exc:  # noqa: BLE001
                 return t, False, f"{type(exc).__name__}: {exc}"
 
@@ -491,10 +539,14 @@ def run_parallel(pool: Dispatcher, ctx, claims: Sequence, inject: set, cache, co
             todo.append(c)
         else:
             records[c.id] = rec
-    tasks = [Task(",".join(c.id for c in g), claims_task,
-                  (spec, [c.id if builtin else c for c in g], sorted(inject & {c.id for c in g})))
-             for g in claim_groups(todo)]
-    groups = {t.key: g for t, g in zip(tasks, claim_groups(todo))}
+    sent = {c.id: c.id if builtin else portable(c) for c in todo}
+    local = [c for c in todo if sent[c.id] is None]  # cannot be sent: run here, after the tasks
+    if local:
+        log.warning("claims %s cannot be pickled (install cloudpickle); they run in this process",
+                    [c.id for c in local])
+    groups = {",".join(c.id for c in g): g for g in claim_groups([c for c in todo if sent[c.id] is not None])}
+    tasks = [Task(key, claims_task, (spec, [sent[c.id] for c in g], sorted(inject & {c.id for c in g})))
+             for key, g in groups.items()]
     study = cache.get("comparative") if comparative else None
     if comparative and study is None:
         tasks.append(Task("comparative", comparative_task, (spec,)))
@@ -520,5 +572,8 @@ def run_parallel(pool: Dispatcher, ctx, claims: Sequence, inject: set, cache, co
                 cache.put(c.id, {**rec, "cached": True}, [rec["figure"]])
             log.info("claim %s: %s (%.1f s)", c.id, rec["status"], rec["seconds"])
         bar.update(len(group))
+    for c in local:
+        records[c.id] = execute_claim(c, ctx, inject=c.id in inject)
+        bar.update(1)
     bar.close()
     return [records[c.id] for c in claims], study
