@@ -1,6 +1,7 @@
 """Scale-out of the verification suite: executors (local processes, Dask), failures, shared caches, sweeps."""
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import multiprocessing
@@ -141,6 +142,12 @@ def test_executor_argument_is_checked(tmp_path):
         with pytest.raises(ut.InvalidInputError, match=match):
             ut.suite.run("smoke", tmp_path, only=["pep.gd_closed_form"], executor=bad)
     assert ex.Dispatcher(1).serial and ex.Dispatcher(None).serial and not ex.Dispatcher(2).serial
+    if importlib.util.find_spec("distributed") is not None:  # nothing listens on port 1
+        import dask
+
+        with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+                pytest.raises(ut.InvalidInputError, match="could not connect to the Dask scheduler"):
+            ut.suite.run("smoke", tmp_path, only=["pep.gd_closed_form"], executor="tcp://127.0.0.1:1")
     assert ex.default_workers() >= 1
 
 

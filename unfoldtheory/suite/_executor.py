@@ -389,7 +389,12 @@ class Dispatcher:
             except ImportError:
                 raise InvalidInputError("a Dask scheduler address needs the 'distributed' package: "
                                         "pip install 'unfoldtheory[dask]'.") from None
-            self._client = Client(self._address)
+            try:
+                self._client = Client(self._address)  # waits distributed.comm.timeouts.connect (30 s)
+            except (OSError, TimeoutError) as exc:
+                raise InvalidInputError(f"could not connect to the Dask scheduler at {self._address!r} (executor / "
+                                        f"--scheduler): {exc}. Start one with 'dask scheduler' and workers with "
+                                        "'dask worker ADDRESS --nthreads 1'.") from None
             self._stack.callback(self._client.close)
             self.executor = self._client.get_executor(pure=False)  # tasks write files: never deduplicate
         return self
