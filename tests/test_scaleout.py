@@ -152,6 +152,8 @@ def test_executor_argument_is_checked(tmp_path):
 
 
 def test_default_workers_honours_the_environment(monkeypatch):
+    monkeypatch.delenv("UNFOLDTHEORY_WORKERS", raising=False)
+    assert ex.default_workers() == min(len(os.sched_getaffinity(0)), ex.MAX_DEFAULT_WORKERS)
     monkeypatch.setenv("UNFOLDTHEORY_WORKERS", "3")
     assert ex.default_workers() == 3
     monkeypatch.setenv("UNFOLDTHEORY_WORKERS", "many")
@@ -159,8 +161,8 @@ def test_default_workers_honours_the_environment(monkeypatch):
         ex.default_workers()
 
 
-def _sweep_and_resume(tmp_path, layers, seeds, first, executor):
-    kw = {"profile": SMOKE, "only": ["lipschitz.ISTA"], "out": tmp_path / "sweep", "cache_dir": tmp_path / "cache",
+def _sweep_and_resume(tmp_path, layers, seeds, first, executor, profile=SMOKE):
+    kw = {"profile": profile, "only": ["lipschitz.ISTA"], "out": tmp_path / "sweep", "cache_dir": tmp_path / "cache",
           "progress": False, "executor": executor}
     grid = {"layers": layers, "seed": seeds}
     total = len(layers) * len(seeds)
@@ -184,7 +186,7 @@ def _sweep_and_resume(tmp_path, layers, seeds, first, executor):
 
 
 def test_sweep_is_resumable_small(tmp_path):
-    _sweep_and_resume(tmp_path, [2, 4], [0, 1], first=1, executor=None)
+    _sweep_and_resume(tmp_path, [2, 4], [0, 1], first=1, executor=None, profile="smoke")
 
 
 @pytest.mark.slow
