@@ -266,7 +266,7 @@ def error_record(claim, ctx, message: str, inject: bool = False) -> dict:
     from ._runner import run_claim
 
     def failed(_ctx):
-        raise TaskError(message)
+        raise TaskError(message.removeprefix("TaskError: "))
 
     failed.__doc__ = claim.check.__doc__
     from dataclasses import replace
