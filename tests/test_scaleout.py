@@ -217,3 +217,19 @@ def test_cli_sweep_and_workers_options(tmp_path, capsys):
     assert "FIELD=V1,V2" in capsys.readouterr().err
     assert cli.main(["verify", "--workers", "2", "--scheduler", "tcp://localhost:1", "--out", str(out)]) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_comparative_study_on_workers_reuses_the_claims_bounds_and_matches_the_serial_one(tmp_path):
+    only = ["lipschitz.ALISTA", "robustness.ALISTA", "pep.gd_closed_form"]
+    kw = {"only": only, "cache_dir": tmp_path / "cache", "progress": False, "reuse": False}
+    serial = ut.suite.run(SMOKE, tmp_path / "serial", **kw)
+    par = ut.suite.run(SMOKE, tmp_path / "par", executor=2, **kw)
+    keys = ["model", "nmse_db", "lipschitz_upper", "lipschitz_lower", "attack_ratio", "contraction_factor",
+            "matmul_flops", "distance_from_init", "form", "error"]
+
+    def rows(res):  # every column except the wall time per instance
+        return [{k: r.get(k) for k in keys} for r in res.data["comparative"]["sparse"] + res.data["comparative"]["rpca"]]
+
+    assert rows(par) == rows(serial)
+    assert sum(r.get("lipschitz_upper") is not None for r in rows(par)) >= 10

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -239,15 +240,53 @@ def claims_task(spec: RunSpec, claims: Sequence, inject: Sequence[str] = (), rec
         return records
 
 
-def comparative_task(spec: RunSpec) -> dict:
-    """The comparative study of the paradigms (one task)."""
+#: What the comparative study reads of a memoised Lipschitz computation (``_claims_bounds.lipschitz_bounds``).
+LIPSCHITZ_FIELDS = ("naive", "layerwise", "lipsdp", "lower", "attack", "best_lower")
+
+
+def _lipschitz_memos(ctx, skip: Iterable[str] = ()) -> dict:
+    """The Bounds of the Lipschitz computations memoised in ``ctx`` (except the keys ``skip``), by model."""
+    return {key.split(":", 1)[1]: {f: value[f] for f in LIPSCHITZ_FIELDS} for key, value in ctx._memo.items()
+            if key.startswith("lipschitz:") and key not in set(skip)}
+
+
+def claims_with_memos_task(spec: RunSpec, claims: Sequence, inject: Sequence[str] = ()) -> dict:
+    """:func:`claims_task`, also returning the Lipschitz bounds it computed (``{"records", "lipschitz"}``), which
+    the comparative study reuses instead of computing them again."""
+    before = set(worker_context(spec)._memo)
+    records = claims_task(spec, claims, inject)
+    return {"records": records, "lipschitz": _lipschitz_memos(worker_context(spec), skip=before)}
+
+
+def lipschitz_task(spec: RunSpec, name: str) -> dict:
+    """The Lipschitz bounds of one model for the comparative study (models no claim of the run covers);
+    ``{}`` for a model without an analysis form."""
+    from ..errors import NotRepresentableError
+    from ._claims_bounds import lipschitz_bounds
+
+    with pinned_threads(spec.threads):
+        ctx = worker_context(spec)
+        seed_globals(task_seed(spec.profile.seed, "lipschitz:" + name))
+        try:
+            lipschitz_bounds(ctx, name)
+        except NotRepresentableError:
+            return {}
+        return {name: _lipschitz_memos(ctx)[name]}
+
+
+def comparative_task(spec: RunSpec, lipschitz: dict | None = None) -> dict:
+    """The comparative study of the paradigms (one task), reusing the Lipschitz bounds ``lipschitz`` (by model)
+    computed by other tasks of the run."""
     from .._json import jsonable
     from ._comparative import comparative_study
 
     with pinned_threads(spec.threads):
         ctx = worker_context(spec)
+        seeded = {f"lipschitz:{name}": b for name, b in (lipschitz or {}).items()}
+        # a copy: the worker's context keeps only complete memos (a later claim may need all of an entry)
+        study_ctx = dataclasses.replace(ctx, _memo={**seeded, **ctx._memo})
         seed_globals(task_seed(spec.profile.seed, "comparative"))
-        return jsonable(comparative_study(ctx))
+        return jsonable(comparative_study(study_ctx))
 
 
 def claim_groups(claims: Sequence) -> list[list]:
@@ -550,25 +589,30 @@ def run_parallel(pool: Dispatcher, ctx, claims: Sequence, inject: set, cache, co
         log.warning("claims %s cannot be pickled (install cloudpickle); they run in this process",
                     [c.id for c in local])
     groups = {",".join(c.id for c in g): g for g in claim_groups([c for c in todo if sent[c.id] is not None])}
-    tasks = [Task(key, claims_task, (spec, [sent[c.id] for c in g], sorted(inject & {c.id for c in g})))
+    tasks = [Task(key, claims_with_memos_task, (spec, [sent[c.id] for c in g], sorted(inject & {c.id for c in g})))
              for key, g in groups.items()]
     study = cache.get("comparative") if comparative else None
-    if comparative and study is None:
-        tasks.append(Task("comparative", comparative_task, (spec,)))
+    memos: dict = {}
+    if comparative and study is None:  # Lipschitz bounds the study needs and no claim task computes
+        from ._claims_bounds import LIPSCHITZ_MODELS
+        from ._context import SPARSE_ZOO
+
+        covered = {c.id.split(".", 1)[1] for c in todo if c.id.split(".", 1)[0] in ("lipschitz", "robustness")
+                   and sent[c.id] is not None and c.id.split(".", 1)[1] in LIPSCHITZ_MODELS}
+        tasks += [Task(f"lipschitz:{n}", lipschitz_task, (spec, n)) for n in ["ISTA", *SPARSE_ZOO]
+                  if n not in covered]
     log.info("running %d task(s) on %s", len(tasks), pool.describe())
     bar = tqdm(total=len(todo), desc="claims", unit="claim", disable=not progress)
     for t, ok, value in pool.map(tasks):
-        if t.key == "comparative":
+        if t.key.startswith("lipschitz:"):
             if ok:
-                study = value
-                if not study.get("errors"):
-                    cache.put("comparative", study, list(study.get("figures", {}).values()))
-            else:
-                log.error("the comparative study failed: %s", value)
-                study = {"error": value, "errors": 1, "sparse": [], "rpca": [], "figures": {}}
+                memos.update(value)
             continue
         group = groups[t.key]
-        if not ok:
+        if ok:
+            memos.update(value["lipschitz"])
+            value = value["records"]
+        else:
             log.error("task %s failed: %s", t.key, value)
             value = [error_record(c, ctx, value, inject=c.id in inject) for c in group]
         for c, rec in zip(group, value):
@@ -577,6 +621,15 @@ def run_parallel(pool: Dispatcher, ctx, claims: Sequence, inject: set, cache, co
                 cache.put(c.id, {**rec, "cached": True}, [rec["figure"]])
             log.info("claim %s: %s (%.1f s)", c.id, rec["status"], rec["seconds"])
         bar.update(len(group))
+    if comparative and study is None:  # last: it reads the Lipschitz bounds of every model
+        for _, ok, value in pool.map([Task("comparative", comparative_task, (spec, memos))]):
+            if ok:
+                study = value
+                if not study.get("errors"):
+                    cache.put("comparative", study, list(study.get("figures", {}).values()))
+            else:
+                log.error("the comparative study failed: %s", value)
+                study = {"error": value, "errors": 1, "sparse": [], "rpca": [], "figures": {}}
     for c in local:
         records[c.id] = execute_claim(c, ctx, inject=c.id in inject)
         bar.update(1)
