@@ -601,6 +601,8 @@ def run_parallel(pool: Dispatcher, ctx, claims: Sequence, inject: set, cache, co
                    and sent[c.id] is not None and c.id.split(".", 1)[1] in LIPSCHITZ_MODELS}
         tasks += [Task(f"lipschitz:{n}", lipschitz_task, (spec, n)) for n in ["ISTA", *SPARSE_ZOO]
                   if n not in covered]
+    # the Lipschitz tasks (LipSDP, attacks: most of a run) first, so that the short ones fill the gaps at the end
+    tasks.sort(key=lambda t: not t.key.startswith(("lipschitz", "robustness")))
     log.info("running %d task(s) on %s", len(tasks), pool.describe())
     bar = tqdm(total=len(todo), desc="claims", unit="claim", disable=not progress)
     for t, ok, value in pool.map(tasks):
