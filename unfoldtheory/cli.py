@@ -222,7 +222,7 @@ def _bounds(args) -> int:
     for r in rows:
         val = "-" if r["value"] is None else f"{r['value']:.6g}"
         note = f"{r['method']}" + (f"; {r['note']}" if r["note"] else "")
-        print(f"{r['quantity']:<{width}}  {r['side']:<8} {val:>12}  {str(r['certified']):<9}  {note}")
+        print(f"{r['quantity']:<{width}}  {r['side']:<8} {val:>12}  {r['certified']!s:<9}  {note}")
     return 0
 
 

@@ -243,7 +243,7 @@ def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparat
                 study = jsonable(_comparative_study(ctx))
                 if not study.get("errors"):
                     cache.put("comparative", study, list(study.get("figures", {}).values()))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("the comparative study failed")
                 study = {"error": f"{type(exc).__name__}: {exc}", "errors": 1, "sparse": [], "rpca": [],
                          "figures": {}}
