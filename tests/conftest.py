@@ -17,6 +17,10 @@ settings.register_profile("thorough", deadline=None, max_examples=500,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+# `unfoldtheory verify` uses the local cores by default; tests that want worker processes ask for them
+# (tests/test_scaleout.py), the others stay in the test process (no pool start-up per CLI call).
+os.environ.setdefault("UNFOLDTHEORY_WORKERS", "1")
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -22,7 +22,7 @@ from .errors import InvalidInputError, NotRepresentableError, UnfoldTheoryError
 
 EPILOG = """\
 commands:
-  unfoldtheory verify [--profile quick|full|smoke] [--out DIR] [--only PATTERN ...]
+  unfoldtheory verify [--profile quick|full|smoke] [--out DIR] [--only PATTERN ...] [--workers N]
       run the verification suite; writes report.md, results.json and figures; exit status 1 when a claim is
       violated or raises
   unfoldtheory bounds MODEL_FILE [--json] [--time-limit SECONDS] [--weights STATE_DICT] [--input-dim M]
@@ -30,6 +30,11 @@ commands:
       (.pt2), or of module.py:factory (a function returning the module; --weights state_dict.pt)
   unfoldtheory claims
       list the claims of the verification suite
+  unfoldtheory sweep --grid layers=2,4,8 seed=0,1,2 [--profile smoke] [--only PATTERN ...] --out DIR
+      run claims over a grid of profile fields (resumable); writes sweep.csv and figures
+
+verify and sweep use the local cores (--workers N; 1 runs serially) or a Dask cluster
+(--scheduler tcp://host:8786); see docs/scaleout.md.
 
 threads: every command pins torch to --threads threads (default 1, the fastest setting for the small
 networks analysed here, and far faster than torch's default on a loaded machine); --threads 0 keeps
@@ -45,8 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     common.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for these "
                         "small networks; 0 keeps torch's default)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{verify,bounds,claims}")
-    v = sub.add_parser("verify", parents=[common], help="run the verification suite and write its report",
+    sub = p.add_subparsers(dest="command", required=True, metavar="{verify,bounds,claims,sweep}")
+    scale = argparse.ArgumentParser(add_help=False)
+    scale.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default: "
+                       "$UNFOLDTHEORY_WORKERS, else the local cores, at most 8; 1 runs everything in this process)")
+    scale.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run the tasks on a Dask cluster "
+                       "(e.g. tcp://host:8786; needs the [dask] extra); the cache and output folders must be "
+                       "shared with its workers")
+    v = sub.add_parser("verify", parents=[common, scale], help="run the verification suite and write its report",
                        description="Train the zoo once (cached by configuration hash), check every claim against "
                        "its empirical counterpart, write report.md, results.json and figures. Exit status 1 if a "
                        "claim is violated or raises.")
@@ -81,7 +92,70 @@ def _parser() -> argparse.ArgumentParser:
                         "(evaluations), so the numbers do not depend on the machine's load unless this cap stops "
                         "a computation, which is then reported as NOT converged")
     sub.add_parser("claims", parents=[common], help="list the claims of the verification suite")
+    w = sub.add_parser("sweep", parents=[common, scale], help="run claims over a grid of profile fields",
+                       description="Run the chosen claims at every point of a grid of profile fields (product of "
+                       "the values), resumable (finished tasks in OUT/tasks are not redone), and write "
+                       "OUT/sweep.csv and OUT/figures (bound and empirical value against each swept field, "
+                       "spread over seeds).")
+    w.add_argument("--grid", nargs="+", required=True, metavar="FIELD=V1,V2,...",
+                   help="profile fields and their values, e.g. layers=2,4,8 seed=0,1,2 (tuple values: 20:80)")
+    w.add_argument("--profile", default="smoke", choices=["quick", "full", "smoke"], help="base profile "
+                   "(default smoke)")
+    w.add_argument("--only", nargs="+", metavar="PATTERN", help="claims whose id matches (glob; default all)")
+    w.add_argument("--out", required=True, help="output folder (reuse it to resume)")
+    w.add_argument("--cache", default=None, help="trained-model cache (as for verify)")
+    w.add_argument("--device", default=None, help="training device (default: cuda when available, else cpu)")
+    w.add_argument("--max-tasks", type=int, default=None, metavar="N", help="run at most N claim tasks now and "
+                   "leave the rest for a later call")
+    w.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
+
+
+def _executor(args):
+    """The executor of ``--workers`` / ``--scheduler`` (a Dask address, a worker count)."""
+    if args.scheduler and args.workers is not None:
+        raise InvalidInputError("--workers and --scheduler exclude each other: the Dask cluster has its own "
+                                "workers.")
+    if args.scheduler:
+        return args.scheduler
+    if args.workers is not None and args.workers < 1:
+        raise InvalidInputError(f"--workers must be >= 1; got {args.workers}.")
+    return args.workers if args.workers is not None else "local"
+
+
+def _grid(items: Sequence[str]) -> dict:
+    grid = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name or not values:
+            raise InvalidInputError(f"--grid takes FIELD=V1,V2,... (e.g. layers=2,4,8); got {item!r}.")
+
+        def parse(v: str):
+            if ":" in v:
+                return tuple(parse(x) for x in v.split(":"))
+            try:
+                return json.loads(v)
+            except ValueError:
+                return v
+
+        grid[name] = [parse(v) for v in values.split(",")]
+    return grid
+
+
+def _sweep(args) -> int:
+    from . import suite
+
+    res = suite.sweep(_grid(args.grid), args.profile, out=args.out, only=args.only, executor=_executor(args),
+                      cache_dir=args.cache, device=args.device, threads=args.threads or None,
+                      max_tasks=args.max_tasks, progress=not args.no_progress)
+    errors = sum(r["status"] == "error" for r in res.rows)
+    violated = sum(r["status"] == "violated" for r in res.rows)
+    print(f"{len(res.rows)} rows ({res.computed} tasks run now, {res.reused} finished earlier, {res.remaining} "
+          f"left); {violated} violated, {errors} errors")
+    print(f"table: {res.table}")
+    for f in res.figures:
+        print(f"figure: {f}")
+    return 1 if violated or errors else 0
 
 
 def _default_out(profile: str) -> Path:
@@ -100,8 +174,8 @@ def _verify(args) -> int:
     out = Path(args.out) if args.out else _default_out(args.profile)
     results = suite.run(args.profile, out, only=args.only, cache_dir=args.cache, device=args.device,
                         inject_failure=args.inject_failure, comparative=not args.no_comparative,
-                        progress=not args.no_progress, threads=None,
-                        reuse=not args.recompute)
+                        progress=not args.no_progress, threads=args.threads or None,
+                        reuse=not args.recompute, executor=_executor(args))
     (out / "results.schema.json").write_text(json.dumps(suite.results_schema(), indent=1))
     s = results.summary
     print(f"{s['total']} claims: {s['holds']} hold, {s['vacuous']} vacuous, {s['not applicable']} not applicable, "
@@ -288,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._device import torch_threads
 
         with torch_threads(args.threads or None):
-            return {"verify": _verify, "bounds": _bounds, "claims": _claims}[args.command](args)
+            return {"verify": _verify, "bounds": _bounds, "claims": _claims, "sweep": _sweep}[args.command](args)
     except (UnfoldTheoryError, FileNotFoundError) as exc:
         print(f"unfoldtheory {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -28,7 +28,8 @@ from ._context import PROFILES, Context, Profile, config_hash, default_cache_dir
 from ._core import RELATIONS, STATUSES, Claim, Evidence, judge
 from ._runner import SCHEMA_ID, Results, catalogue, run, select
 from ._schema import results_schema, validate_results
+from ._sweep import SweepResult, sweep
 
 __all__ = ["PROFILES", "RELATIONS", "SCHEMA_ID", "STATUSES", "Claim", "Context", "Evidence", "Profile", "Results",
-           "catalogue", "config_hash", "default_cache_dir", "get_profile", "judge", "results_schema", "run", "select",
-           "validate_results"]
+           "SweepResult", "catalogue", "config_hash", "default_cache_dir", "get_profile", "judge", "results_schema", "run", "select",
+           "sweep", "validate_results"]

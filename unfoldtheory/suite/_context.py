@@ -251,21 +251,36 @@ class Context:
         config = self.model_config(name)
         key = config_hash(config)
         path = self.cache_dir / f"{name}-{key}.pt"
-        if path.exists():
-            try:
-                net = models.load(path, device="cpu")
-                self.model_log[name] = {"hash": key, "cached": True, "path": str(path),
-                                        **{k: v for k, v in net.metadata.items() if k != "config"}}
-                log.info("loaded %s from the cache (%s)", name, path)
-                return net
-            except (InvalidInputError, RuntimeError) as exc:
-                log.warning("cached %s at %s is unreadable (%s); retraining", name, path, exc)
-        net, meta = self._train(config)
+        net = self._load_cached(name, key, path)
+        if net is not None:
+            return net
+        from ._files import file_lock, temporary_sibling
+
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        models.save(net, tmp, metadata={**meta, "config": json.dumps(config, default=str)})
-        os.replace(tmp, path)
+        with file_lock(path):  # concurrent runs on a shared cache train each model once (docs/scaleout.md §5)
+            net = self._load_cached(name, key, path)
+            if net is not None:
+                return net
+            net, meta = self._train(config)
+            tmp = temporary_sibling(path)
+            models.save(net, tmp, metadata={**meta, "config": json.dumps(config, default=str)})
+            os.replace(tmp, path)
         self.model_log[name] = {"hash": key, "cached": False, "path": str(path), **meta}
+        return net
+
+    def _load_cached(self, name: str, key: str, path: Path):
+        from .. import models
+
+        if not path.exists():
+            return None
+        try:
+            net = models.load(path, device="cpu")
+        except (InvalidInputError, RuntimeError) as exc:
+            log.warning("cached %s at %s is unreadable (%s); retraining", name, path, exc)
+            return None
+        self.model_log[name] = {"hash": key, "cached": True, "path": str(path),
+                                **{k: v for k, v in net.metadata.items() if k != "config"}}
+        log.info("loaded %s from the cache (%s)", name, path)
         return net
 
     def _train(self, config: dict):

@@ -15,11 +15,10 @@ import functools
 import hashlib
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 from ._context import config_hash
+from ._files import atomic_copy, atomic_write_text
 
 log = logging.getLogger("unfoldtheory.suite")
 
@@ -92,7 +91,7 @@ class ResultCache:
             dest = self.ctx.out / "figures"
             dest.mkdir(parents=True, exist_ok=True)
             for f in fig_dir.iterdir():
-                shutil.copy2(f, dest / f.name)
+                atomic_copy(f, dest / f.name)
         log.info("reused the cached record of %s", item)
         return record
 
@@ -107,9 +106,7 @@ class ResultCache:
                 for rel in figures:
                     if rel and (self.ctx.out / rel).is_file():
                         fig_dir.mkdir(exist_ok=True)
-                        shutil.copy2(self.ctx.out / rel, fig_dir / Path(rel).name)
-            tmp = rec_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record, allow_nan=False))
-            os.replace(tmp, rec_path)
+                        atomic_copy(self.ctx.out / rel, fig_dir / Path(rel).name)
+            atomic_write_text(rec_path, json.dumps(record, allow_nan=False))  # safe for concurrent writers
         except OSError as exc:  # a cache that cannot be written only costs time
             log.warning("could not cache the record of %s (%s)", item, exc)

@@ -136,7 +136,7 @@ def _environment(ctx: Context) -> dict:
 def run(profile: str | Profile = "quick", out: str | os.PathLike | None = None, *, only: Iterable[str] | None = None,
         claims: Sequence[Claim] | None = None, cache_dir: str | os.PathLike | None = None, device: str | None = None,
         inject_failure: Iterable[str] = (), comparative: bool = True, progress: bool = True,
-        threads: int | None = 1, reuse: bool = True) -> Results:
+        threads: int | None = 1, reuse: bool = True, executor: Any = None) -> Results:
     """Run the verification suite.
 
     Parameters
@@ -166,7 +166,15 @@ def run(profile: str | Profile = "quick", out: str | os.PathLike | None = None, 
     threads : int or None
         torch threads during the run (default 1: the suite's networks are small, and one thread is the
         fastest and immune to oversubscription on a shared machine; measured 10-50x faster training steps on
-        2 loaded cores).  ``None`` keeps torch's setting.
+        2 loaded cores).  ``None`` keeps torch's setting.  Every task of an executor runs with this many torch
+        and BLAS threads.
+    executor : None, "local", int, Dask scheduler address or object with ``submit``
+        Where the independent work (each model's training, each claim, the comparative study) runs: ``None``
+        or ``1``: serially in this process; ``n > 1``: n local worker processes; ``"local"``: one per core;
+        ``"tcp://host:8786"``: a Dask cluster; or any executor with ``submit(fn, *args)`` returning futures
+        (``distributed.Client.get_executor()``, ``submitit.AutoExecutor`` for SLURM, ...).  Claim values do not
+        depend on it (up to searches stopped by a time limit); the cache and output folders must be visible to
+        every worker.  See docs/scaleout.md.
 
     Returns
     -------
@@ -175,10 +183,15 @@ def run(profile: str | Profile = "quick", out: str | os.PathLike | None = None, 
     """
 
     with torch_threads(None if threads is None else int(threads)):
-        return _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress, reuse)
+        return _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress, reuse,
+                    executor, threads)
 
 
-def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress, reuse) -> Results:
+def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparative, progress, reuse,
+         executor=None, threads=1) -> Results:
+    from ._executor import Dispatcher
+
+    pool = Dispatcher(executor, threads)  # checks the argument before any work
     ctx = Context.create(profile, cache_dir=cache_dir, device=device, progress=progress, out=out)
     chosen = select(catalogue() if claims is None else claims, only)
     inject = set(inject_failure)
@@ -189,11 +202,20 @@ def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparat
         ctx.out.mkdir(parents=True, exist_ok=True)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    _train_all(ctx, chosen, progress)
     from ._results_cache import ResultCache
 
     # records of the built-in catalogue only: a custom claim's code is not covered by the source hash
     cache = ResultCache(ctx.cache_dir / "records" if reuse and claims is None else None, ctx)
+    if not pool.serial:  # the same work as below, as tasks of an executor (docs/scaleout.md §2)
+        from ._executor import run_parallel, train_parallel
+
+        with pool:
+            train_parallel(pool, ctx, _model_names(chosen))
+            records, study = run_parallel(pool, ctx, chosen, inject, cache, comparative, claims is None, progress)
+        return _finish(ctx, records, study, started, t0)
+    _train_all(ctx, chosen, progress)
+    from ._executor import execute_claim
+
     records = []
     bar = make_progress(len(chosen), "claims", enabled=progress)
     for claim in chosen:
@@ -201,7 +223,7 @@ def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparat
         injected = claim.id in inject
         rec = None if injected else cache.get(claim.id)
         if rec is None:
-            rec = run_claim(claim, ctx, inject=injected)
+            rec = execute_claim(claim, ctx, inject=injected)
             if not injected and rec["status"] != "error":
                 cache.put(claim.id, {**rec, "cached": True}, [rec["figure"]])
         records.append(rec)
@@ -217,10 +239,14 @@ def _run(profile, out, only, claims, cache_dir, device, inject_failure, comparat
                 study = jsonable(_comparative_study(ctx))
                 if not study.get("errors"):
                     cache.put("comparative", study, list(study.get("figures", {}).values()))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("the comparative study failed")
                 study = {"error": f"{type(exc).__name__}: {exc}", "errors": 1, "sparse": [], "rpca": [],
                          "figures": {}}
+    return _finish(ctx, records, study, started, t0)
+
+
+def _finish(ctx: Context, records: list[dict], study: dict | None, started: str, t0: float) -> Results:
     counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
     counts["loose"] = sum(bool(r.get("loose")) for r in records)
     counts["not converged"] = sum(not r.get("converged", True) for r in records)
@@ -249,9 +275,7 @@ def _comparative_study(ctx):
 def _train_all(ctx: Context, claims: Sequence[Claim], progress: bool) -> None:
     """Train (or load) every model the chosen claims need, before the claims run, so their times are the
     analyses' own.  A model that fails to train is left to fail its claims."""
-    names = []
-    for c in claims:
-        names += [m for m in c.models if m not in names]
+    names = _model_names(claims)
     bar = make_progress(len(names), "zoo models (trained or loaded)", enabled=progress)
     for name in names:
         bar.set_postfix(model=name)
@@ -261,3 +285,10 @@ def _train_all(ctx: Context, claims: Sequence[Claim], progress: bool) -> None:
             log.error("training %s failed: %s", name, exc)
         bar.update(1)
     bar.close()
+
+
+def _model_names(claims: Sequence[Claim]) -> list[str]:
+    names: list[str] = []
+    for c in claims:
+        names += [m for m in c.models if m not in names]
+    return names
