@@ -57,6 +57,16 @@ def test_readme_short_example_runs(tmp_path):
     assert "Form(" in out.stdout
 
 
+def test_readme_your_own_model_runs(tmp_path):
+    code = readme_block("Your own model")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "6 layer outputs" in out.stdout and " 0 violated" in out.stdout and ": PASSED" in out.stdout
+    assert (tmp_path / "my_lista_weights.pt").exists()
+
+
 @pytest.mark.parametrize("heading", ["Property-testing a new architecture"])
 def test_readme_blocks_compile(heading):
     compile(readme_block(heading), f"README.md: {heading}", "exec")
