@@ -1,6 +1,6 @@
 r"""The analysis form of an unrolled network: the one representation every certificate reads.
 
-An unrolled network is written as an implicit interconnection of blocks (DESIGN section 3):
+An unrolled network is written as an implicit interconnection of blocks (docs/design.md §3):
 
 .. math::
 
