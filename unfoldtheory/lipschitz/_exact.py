@@ -1,0 +1,784 @@
+r"""Exact Lipschitz constants of small unrolled networks by mixed-integer programming over activation regions.
+
+Every supported activation is piecewise linear (soft threshold and clip: three pieces, ReLU and leaky ReLU:
+two, identity: one), so :math:`f: y \mapsto x_K` is continuous and piecewise affine.  On a convex domain
+:math:`D` its Lipschitz constant (operator norm :math:`\|\cdot\|_{p\to p}`) is the largest norm of the
+Jacobian of a *region* (activation pattern) whose intersection with :math:`D` has nonempty interior
+(``docs/theory/exact_lipschitz.md §1``).  The pattern is encoded with one binary per piece of every neuron
+(big-M constraints on the pre-activation :math:`z`), the directional derivative :math:`J(y)v` by a second,
+linear copy of the network whose slopes are switched by the same binaries (the product of a binary and a
+bounded continuous variable is linearised exactly), and
+
+* :math:`p = \infty`: :math:`\|J\|_{\infty\to\infty} = \max_i \max_{v\in[-1,1]^m} e_i^TJv`, one MILP
+  (exact up to the solver's gap; ``§2``);
+* :math:`p = 2`: a certified bracket: lower end = the spectral norm of an attained region Jacobian
+  (alternating MILPs over fixed directions :math:`(c, v)`), upper end
+  :math:`\sqrt{\|J\|_{\infty\to\infty}\|J\|_{1\to 1}}` maximised separately (``§3``).
+
+The global domain (all of :math:`\mathbb{R}^m`) is handled by homogenisation: :math:`(y, t)` with
+:math:`t \in [0, 1]`, thresholds and biases multiplied by :math:`t`, so every pattern reachable anywhere is
+reachable in a bounded set (``§2``).  The witness pattern is certified by a linear program that finds a point
+strictly inside its region and a float64 recomputation of the Jacobian there (``§4``).
+
+Reference: M. Jordan, A. G. Dimakis, "Exactly computing the local Lipschitz constant of ReLU networks",
+NeurIPS 2020 (LipMIP: mixed-integer formulation of the Jacobian norm over activation patterns).  The
+formulation here is written for the analysis form (input injection, soft thresholds, clips, leaky ReLUs).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..bounds import Bound
+from ..errors import InvalidInputError
+from ..form import Clip, Form, Identity, LeakyReLU, ReLU, SoftThreshold
+
+log = logging.getLogger(__name__)
+
+_U = np.finfo(np.float64).eps / 2
+_INF = math.inf
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+
+
+@dataclass
+class Pieces:
+    """Per neuron: the list of linear pieces ``(s, c, glo, ghi)``: on ``glo*t <= z <= ghi*t`` the activation
+    is ``w = s*z + c*t``."""
+
+    pieces: list  # pieces[i] = [(s, c, glo, ghi), ...]
+
+
+def neuron_pieces(form: Form) -> list:
+    """The linear pieces of every neuron of ``form`` (see :class:`Pieces`); ``docs/theory/exact_lipschitz.md
+    §1``."""
+    out = []
+    for blk in form.blocks:
+        act = blk.activation
+        for i in range(blk.size):
+            if isinstance(act, SoftThreshold):
+                th = float(act.theta[i])
+                out.append([(1.0, th, -_INF, -th), (0.0, 0.0, -th, th), (1.0, -th, th, _INF)])
+            elif isinstance(act, ReLU):
+                out.append([(0.0, 0.0, -_INF, 0.0), (1.0, 0.0, 0.0, _INF)])
+            elif isinstance(act, LeakyReLU):
+                out.append([(float(act.negative_slope), 0.0, -_INF, 0.0), (1.0, 0.0, 0.0, _INF)])
+            elif isinstance(act, Clip):
+                lo, hi = float(act.lower[i]), float(act.upper[i])
+                out.append([(0.0, lo, -_INF, lo), (1.0, 0.0, lo, hi), (0.0, hi, hi, _INF)])
+            elif isinstance(act, Identity):
+                out.append([(1.0, 0.0, -_INF, _INF)])
+            else:  # pragma: no cover - Form refuses other activations
+                raise InvalidInputError(f"unsupported activation {type(act).__name__}.")
+    return out
+
+
+def _tmul(g: float, tlo: float, thi: float) -> tuple[float, float]:
+    """Range of ``g * t`` for ``t`` in ``[tlo, thi]`` (g finite)."""
+    a, b = g * tlo, g * thi
+    return min(a, b), max(a, b)
+
+
+def _piece_possible(p, L: float, U: float, tlo: float, thi: float) -> bool:
+    glo, ghi = p[2], p[3]
+    if math.isfinite(glo) and U < _tmul(glo, tlo, thi)[0]:
+        return False
+    return not (math.isfinite(ghi) and L > _tmul(ghi, tlo, thi)[1])
+
+
+def _act_range(p_list, L, U, tlo, thi) -> tuple[float, float]:
+    """Sound range of ``w`` over ``z in [L, U]``, ``t in [tlo, thi]`` using the possible pieces (each piece's
+    affine map evaluated at the corners of its domain box)."""
+    lo, hi = _INF, -_INF
+    for s, c, glo, ghi in p_list:
+        for t in (tlo, thi):
+            zl = L if not math.isfinite(glo) else max(L, glo * t)
+            zh = U if not math.isfinite(ghi) else min(U, ghi * t)
+            if zl > zh:
+                continue
+            for z in (zl, zh):
+                val = s * z + c * t
+                lo, hi = min(lo, val), max(hi, val)
+    if lo > hi:  # no corner feasible (the piece was admitted by the coarse test): fall back to a wide range
+        lo, hi = min(0.0, L), max(0.0, U)
+    return lo, hi
+
+
+def _widen(lo, hi):
+    r = 1e-7 * (np.abs(lo) + np.abs(hi)) + 1e-9
+    return lo - r, hi + r
+
+
+def interval_propagation(d: dict, pieces: list, ylo, yhi, tlo: float, thi: float):
+    """Pre-activation and activation intervals over ``y in [ylo, yhi]``, ``t in [tlo, thi]`` (neuron by
+    neuron, widened by a relative 1e-7 so that rounding never cuts off a feasible point), and the pieces
+    possible for every neuron."""
+    A, B, b = d["A"], d["B"], d["b"]
+    N = A.shape[0]
+    L, U = np.zeros(N), np.zeros(N)
+    WL, WU = np.zeros(N), np.zeros(N)
+    possible = []
+    Bp, Bn = np.maximum(B, 0), np.minimum(B, 0)
+    for i in range(N):
+        a = A[i, :i]
+        ap, an = np.maximum(a, 0), np.minimum(a, 0)
+        lo = ap @ WL[:i] + an @ WU[:i] + Bp[i] @ ylo + Bn[i] @ yhi + min(b[i] * tlo, b[i] * thi)
+        hi = ap @ WU[:i] + an @ WL[:i] + Bp[i] @ yhi + Bn[i] @ ylo + max(b[i] * tlo, b[i] * thi)
+        lo, hi = _widen(lo, hi)
+        L[i], U[i] = lo, hi
+        ps = [p for p in pieces[i] if _piece_possible(p, lo, hi, tlo, thi)]
+        if not ps:  # cannot happen for a valid interval; keep all pieces to stay sound
+            ps = list(pieces[i])
+        possible.append(ps)
+        wl, wh = _act_range(ps, lo, hi, tlo, thi)
+        WL[i], WU[i] = _widen(wl, wh)
+    return L, U, WL, WU, possible
+
+
+def direction_intervals(T: np.ndarray, E: np.ndarray, slopes: list, vlo, vhi, order) -> tuple:
+    """Intervals of ``pre = T post + E v``, ``post = s * pre`` (s in the neuron's possible slopes) for
+    ``v in [vlo, vhi]``, computed in the topological ``order`` of the strictly triangular ``T``."""
+    N = T.shape[0]
+    PL, PU, QL, QU = (np.zeros(N) for _ in range(4))
+    Ep, En = np.maximum(E, 0), np.minimum(E, 0)
+    Tp, Tn = np.maximum(T, 0), np.minimum(T, 0)
+    for i in order:
+        lo = Tp[i] @ QL + Tn[i] @ QU + Ep[i] @ vlo + En[i] @ vhi
+        hi = Tp[i] @ QU + Tn[i] @ QL + Ep[i] @ vhi + En[i] @ vlo
+        lo, hi = _widen(lo, hi)
+        PL[i], PU[i] = lo, hi
+        vals = [s * lo for s in slopes[i]] + [s * hi for s in slopes[i]]
+        QL[i], QU[i] = _widen(min(vals), max(vals))
+    return PL, PU, QL, QU
+
+
+# ---------------------------------------------------------------------------------------------- the MILP
+
+
+class _Model:
+    """A tiny row-wise builder for ``scipy.optimize.milp``."""
+
+    def __init__(self):
+        self.lb, self.ub, self.integ = [], [], []
+        self.rows, self.cols, self.vals, self.rlo, self.rhi = [], [], [], [], []
+        self.nrows = 0
+
+    def var(self, lb, ub, integer=False) -> int:
+        self.lb.append(lb)
+        self.ub.append(ub)
+        self.integ.append(1 if integer else 0)
+        return len(self.lb) - 1
+
+    def vars(self, lb, ub) -> np.ndarray:
+        return np.array([self.var(float(a), float(b)) for a, b in zip(lb, ub)], dtype=int)
+
+    def row(self, coefs: dict, lo: float, hi: float):
+        for j, v in coefs.items():
+            if v != 0.0:
+                self.rows.append(self.nrows)
+                self.cols.append(j)
+                self.vals.append(float(v))
+        self.rlo.append(lo)
+        self.rhi.append(hi)
+        self.nrows += 1
+
+    def solve(self, objective: dict, *, node_limit: int | None, time_limit: float | None, gap: float):
+        """Maximise ``objective`` (dict var -> coefficient); returns the scipy result."""
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        from scipy.sparse import coo_matrix
+
+        n = len(self.lb)
+        c = np.zeros(n)
+        for j, v in objective.items():
+            c[j] -= v
+        A = coo_matrix((self.vals, (self.rows, self.cols)), shape=(self.nrows, n)).tocsr()
+        opts = {"mip_rel_gap": gap, "presolve": True, "disp": False}
+        if node_limit is not None:
+            opts["node_limit"] = int(node_limit)
+        if time_limit is not None:
+            opts["time_limit"] = float(time_limit)
+        cons = [LinearConstraint(A, np.array(self.rlo), np.array(self.rhi))] if self.nrows else []
+        return milp(c, constraints=cons, integrality=np.array(self.integ), bounds=Bounds(self.lb, self.ub),
+                    options=opts)
+
+
+@dataclass
+class Problem:
+    """The data of one exact-Lipschitz problem: dense form, pieces, domain, intervals."""
+
+    d: dict
+    pieces: list
+    possible: list
+    ylo: np.ndarray
+    yhi: np.ndarray
+    tlo: float
+    thi: float
+    L: np.ndarray
+    U: np.ndarray
+    WL: np.ndarray
+    WU: np.ndarray
+    homogeneous: bool
+    sizes: list
+
+
+def make_problem(form: Form, domain: Any, max_neurons: int) -> Problem:
+    """Dense form, pieces and intervals for ``domain`` (None: global, homogenised; see
+    ``docs/theory/exact_lipschitz.md §2``)."""
+    N = form.num_neurons
+    if N > max_neurons:
+        raise InvalidInputError(
+            f"exact() is for small networks: this one has {N} neurons > max_neurons={max_neurons} (the MILP "
+            "has a binary per activation piece and its branch and bound grows exponentially). Use "
+            "upper_bound(method='lipsdp') and lower_bound() for a certified bracket, or raise max_neurons "
+            "explicitly.")
+    d = form.dense(max_neurons=max(N, 1))
+    pieces = neuron_pieces(form)
+    m = form.input_dim
+    if domain is None:
+        ylo, yhi, tlo, thi, homog = -np.ones(m), np.ones(m), 0.0, 1.0, True
+    else:
+        ylo, yhi = parse_domain(domain, m)
+        tlo, thi, homog = 1.0, 1.0, False
+    L, U, WL, WU, possible = interval_propagation(d, pieces, ylo, yhi, tlo, thi)
+    return Problem(d, pieces, possible, ylo, yhi, tlo, thi, L, U, WL, WU, homog, form.sizes)
+
+
+def parse_domain(domain: Any, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """A box ``(lower, upper)`` (arrays or scalars) or a dict ``{"center", "radius"}`` (an l-infinity ball)
+    as ``(lower, upper)`` arrays of shape (m,)."""
+    if isinstance(domain, dict):
+        if set(domain) - {"center", "radius", "norm"} or "center" not in domain or "radius" not in domain:
+            raise InvalidInputError(
+                "domain as a dict must be {'center': (m,), 'radius': r} (an l-infinity ball); got keys "
+                f"{sorted(domain)}.")
+        if domain.get("norm", "linf") != "linf":
+            raise InvalidInputError(
+                "exact() supports box domains (an l-infinity ball); an l2 ball is not polyhedral. Pass the "
+                "enclosing box {'center': c, 'radius': r} (norm 'linf'), which gives the constant on the box.")
+        c = np.broadcast_to(np.asarray(domain["center"], dtype=float), (m,))
+        r = float(domain["radius"])
+        if not (math.isfinite(r) and r > 0):
+            raise InvalidInputError(f"domain radius must be a positive finite number; got {domain['radius']!r}.")
+        lo, hi = c - r, c + r
+    else:
+        try:
+            lo, hi = domain
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                "domain must be None (global), a box (lower, upper) or {'center': c, 'radius': r}; got "
+                f"{type(domain).__name__}.") from None
+        lo = np.broadcast_to(np.asarray(lo, dtype=float), (m,)).copy()
+        hi = np.broadcast_to(np.asarray(hi, dtype=float), (m,)).copy()
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise InvalidInputError("domain bounds must be finite; for the whole space pass domain=None.")
+    if np.any(lo >= hi):
+        j = int(np.argmax(lo >= hi))
+        raise InvalidInputError(
+            f"domain box must have lower < upper in every coordinate (nonempty interior); coordinate {j} has "
+            f"[{lo[j]:g}, {hi[j]:g}].")
+    return lo, hi
+
+
+def _big(x: float) -> float:
+    return float(x) if math.isfinite(x) else 0.0
+
+
+def build(prob: Problem, mode: str, direction: np.ndarray | None = None, weights: np.ndarray | None = None):
+    """Build the MILP.
+
+    ``mode="rows"``: maximise :math:`\\max_i e_i^TJ(y)v` over ``v in [-1,1]^m`` (the l-inf operator norm);
+    ``mode="cols"``: maximise :math:`\\max_j c^TJ(y)e_j` over ``c in [-1,1]^out`` (the l1 operator norm,
+    through the reverse-mode copy); ``mode="fixed"``: maximise ``weights^T J(y) direction``.
+    Returns ``(model, objective, handles)``.
+    """
+    d, P = prob.d, prob.possible
+    A, B, b, C = d["A"], d["B"], d["b"], d["C"]
+    N, m = A.shape[0], B.shape[1]
+    out = C.shape[0]
+    M = _Model()
+    y = M.vars(prob.ylo, prob.yhi)
+    t = M.var(prob.tlo, prob.thi)
+    z = M.vars(prob.L, prob.U)
+    w = M.vars(prob.WL, prob.WU)
+    delta = []
+    for i in range(N):
+        # z_i = A_i w + B_i y + b_i t
+        co = {int(z[i]): -1.0, t: float(b[i])}
+        for j in np.flatnonzero(A[i, :i]):
+            co[int(w[j])] = float(A[i, j])
+        for j in np.flatnonzero(B[i]):
+            co[int(y[j])] = float(B[i, j])
+        M.row(co, 0.0, 0.0)
+        ps = P[i]
+        if len(ps) == 1:
+            s, c, _, _ = ps[0]
+            M.row({int(w[i]): 1.0, int(z[i]): -s, t: -c}, 0.0, 0.0)
+            delta.append([None])
+            continue
+        ds = [M.var(0.0, 1.0, integer=True) for _ in ps]
+        delta.append(ds)
+        M.row({dv: 1.0 for dv in ds}, 1.0, 1.0)
+        for (s, c, glo, ghi), dv in zip(ps, ds):
+            # e = w - s z - c t = 0 when delta = 1
+            e_min = prob.WL[i] - max(s * prob.L[i], s * prob.U[i]) - _tmul(c, prob.tlo, prob.thi)[1]
+            e_max = prob.WU[i] - min(s * prob.L[i], s * prob.U[i]) - _tmul(c, prob.tlo, prob.thi)[0]
+            e_min, e_max = min(e_min, 0.0) * 1.01 - 1e-9, max(e_max, 0.0) * 1.01 + 1e-9
+            M.row({int(w[i]): 1.0, int(z[i]): -s, t: -c, dv: e_max}, -_INF, e_max)
+            M.row({int(w[i]): 1.0, int(z[i]): -s, t: -c, dv: e_min}, e_min, _INF)
+            if math.isfinite(glo):  # z - glo t >= 0 when delta = 1
+                h_min = min(prob.L[i] - _tmul(glo, prob.tlo, prob.thi)[1], 0.0) * 1.01 - 1e-9
+                M.row({int(z[i]): 1.0, t: -glo, dv: h_min}, h_min, _INF)
+            if math.isfinite(ghi):  # ghi t - z >= 0 when delta = 1
+                g_min = min(_tmul(ghi, prob.tlo, prob.thi)[0] - prob.U[i], 0.0) * 1.01 - 1e-9
+                M.row({int(z[i]): -1.0, t: ghi, dv: g_min}, g_min, _INF)
+    if prob.homogeneous:
+        # ||(y, t)||_inf = 1: the point lies on a face of the normalisation box (one binary per face), which
+        # excludes the origin, where every closed pattern would be feasible (docs/theory/exact_lipschitz.md §2)
+        faces = []
+        for j in range(m):
+            fp, fn = M.var(0.0, 1.0, integer=True), M.var(0.0, 1.0, integer=True)
+            M.row({int(y[j]): 1.0, fp: -2.0}, -1.0, _INF)       # y_j >= 2 phi+ - 1
+            M.row({int(y[j]): 1.0, fn: 2.0}, -_INF, 1.0)        # y_j <= 1 - 2 phi-
+            faces += [fp, fn]
+        ft = M.var(0.0, 1.0, integer=True)
+        M.row({t: 1.0, ft: -1.0}, 0.0, _INF)                    # t >= phi_t
+        faces.append(ft)
+        M.row({f_: 1.0 for f_ in faces}, 1.0, 1.0)
+    slopes = [[p[0] for p in ps] for ps in P]
+    if mode in ("rows", "fixed"):
+        T, E, F, order = A, B, C, range(N)
+        if mode == "fixed":
+            vlo = vhi = np.asarray(direction, dtype=float)
+        else:
+            vlo, vhi = -np.ones(m), np.ones(m)
+    elif mode == "cols":
+        T, E, F, order = A.T, C.T, B.T, range(N - 1, -1, -1)
+        vlo, vhi = -np.ones(out), np.ones(out)
+    else:  # pragma: no cover - internal
+        raise ValueError(mode)
+    PL, PU, QL, QU = direction_intervals(T, E, slopes, vlo, vhi, order)
+    fixed_v = mode == "fixed"
+    v = None if fixed_v else M.vars(vlo, vhi)
+    pre = M.vars(PL, PU)
+    post = M.vars(QL, QU)
+    for i in order:
+        co = {int(pre[i]): -1.0}
+        for j in np.flatnonzero(T[i]):
+            co[int(post[j])] = float(T[i, j])
+        const = 0.0
+        if fixed_v:
+            const = float(E[i] @ vlo)
+        else:
+            for j in np.flatnonzero(E[i]):
+                co[int(v[j])] = float(E[i, j])
+        M.row(co, -const, -const)
+        ps = P[i]
+        if len(ps) == 1:
+            M.row({int(post[i]): 1.0, int(pre[i]): -ps[0][0]}, 0.0, 0.0)
+            continue
+        us = [M.var(min(PL[i], 0.0), max(PU[i], 0.0)) for _ in ps]
+        M.row({**{u: 1.0 for u in us}, int(pre[i]): -1.0}, 0.0, 0.0)
+        M.row({**{u: p[0] for u, p in zip(us, ps)}, int(post[i]): -1.0}, 0.0, 0.0)
+        for u, dv in zip(us, delta[i]):
+            lo_, hi_ = min(PL[i], 0.0), max(PU[i], 0.0)
+            M.row({u: 1.0, dv: -hi_}, -_INF, 0.0)   # u <= hi * delta
+            M.row({u: 1.0, dv: -lo_}, 0.0, _INF)    # u >= lo * delta
+    # outputs: o = F post
+    nout = F.shape[0]
+    OB = np.abs(F) @ np.maximum(np.abs(QL), np.abs(QU))
+    OB = OB * (1 + 1e-7) + 1e-9
+    if mode == "fixed":
+        wts = np.asarray(weights, dtype=float)
+        obj: dict = {}
+        for k in range(nout):
+            if wts[k] == 0.0:
+                continue
+            for j in np.flatnonzero(F[k]):
+                obj[int(post[j])] = obj.get(int(post[j]), 0.0) + wts[k] * F[k, j]
+        return M, obj, {"y": y, "t": t, "delta": delta}
+    sig = [M.var(0.0, 1.0, integer=True) for _ in range(nout)]
+    q = [M.var(-OB[k], OB[k]) for k in range(nout)]
+    M.row({s_: 1.0 for s_ in sig}, 1.0, 1.0)
+    for k in range(nout):
+        co = {q[k]: 1.0, sig[k]: OB[k]}
+        for j in np.flatnonzero(F[k]):
+            co[int(post[j])] = co.get(int(post[j]), 0.0) - float(F[k, j])
+        M.row(co, -_INF, OB[k])                 # q_k <= o_k + OB (1 - sigma_k)
+        M.row({q[k]: 1.0, sig[k]: -OB[k]}, -_INF, 0.0)  # q_k <= OB sigma_k
+    return M, {qk: 1.0 for qk in q}, {"y": y, "t": t, "delta": delta, "bigM": float(np.sum(OB))}
+
+
+def pattern_of(prob: Problem, x: np.ndarray, delta: list) -> list:
+    """The piece index (into ``prob.pieces[i]``) chosen by the MILP solution ``x`` for every neuron."""
+    pat = []
+    for i, ds in enumerate(delta):
+        ps = prob.possible[i]
+        k = 0 if ds[0] is None else int(np.argmax([x[dv] for dv in ds]))
+        pat.append(prob.pieces[i].index(ps[k]))
+    return pat
+
+
+# ---------------------------------------------------------------------------------------------- witnesses
+
+
+def region_rows(prob: Problem, pattern: list) -> tuple[np.ndarray, np.ndarray]:
+    """Affine maps of the pre-activations and the Jacobian on the region of ``pattern``:
+    ``Z`` (N, m+1) with ``z = Z @ (y, t)``, and ``J`` (out, m)."""
+    d = prob.d
+    A, B, b, C = d["A"], d["B"], d["b"], d["C"]
+    N, m = A.shape[0], B.shape[1]
+    Z = np.zeros((N, m + 1))
+    W = np.zeros((N, m + 1))
+    for i in range(N):
+        Z[i, :m] = A[i, :i] @ W[:i, :m] + B[i]
+        Z[i, m] = A[i, :i] @ W[:i, m] + b[i]
+        s, c, _, _ = prob.pieces[i][pattern[i]]
+        W[i] = s * Z[i]
+        W[i, m] += c
+    return Z, C @ W[:, :m]
+
+
+def interior_point(prob: Problem, pattern: list) -> tuple[np.ndarray | None, float]:
+    """A point strictly inside the region of ``pattern`` (within the domain), by the LP
+    ``max s`` s.t. every piece constraint holds with normalised margin ``s`` (``docs/theory/exact_lipschitz.md
+    §4``).  Returns ``(y, s)``; ``y`` is None when the region has empty interior (``s <= 0``)."""
+    from scipy.optimize import linprog
+
+    Z, _ = region_rows(prob, pattern)
+    m = prob.d["B"].shape[1]
+    rows, rhs = [], []
+
+    def add(coef):  # coef . (y, t) >= s * ||coef||  ->  -coef.(y,t) + ||coef|| s <= 0
+        nrm = float(np.linalg.norm(coef))
+        if nrm == 0.0:
+            return
+        rows.append(np.concatenate([-coef, [nrm]]))
+        rhs.append(0.0)
+
+    for i, k in enumerate(pattern):
+        _, _, glo, ghi = prob.pieces[i][k]
+        if math.isfinite(glo):
+            coef = Z[i].copy()
+            coef[m] -= glo
+            add(coef)
+        if math.isfinite(ghi):
+            coef = -Z[i].copy()
+            coef[m] += ghi
+            add(coef)
+    bounds = [(float(a), float(c)) for a, c in zip(prob.ylo, prob.yhi)]
+    if prob.homogeneous:
+        e = np.zeros(m + 1)
+        e[m] = 1.0
+        add(e)                                     # t >= s
+        bounds.append((0.0, 1.0))
+    else:
+        for j in range(m):                         # strictly inside the box
+            e = np.zeros(m + 1)
+            e[j] = 1.0
+            add(np.concatenate([e[:m], [-prob.ylo[j]]]))
+            add(np.concatenate([-e[:m], [prob.yhi[j]]]))
+        bounds.append((1.0, 1.0))
+    bounds.append((None, 1.0))
+    c = np.zeros(m + 2)
+    c[-1] = -1.0
+    if not rows:
+        res_x = np.concatenate([(prob.ylo + prob.yhi) / 2, [1.0, 1.0]])
+        s_opt = 1.0
+    else:
+        res = linprog(c, A_ub=np.array(rows), b_ub=np.array(rhs), bounds=bounds, method="highs")
+        if res.status != 0:
+            return None, -_INF
+        res_x, s_opt = res.x, float(res.x[-1])
+    if not s_opt > 1e-12:
+        return None, s_opt
+    yt = res_x[:m + 1]
+    y = yt[:m] / yt[m]
+    return y, s_opt
+
+
+def _pattern_at(form: Form, pieces: list, y: np.ndarray):
+    """Pre-activations at ``y`` in float64, their rounding-error bounds, and per neuron the set of pieces whose
+    closed domain contains z within the error (a neuron is *strict* if that set has one element)."""
+    zs, ws, _ = form.evaluate_blocks(y[None, :])
+    z = np.concatenate([zz[0] for zz in zs])
+    # error bound: forward error of the affine layers, propagated with absolute values (gamma_n * |A||w|...)
+    d = form.dense(max_neurons=max(form.num_neurons, 1))
+    A, B, b = np.abs(d["A"]), np.abs(d["B"]), np.abs(d["b"])
+    N = A.shape[0]
+    n_in = N + form.input_dim + 2
+    gam = n_in * _U / (1 - n_in * _U)
+    wabs = np.abs(np.concatenate([ww[0] for ww in ws]))
+    err = np.zeros(N)
+    for i in range(N):
+        mag = A[i, :i] @ wabs[:i] + B[i] @ np.abs(y) + b[i]
+        err[i] = gam * mag + A[i, :i] @ err[:i] + 1e-300   # activations are 1-Lipschitz in z (and exact)
+    err = err * 2 + 4 * _U * np.abs(z)
+    cand = []
+    for i in range(N):
+        ok = []
+        for k, (_, _, glo, ghi) in enumerate(pieces[i]):
+            if (not math.isfinite(glo) or z[i] >= glo - err[i]) and (not math.isfinite(ghi) or z[i] <= ghi + err[i]):
+                ok.append(k)
+        cand.append(ok)
+    return z, err, cand
+
+
+def op_norm(J: np.ndarray, norm: str) -> float:
+    if norm == "linf":
+        return float(np.max(np.abs(J).sum(axis=1))) if J.size else 0.0
+    if norm == "l1":
+        return float(np.max(np.abs(J).sum(axis=0))) if J.size else 0.0
+    return float(np.linalg.norm(J, 2)) if J.size else 0.0
+
+
+def certify_witness(form: Form, prob: Problem, pattern: list, norm: str) -> dict | None:
+    """Certify that the region of ``pattern`` has nonempty interior and that the map is affine there with
+    Jacobian ``J``: an interior point ``y`` by LP, then a float64 evaluation at ``y`` that places every neuron
+    whose pre-activation depends on ``y`` strictly inside its piece (margins larger than the rounding-error
+    bound), and the Jacobian recomputed from the form at ``y``.  Returns ``{"y", "pattern", "jacobian",
+    "value"}`` with ``value`` = the operator norm minus its rounding-error bound (a true lower bound on the
+    Lipschitz constant), or None."""
+    y, s = interior_point(prob, pattern)
+    if y is None or not np.all(np.isfinite(y)):
+        return None
+    Zrows, _ = region_rows(prob, pattern)
+    m = form.input_dim
+    cand = _pattern_at(form, prob.pieces, y)[2]
+    for i, k in enumerate(pattern):
+        if not np.any(Zrows[i, :m] != 0.0):
+            continue                                   # z_i does not depend on y here: its slope is irrelevant
+        if cand[i] != [k]:
+            return None
+    if not prob.homogeneous and (np.any(y <= prob.ylo) or np.any(y >= prob.yhi)):
+        return None
+    J = np.asarray(form.jacobian(y), dtype=float)
+    # rounding-error bound of the Jacobian: |J - J_exact| <= gamma * |C||D||A|...|B| (abs propagation)
+    d = prob.d
+    A, B, C = np.abs(d["A"]), np.abs(d["B"]), np.abs(d["C"])
+    N = A.shape[0]
+    Wabs = np.zeros((N, m))
+    for i in range(N):
+        sl = abs(prob.pieces[i][pattern[i]][0])
+        Wabs[i] = sl * (A[i, :i] @ Wabs[:i] + B[i])
+    Jabs = C @ Wabs
+    n_in = N + m + 2
+    gam = 2 * len(form.blocks) * n_in * _U / (1 - n_in * _U)
+    Eb = gam * Jabs
+    val = op_norm(J, norm)
+    if norm == "l2":
+        e = float(np.sqrt(np.sum(Eb ** 2))) + 16 * max(J.shape) * _U * val
+    else:
+        e = op_norm(Eb, norm) + 4 * max(J.shape) * _U * val
+    return {"y": y, "pattern": [int(k) for k in pattern], "jacobian": J, "value": max(val - e, 0.0),
+            "value_float": val, "interior_margin": float(s)}
+
+
+def homogeneous_eval(prob: Problem, y: np.ndarray, t: float) -> np.ndarray:
+    """Pre-activations at the (homogenised) point ``(y, t)``: thresholds and biases scaled by ``t``."""
+    A, B, b = prob.d["A"], prob.d["B"], prob.d["b"]
+    N = A.shape[0]
+    z, w = np.zeros(N), np.zeros(N)
+    for i in range(N):
+        z[i] = A[i, :i] @ w[:i] + B[i] @ y + b[i] * t
+        for s, c, glo, ghi in prob.pieces[i]:
+            if (not math.isfinite(glo) or z[i] >= glo * t) and (not math.isfinite(ghi) or z[i] <= ghi * t):
+                w[i] = s * z[i] + c * t
+                break
+    return z
+
+
+def adjacent_patterns(prob: Problem, y: np.ndarray, t: float, pattern: list, norm: str,
+                      max_patterns: int = 512) -> list:
+    """Activation patterns of the regions whose closure contains the point ``(y, t)`` (every neuron takes a
+    piece whose closed domain contains its pre-activation there, within a relative 1e-7), sorted by the norm
+    of their Jacobian, largest first; ``pattern`` (the solver's) is always among them."""
+    import itertools
+
+    z = homogeneous_eval(prob, np.asarray(y, float), float(t))
+    choices = []
+    for i in range(len(z)):
+        tol = 1e-7 * (1.0 + abs(z[i]) + abs(t))
+        ok = [k for k, (_, _, glo, ghi) in enumerate(prob.pieces[i])
+              if (not math.isfinite(glo) or z[i] >= glo * t - tol) and (not math.isfinite(ghi) or z[i] <= ghi * t + tol)]
+        if pattern[i] not in ok:
+            ok.append(pattern[i])
+        choices.append(ok)
+    pats = [list(pattern)]
+    for combo in itertools.islice(itertools.product(*choices), max_patterns):
+        if list(combo) != pats[0]:
+            pats.append(list(combo))
+    scored = [(op_norm(region_rows(prob, p)[1], norm), p) for p in pats]
+    scored.sort(key=lambda e: -e[0])
+    return [p for _, p in scored]
+
+
+def best_adjacent_witness(form: Form, prob: Problem, y, t, pattern, norm: str, max_certify: int = 64):
+    """The certified witness of largest norm among the regions adjacent to the solver's point."""
+    for k, pat in enumerate(adjacent_patterns(prob, y, t, pattern, norm)):
+        if k >= max_certify:
+            break
+        wt = certify_witness(form, prob, pat, norm)
+        if wt is not None:
+            return wt
+    return None
+
+
+def sample_witness(form: Form, prob: Problem, center: np.ndarray, norm: str, seed: int, num: int = 64):
+    """Fallback lower end: the best certified region Jacobian at random points near ``center``."""
+    rng = np.random.default_rng(seed)
+    m = form.input_dim
+    best = None
+    scale = 1e-3 * (1.0 + float(np.max(np.abs(center))))
+    for s in (1.0, 10.0, 100.0):
+        Y = center + s * scale * rng.standard_normal((num, m))
+        if not prob.homogeneous:
+            Y = np.clip(Y, prob.ylo + 1e-9 * (prob.yhi - prob.ylo), prob.yhi - 1e-9 * (prob.yhi - prob.ylo))
+        for yy in Y:
+            _, _, cand = _pattern_at(form, prob.pieces, yy)
+            if any(len(c) != 1 for c in cand):
+                continue
+            pat = [c[0] for c in cand]
+            w = certify_witness(form, prob, pat, norm)
+            if w is not None and (best is None or w["value"] > best["value"]):
+                best = w
+    return best
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def solve_norm(prob: Problem, mode: str, *, node_limit, time_limit, gap, direction=None, weights=None):
+    """Solve one MILP; returns a dict with the primal value, the dual (upper) bound, the pattern and the
+    solver's status."""
+    M, obj, h = build(prob, mode, direction, weights)
+    t0 = time.perf_counter()
+    res = M.solve(obj, node_limit=node_limit, time_limit=time_limit, gap=gap)
+    info = {"status": int(res.status), "message": str(res.message), "seconds": time.perf_counter() - t0,
+            "variables": len(M.lb), "binaries": int(sum(M.integ)), "rows": M.nrows,
+            "nodes": int(getattr(res, "mip_node_count", 0) or 0)}
+    if res.x is None:
+        info.update(primal=-_INF, dual=_INF, pattern=None, y=None, t=None)
+        return info
+    dual = getattr(res, "mip_dual_bound", None)
+    primal = -float(res.fun)
+    dual = _INF if dual is None or not math.isfinite(dual) else -float(dual)
+    if res.status != 0 and not math.isfinite(dual):
+        dual = _INF
+    info.update(primal=primal, dual=max(dual, primal), pattern=pattern_of(prob, res.x, h["delta"]),
+                y=res.x[h["y"]], t=float(res.x[h["t"]]), bigM=h.get("bigM", 0.0))
+    return info
+
+
+def inflate(dual: float, bigM: float, scale: float) -> float:
+    """Outward margin on the solver's dual bound for its feasibility / integrality tolerances
+    (``docs/theory/exact_lipschitz.md §4``)."""
+    if not math.isfinite(dual):
+        return _INF
+    return float(np.nextafter(dual + 1e-6 * abs(dual) + 1e-7 * bigM + 1e-9 * scale, np.inf))
+
+
+def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit: int | None,
+               time_limit: float | None, gap: float, l2_rounds: int, seed: int) -> Bound:
+    start = time.perf_counter()
+    deadline = None if time_limit is None else start + time_limit
+
+    def left():
+        return None if deadline is None else max(deadline - time.perf_counter(), 0.5)
+
+    prob = make_problem(form, domain, max_neurons)
+    m, out = form.input_dim, form.output_dim
+    label = "global (all of R^m)" if domain is None else (
+        f"box [{np.array2string(prob.ylo, precision=4)}, {np.array2string(prob.yhi, precision=4)}]")
+    pnorm = {"linf": "l-inf -> l-inf", "l2": "l2 -> l2"}[norm]
+    quantity = (f"Lipschitz constant of y -> x ({pnorm})" if domain is None
+                else f"Lipschitz constant of y -> x ({pnorm}) on the domain {label}")
+    checks: dict = {"neurons": form.num_neurons, "domain": label,
+                    "uncertain_neurons": sum(len(p) > 1 for p in prob.possible)}
+    runs = []
+    rows = solve_norm(prob, "rows", node_limit=node_limit, time_limit=left(), gap=gap)
+    runs.append(("rows", rows))
+    if rows["pattern"] is None:
+        return Bound(value=_INF, side="upper", certified=False, method="exact_milp", quantity=quantity,
+                     solver="HiGHS (scipy.optimize.milp)", status=rows["message"], converged=False,
+                     reason=f"the MILP returned no solution: {rows['message']}", checks=checks,
+                     seconds=time.perf_counter() - start)
+    scale = float(np.max(np.abs(prob.d["C"]))) if prob.d["C"].size else 1.0
+    linf_hi = inflate(rows["dual"], rows.get("bigM", 0.0), scale)
+    if norm == "linf":
+        hi = linf_hi
+        budget_ok = rows["status"] == 0
+    else:
+        cols = solve_norm(prob, "cols", node_limit=node_limit, time_limit=left(), gap=gap)
+        runs.append(("cols", cols))
+        l1_hi = inflate(cols["dual"], cols.get("bigM", 0.0), scale) if cols["pattern"] is not None else _INF
+        hi = min(math.sqrt(linf_hi * l1_hi) if math.isfinite(l1_hi) else _INF,
+                 math.sqrt(out) * linf_hi, math.sqrt(m) * l1_hi)
+        hi = float(np.nextafter(hi * (1 + 4 * _U), np.inf))
+        checks["linf_upper"], checks["l1_upper"] = linf_hi, l1_hi
+        checks["l1_raw"] = cols["dual"]
+        budget_ok = rows["status"] == 0 and cols["status"] == 0
+    best = None
+    for r in [rr for _, rr in runs]:
+        if r["pattern"] is None:
+            continue
+        wt = best_adjacent_witness(form, prob, r["y"], r["t"], r["pattern"], norm)
+        if wt is not None and (best is None or wt["value"] > best["value"]):
+            best = wt
+    if best is None and rows["y"] is not None:
+        t = rows["t"]
+        center = rows["y"] / t if prob.homogeneous and t > 1e-12 else np.asarray(rows["y"], float)
+        best = sample_witness(form, prob, center, norm, seed)
+        checks["witness_from"] = "samples near the MILP point (its own pattern has empty interior)"
+    if norm == "l2" and best is not None:
+        # alternating MILPs over fixed directions (c, v): each solves max_y c^T J(y) v exactly
+        for rnd in range(l2_rounds):
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            U_, _, Vt = np.linalg.svd(best["jacobian"])
+            cvec, vvec = U_[:, 0], Vt[0]
+            fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=left(), gap=gap, direction=vvec,
+                            weights=cvec)
+            runs.append((f"fixed{rnd}", fx))
+            if fx["pattern"] is None:
+                break
+            wt = best_adjacent_witness(form, prob, fx["y"], fx["t"], fx["pattern"], norm)
+            if wt is None or wt["value"] <= best["value"] * (1 + 1e-9):
+                break
+            best = wt
+    checks["milps"] = [{"kind": k, **{kk: r[kk] for kk in ("status", "message", "nodes", "binaries", "variables",
+                                                            "rows", "seconds", "primal", "dual")}}
+                       for k, r in runs]
+    checks["nodes"] = int(sum(r["nodes"] for _, r in runs))
+    seconds = time.perf_counter() - start
+    solver = "HiGHS branch and bound (scipy.optimize.milp), float64 witness re-verification"
+    if best is None:
+        return Bound(value=hi, side="upper", certified=False, method="exact_milp", quantity=quantity,
+                     solver=solver, status="no witness region with nonempty interior was certified",
+                     converged=False, checks=checks, interval=None,
+                     reason="the upper end rests on the MILP alone; no attained lower end was found",
+                     seconds=seconds)
+    lo = min(best["value"], hi)
+    tol = max(gap, 1e-6)
+    # converged: the attained lower end meets the solver's (uninflated) upper end within the gap
+    raw = rows["dual"] if norm == "linf" else math.sqrt(max(rows["dual"], 0.0) * max(checks.get("l1_raw", 0.0), 0.0))
+    converged = bool(budget_ok and lo >= raw - tol * max(abs(raw), 1e-12) - 1e-9 * scale)
+    if norm == "l2":
+        status = ("bracket: lower end attained by a region Jacobian, upper end sqrt(||J||_inf * ||J||_1) maxima"
+                  if budget_ok else "MILP budget reached: bracket from the incumbent and the dual bound")
+    else:
+        status = "optimal (gap closed)" if converged else (
+            "MILP budget reached (node or time limit): bracket" if not budget_ok else "gap left open")
+    witness = {"y": best["y"], "pattern": best["pattern"], "jacobian": best["jacobian"],
+               "interior_margin": best["interior_margin"]}
+    # the dual bound of a stopped branch and bound is still a valid bound (only looser): certified either way
+    return Bound(value=hi, side="upper", certified=bool(math.isfinite(hi)), method="exact_milp",
+                 quantity=quantity, solver=solver, status=status, checks=checks, witness=witness,
+                 seconds=seconds, converged=converged, interval=(lo, hi),
+                 reason="" if math.isfinite(hi) else "the MILP gave no finite dual bound")
