@@ -116,7 +116,7 @@ def _widen(lo, hi):
     return lo - r, hi + r
 
 
-def interval_propagation(d: dict, pieces: list, ylo, yhi, tlo: float, thi: float):
+def interval_propagation(d: dict, pieces: list, ylo, yhi, tlo: float, thi: float, Lcur=None, Ucur=None):
     """Pre-activation and activation intervals over ``y in [ylo, yhi]``, ``t in [tlo, thi]`` (neuron by
     neuron, widened by a relative 1e-7 so that rounding never cuts off a feasible point), and the pieces
     possible for every neuron."""
@@ -132,6 +132,8 @@ def interval_propagation(d: dict, pieces: list, ylo, yhi, tlo: float, thi: float
         lo = ap @ WL[:i] + an @ WU[:i] + Bp[i] @ ylo + Bn[i] @ yhi + min(b[i] * tlo, b[i] * thi)
         hi = ap @ WU[:i] + an @ WL[:i] + Bp[i] @ yhi + Bn[i] @ ylo + max(b[i] * tlo, b[i] * thi)
         lo, hi = _widen(lo, hi)
+        if Lcur is not None:
+            lo, hi = max(lo, Lcur[i]), min(hi, Ucur[i])
         L[i], U[i] = lo, hi
         ps = [p for p in pieces[i] if _piece_possible(p, lo, hi, tlo, thi)]
         if not ps:  # cannot happen for a valid interval; keep all pieces to stay sound
@@ -142,7 +144,7 @@ def interval_propagation(d: dict, pieces: list, ylo, yhi, tlo: float, thi: float
     return L, U, WL, WU, possible
 
 
-def direction_intervals(T: np.ndarray, E: np.ndarray, slopes: list, vlo, vhi, order) -> tuple:
+def direction_intervals(T: np.ndarray, E: np.ndarray, slopes: list, vlo, vhi, order, cur=None) -> tuple:
     """Intervals of ``pre = T post + E v``, ``post = s * pre`` (s in the neuron's possible slopes) for
     ``v in [vlo, vhi]``, computed in the topological ``order`` of the strictly triangular ``T``."""
     N = T.shape[0]
@@ -153,9 +155,13 @@ def direction_intervals(T: np.ndarray, E: np.ndarray, slopes: list, vlo, vhi, or
         lo = Tp[i] @ QL + Tn[i] @ QU + Ep[i] @ vlo + En[i] @ vhi
         hi = Tp[i] @ QU + Tn[i] @ QL + Ep[i] @ vhi + En[i] @ vlo
         lo, hi = _widen(lo, hi)
+        if cur is not None:
+            lo, hi = max(lo, cur[0][i]), min(hi, cur[1][i])
         PL[i], PU[i] = lo, hi
         vals = [s * lo for s in slopes[i]] + [s * hi for s in slopes[i]]
         QL[i], QU[i] = _widen(min(vals), max(vals))
+        if cur is not None:
+            QL[i], QU[i] = max(QL[i], cur[2][i]), min(QU[i], cur[3][i])
     return PL, PU, QL, QU
 
 
@@ -189,24 +195,79 @@ class _Model:
         self.rhi.append(hi)
         self.nrows += 1
 
-    def solve(self, objective: dict, *, node_limit: int | None, time_limit: float | None, gap: float):
-        """Maximise ``objective`` (dict var -> coefficient); returns the scipy result."""
-        from scipy.optimize import Bounds, LinearConstraint, milp
+    def relaxed(self):
+        """A HiGHS object holding the LP relaxation (integrality dropped), for bound tightening."""
+        return self._highs(relax=True)
+
+    def _highs(self, relax: bool = False):
+        import os
+
+        from highspy import _core
         from scipy.sparse import coo_matrix
 
         n = len(self.lb)
+        A = coo_matrix((self.vals, (self.rows, self.cols)), shape=(self.nrows, n)).tocsc()
+        h = _core._Highs()
+        h.setOptionValue("output_flag", bool(os.environ.get("UT_MILP_DISP")) and not relax)
+        h.setOptionValue("threads", 1)
+        h.setOptionValue("random_seed", 0)
+        lp = _core.HighsLp()
+        lp.num_col_, lp.num_row_ = n, self.nrows
+        lp.col_cost_ = np.zeros(n)
+        lp.col_lower_, lp.col_upper_ = np.array(self.lb, float), np.array(self.ub, float)
+        lp.row_lower_, lp.row_upper_ = np.array(self.rlo, float), np.array(self.rhi, float)
+        lp.a_matrix_.format_ = _core.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = A.indices.astype(np.int32)
+        lp.a_matrix_.value_ = A.data.astype(float)
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, self.nrows
+        if not relax:
+            lp.integrality_ = [_core.HighsVarType.kInteger if k else _core.HighsVarType.kContinuous
+                               for k in self.integ]
+        h.passModel(lp)
+        return h
+
+    def solve(self, objective: dict, *, node_limit: int | None, time_limit: float | None, gap: float,
+              start: dict | None = None, cutoff: float | None = None) -> dict:
+        """Maximise ``objective`` (dict var -> coefficient) with HiGHS (highspy), optionally from a partial
+        start ``{var: value}`` (the integer variables of a known feasible point; HiGHS completes it).
+        Returns ``{"x", "status", "message", "primal", "dual", "nodes"}`` (``dual``: the proven upper bound)."""
+        from highspy import _core  # the C++ binding: highspy.Highs() prints a banner on construction
+
+        n = len(self.lb)
+        h = self._highs()
         c = np.zeros(n)
         for j, v in objective.items():
             c[j] -= v
-        A = coo_matrix((self.vals, (self.rows, self.cols)), shape=(self.nrows, n)).tocsr()
-        opts = {"mip_rel_gap": gap, "presolve": True, "disp": False}
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), c)
+        h.setOptionValue("mip_rel_gap", float(gap))
+        h.setOptionValue("mip_abs_gap", 1e-9)
         if node_limit is not None:
-            opts["node_limit"] = int(node_limit)
+            h.setOptionValue("mip_max_nodes", int(node_limit))
         if time_limit is not None:
-            opts["time_limit"] = float(time_limit)
-        cons = [LinearConstraint(A, np.array(self.rlo), np.array(self.rhi))] if self.nrows else []
-        return milp(c, constraints=cons, integrality=np.array(self.integ), bounds=Bounds(self.lb, self.ub),
-                    options=opts)
+            h.setOptionValue("time_limit", float(time_limit))
+        if cutoff is not None:
+            h.setOptionValue("objective_bound", -float(cutoff))
+        if start:
+            idx = np.array(sorted(start), dtype=np.int32)
+            h.setSolution(int(idx.size), idx, np.array([float(start[i]) for i in idx]))
+        h.run()
+        info = h.getInfo()
+        status = h.getModelStatus()
+        msg = h.modelStatusToString(status)
+        has_x = int(getattr(info, "primal_solution_status", 0)) >= 2
+        x = np.array(h.getSolution().col_value) if has_x else None
+        dual = float(info.mip_dual_bound)
+        primal = float(info.objective_function_value) if has_x else math.inf
+        optimal = status == _core.HighsModelStatus.kOptimal
+        if cutoff is not None and status in (_core.HighsModelStatus.kInfeasible,
+                                             _core.HighsModelStatus.kObjectiveBound):
+            # nothing beats the cutoff: the optimum is at most the cutoff
+            return {"x": None, "status": 0, "message": msg + " (nothing above the cutoff)", "primal": -_INF,
+                    "dual": float(cutoff), "nodes": int(info.mip_node_count)}
+        return {"x": x, "status": 0 if optimal else 1, "message": msg, "primal": -primal,
+                "dual": -dual if math.isfinite(dual) else math.inf,
+                "nodes": int(info.mip_node_count)}
 
 
 @dataclass
@@ -226,20 +287,23 @@ class Problem:
     WU: np.ndarray
     homogeneous: bool
     sizes: list
+    dbounds: dict | None = None   # mode -> (PL, PU, QL, QU) tightened direction intervals
 
 
 def make_problem(form: Form, domain: Any, max_neurons: int) -> Problem:
     """Dense form, pieces and intervals for ``domain`` (None: global, homogenised; see
     ``docs/theory/exact_lipschitz.md §2``)."""
     N = form.num_neurons
-    if N > max_neurons:
+    pieces = neuron_pieces(form)
+    npw = sum(len(p) > 1 for p in pieces)
+    if npw > max_neurons:
         raise InvalidInputError(
-            f"exact() is for small networks: this one has {N} neurons > max_neurons={max_neurons} (the MILP "
+            f"exact() is for small networks: this one has {npw} piecewise-linear neurons > max_neurons="
+            f"{max_neurons} (identity neurons are not counted; the MILP "
             "has a binary per activation piece and its branch and bound grows exponentially). Use "
             "upper_bound(method='lipsdp') and lower_bound() for a certified bracket, or raise max_neurons "
             "explicitly.")
     d = form.dense(max_neurons=max(N, 1))
-    pieces = neuron_pieces(form)
     m = form.input_dim
     if domain is None:
         ylo, yhi, tlo, thi, homog = -np.ones(m), np.ones(m), 0.0, 1.0, True
@@ -351,6 +415,8 @@ def build(prob: Problem, mode: str, direction: np.ndarray | None = None, weights
         M.row({t: 1.0, ft: -1.0}, 0.0, _INF)                    # t >= phi_t
         faces.append(ft)
         M.row({f_: 1.0 for f_ in faces}, 1.0, 1.0)
+    else:
+        faces = []
     slopes = [[p[0] for p in ps] for ps in P]
     if mode in ("rows", "fixed"):
         T, E, F, order = A, B, C, range(N)
@@ -363,7 +429,9 @@ def build(prob: Problem, mode: str, direction: np.ndarray | None = None, weights
         vlo, vhi = -np.ones(out), np.ones(out)
     else:  # pragma: no cover - internal
         raise ValueError(mode)
-    PL, PU, QL, QU = direction_intervals(T, E, slopes, vlo, vhi, order)
+    key = mode if mode != "fixed" else ("fixed", tuple(np.round(np.asarray(direction, float), 15)))
+    cur = prob.dbounds.get(key) if prob.dbounds else None
+    PL, PU, QL, QU = direction_intervals(T, E, slopes, vlo, vhi, order, cur)
     fixed_v = mode == "fixed"
     v = None if fixed_v else M.vars(vlo, vhi)
     pre = M.vars(PL, PU)
@@ -394,7 +462,7 @@ def build(prob: Problem, mode: str, direction: np.ndarray | None = None, weights
     nout = F.shape[0]
     OB = np.abs(F) @ np.maximum(np.abs(QL), np.abs(QU))
     OB = OB * (1 + 1e-7) + 1e-9
-    if mode == "fixed":
+    if mode == "fixed" or weights is not None:
         wts = np.asarray(weights, dtype=float)
         obj: dict = {}
         for k in range(nout):
@@ -402,7 +470,9 @@ def build(prob: Problem, mode: str, direction: np.ndarray | None = None, weights
                 continue
             for j in np.flatnonzero(F[k]):
                 obj[int(post[j])] = obj.get(int(post[j]), 0.0) + wts[k] * F[k, j]
-        return M, obj, {"y": y, "t": t, "delta": delta}
+        return M, obj, {"y": y, "t": t, "delta": delta, "faces": faces, "z": z, "pre": pre,
+                        "bigM": float(np.abs(wts) @ OB),
+                        "dir": (PL, PU, QL, QU), "key": key, "order": list(order)}
     sig = [M.var(0.0, 1.0, integer=True) for _ in range(nout)]
     q = [M.var(-OB[k], OB[k]) for k in range(nout)]
     M.row({s_: 1.0 for s_ in sig}, 1.0, 1.0)
@@ -412,7 +482,89 @@ def build(prob: Problem, mode: str, direction: np.ndarray | None = None, weights
             co[int(post[j])] = co.get(int(post[j]), 0.0) - float(F[k, j])
         M.row(co, -_INF, OB[k])                 # q_k <= o_k + OB (1 - sigma_k)
         M.row({q[k]: 1.0, sig[k]: -OB[k]}, -_INF, 0.0)  # q_k <= OB sigma_k
-    return M, {qk: 1.0 for qk in q}, {"y": y, "t": t, "delta": delta, "bigM": float(np.sum(OB))}
+    return M, {qk: 1.0 for qk in q}, {"y": y, "t": t, "delta": delta, "bigM": float(np.sum(OB)),
+                                      "faces": faces, "sigma": sig, "z": z, "pre": pre,
+                                      "dir": (PL, PU, QL, QU), "key": key, "order": list(order)}
+
+
+def _lp_range(h, n: int, j: int) -> tuple[float, float]:
+    """min and max of variable ``j`` over the LP in ``h`` (-inf/inf when a solve fails)."""
+    from highspy import _core
+
+    out = []
+    for sgn in (1.0, -1.0):
+        c = np.zeros(n)
+        c[j] = sgn
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), c)
+        h.run()
+        if h.getModelStatus() != _core.HighsModelStatus.kOptimal:
+            out.append(-_INF if sgn > 0 else _INF)
+            continue
+        out.append(sgn * float(h.getInfo().objective_function_value))
+    lo, hi = out
+    # HiGHS's primal/dual feasibility tolerances are 1e-7: widen by much more than that
+    r = 1e-6 * (abs(lo) + abs(hi)) + 1e-6
+    return lo - r, hi + r
+
+
+def _refresh(prob: Problem) -> None:
+    """Re-derive activation ranges and possible pieces from the (tightened) pre-activation intervals, and
+    re-propagate intervals forward, intersecting with the current ones."""
+    L, U, WL, WU, possible = interval_propagation(prob.d, prob.pieces, prob.ylo, prob.yhi, prob.tlo, prob.thi,
+                                                  Lcur=prob.L, Ucur=prob.U)
+    prob.L, prob.U, prob.WL, prob.WU, prob.possible = L, U, WL, WU, possible
+
+
+def tighten(prob: Problem, modes: list, deadline: float | None = None, directions: dict | None = None) -> dict:
+    """Optimisation-based bound tightening (progressive LP bounds, as in MIPVerify: Tjeng, Xiao, Tedrake 2019):
+    block by block, minimise and maximise every pre-activation ``z_i`` and every direction variable over the
+    LP relaxation of the MILP built with the bounds found so far.  Tighter bounds give smaller big-M constants
+    and fix pieces (``docs/theory/exact_lipschitz.md §2``).  Sound: each new bound is an LP optimum widened
+    by far more than the LP tolerances, and only ever intersected with the old one."""
+    offs = np.concatenate([[0], np.cumsum(prob.sizes)]).astype(int)
+    stats = {"lps": 0, "fixed_before": sum(len(p) == 1 for p in prob.possible)}
+    for k in range(len(prob.sizes)):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        M, _, h = build(prob, modes[0], (directions or {}).get(modes[0]))
+        hl = M.relaxed()
+        n = len(M.lb)
+        for i in range(offs[k], offs[k + 1]):
+            if len(prob.possible[i]) == 1 and k > 0:
+                continue
+            lo, hi = _lp_range(hl, n, int(h["z"][i]))
+            stats["lps"] += 2
+            prob.L[i], prob.U[i] = max(prob.L[i], lo), min(prob.U[i], hi)
+        _refresh(prob)
+    prob.dbounds = dict(prob.dbounds or {})
+    for mode in modes:
+        M, _, h = build(prob, mode, (directions or {}).get(mode))
+        PL, PU, QL, QU = (v.copy() for v in h["dir"])
+        order = h["order"]
+        # the direction variables, in topological order, block by block (rebuild per block)
+        blocks_in_order = []
+        for i in order:
+            kb = int(np.searchsorted(offs, i, side="right") - 1)
+            if not blocks_in_order or blocks_in_order[-1] != kb:
+                blocks_in_order.append(kb)
+        for kb in blocks_in_order:
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            prob.dbounds[h["key"]] = (PL, PU, QL, QU)
+            M, _, h = build(prob, mode, (directions or {}).get(mode))
+            PL, PU, QL, QU = (v.copy() for v in h["dir"])
+            hl = M.relaxed()
+            n = len(M.lb)
+            for i in range(offs[kb], offs[kb + 1]):
+                lo, hi = _lp_range(hl, n, int(h["pre"][i]))
+                stats["lps"] += 2
+                PL[i], PU[i] = max(PL[i], lo), min(PU[i], hi)
+                sl = [p[0] for p in prob.possible[i]]
+                vals = [sv * PL[i] for sv in sl] + [sv * PU[i] for sv in sl]
+                QL[i], QU[i] = max(QL[i], min(vals)), min(QU[i], max(vals))
+        prob.dbounds[h["key"]] = (PL, PU, QL, QU)
+    stats["fixed_after"] = sum(len(p) == 1 for p in prob.possible)
+    return stats
 
 
 def pattern_of(prob: Problem, x: np.ndarray, delta: list) -> list:
@@ -654,26 +806,56 @@ def sample_witness(form: Form, prob: Problem, center: np.ndarray, norm: str, see
 # ---------------------------------------------------------------------------------------------- driver
 
 
-def solve_norm(prob: Problem, mode: str, *, node_limit, time_limit, gap, direction=None, weights=None):
+def solve_norm(prob: Problem, mode: str, *, node_limit, time_limit, gap, direction=None, weights=None,
+               start_witness: dict | None = None, cutoff: float | None = None):
     """Solve one MILP; returns a dict with the primal value, the dual (upper) bound, the pattern and the
-    solver's status."""
+    solver's status.  ``start_witness`` (a certified witness) seeds the branch and bound with its pattern."""
     M, obj, h = build(prob, mode, direction, weights)
     t0 = time.perf_counter()
-    res = M.solve(obj, node_limit=node_limit, time_limit=time_limit, gap=gap)
-    info = {"status": int(res.status), "message": str(res.message), "seconds": time.perf_counter() - t0,
-            "variables": len(M.lb), "binaries": int(sum(M.integ)), "rows": M.nrows,
-            "nodes": int(getattr(res, "mip_node_count", 0) or 0)}
-    if res.x is None:
-        info.update(primal=-_INF, dual=_INF, pattern=None, y=None, t=None)
+    start = None if start_witness is None else start_values(prob, h, mode, start_witness)
+    res = M.solve(obj, node_limit=node_limit, time_limit=time_limit, gap=gap, start=start, cutoff=cutoff)
+    info = {"status": res["status"], "message": res["message"], "seconds": time.perf_counter() - t0,
+            "variables": len(M.lb), "binaries": int(sum(M.integ)), "rows": M.nrows, "nodes": res["nodes"],
+            "bigM": h.get("bigM", 0.0), "seeded": start is not None}
+    x = res["x"]
+    info.update(primal=res["primal"], dual=max(res["dual"], res["primal"]))
+    if x is None:
+        info.update(pattern=None, y=None, t=None)
         return info
-    dual = getattr(res, "mip_dual_bound", None)
-    primal = -float(res.fun)
-    dual = _INF if dual is None or not math.isfinite(dual) else -float(dual)
-    if res.status != 0 and not math.isfinite(dual):
-        dual = _INF
-    info.update(primal=primal, dual=max(dual, primal), pattern=pattern_of(prob, res.x, h["delta"]),
-                y=res.x[h["y"]], t=float(res.x[h["t"]]), bigM=h.get("bigM", 0.0))
+    info.update(pattern=pattern_of(prob, x, h["delta"]), y=x[h["y"]], t=float(x[h["t"]]))
     return info
+
+
+def start_values(prob: Problem, h: dict, mode: str, wt: dict) -> dict:
+    """Integer variables of the feasible point given by a witness: its pattern, the face of the
+    normalisation box it lies on (global domain) and the output (or input) of the largest row (column)."""
+    start: dict = {}
+    for i, ds in enumerate(h["delta"]):
+        if ds[0] is None:
+            continue
+        k = prob.possible[i].index(prob.pieces[i][wt["pattern"][i]]) if prob.pieces[i][wt["pattern"][i]] in \
+            prob.possible[i] else None
+        if k is None:
+            return {}
+        for kk, dv in enumerate(ds):
+            start[dv] = 1.0 if kk == k else 0.0
+    if prob.homogeneous:
+        y = np.asarray(wt["y"], float)
+        nrm = float(np.max(np.abs(y)))
+        faces = h["faces"]
+        for f_ in faces:
+            start[f_] = 0.0
+        if nrm <= 1.0:
+            start[faces[-1]] = 1.0
+        else:
+            j = int(np.argmax(np.abs(y)))
+            start[faces[2 * j + (0 if y[j] > 0 else 1)]] = 1.0
+    if "sigma" in h:
+        J = wt["jacobian"]
+        k = int(np.argmax(np.abs(J).sum(axis=1))) if mode == "rows" else int(np.argmax(np.abs(J).sum(axis=0)))
+        for kk, sv in enumerate(h["sigma"]):
+            start[sv] = 1.0 if kk == k else 0.0
+    return start
 
 
 def inflate(dual: float, bigM: float, scale: float) -> float:
@@ -684,8 +866,83 @@ def inflate(dual: float, bigM: float, scale: float) -> float:
     return float(np.nextafter(dual + 1e-6 * abs(dual) + 1e-7 * bigM + 1e-9 * scale, np.inf))
 
 
+def seed_witness(form: Form, prob: Problem, norm: str, seed: int, num: int = 2048,
+                 data: np.ndarray | None = None) -> dict | None:
+    """A certified witness to seed the branch and bound: the largest region-Jacobian norm among random points
+    (several scales for the global domain, uniform in a box) and ``data``, certified by
+    :func:`certify_witness` (largest first, a few tries)."""
+    rng = np.random.default_rng(seed)
+    m = form.input_dim
+    if prob.homogeneous:
+        scales = rng.choice([0.1, 1.0, 10.0, 100.0, 1e4], size=(num, 1))
+        Y = rng.standard_normal((num, m)) * scales
+    else:
+        Y = rng.uniform(prob.ylo, prob.yhi, size=(num, m))
+    if data is not None:
+        D = np.asarray(data, float).reshape(-1, m)
+        if not prob.homogeneous:
+            D = D[np.all((D > prob.ylo) & (D < prob.yhi), axis=1)]
+        Y = np.vstack([D, Y])
+    J = np.asarray(form.jacobian(Y))
+    if norm == "linf":
+        vals = np.abs(J).sum(axis=2).max(axis=1)
+    elif norm == "l1":
+        vals = np.abs(J).sum(axis=1).max(axis=1)
+    else:
+        vals = np.linalg.norm(J, 2, axis=(1, 2))
+    best = None
+    for idx in np.argsort(-vals)[:16]:
+        cand = _pattern_at(form, prob.pieces, Y[idx])[2]
+        if any(len(c) != 1 for c in cand):
+            continue
+        wt = certify_witness(form, prob, [c[0] for c in cand], norm)
+        if wt is not None and (best is None or wt["value"] > best["value"]):
+            best = wt
+            break
+    return best
+
+
+def maximize_norm(form: Form, prob: Problem, mode: str, seed_wt: dict | None, *, node_limit, deadline, gap,
+                  runs: list) -> tuple[float, float, dict | None, bool]:
+    """Maximise the l-inf (``mode="rows"``) or l1 (``"cols"``) operator norm of the region Jacobian: one MILP
+    per output (input) coordinate, largest first by the seed witness, each cut off at the best certified value
+    so far (a coordinate that cannot beat it is closed as soon as its LP bounds fall below; ``§2``).  Returns
+    ``(upper end, raw upper end, best witness for this norm, all MILPs finished)``."""
+    nrm = "linf" if mode == "rows" else "l1"
+    d = prob.d
+    K = d["C"].shape[0] if mode == "rows" else d["B"].shape[1]
+    best = seed_wt
+    if best is not None:
+        J = best["jacobian"]
+        score = np.abs(J).sum(axis=1) if mode == "rows" else np.abs(J).sum(axis=0)
+        order = list(np.argsort(-score))
+    else:
+        order = list(range(K))
+    scale = float(np.max(np.abs(d["C"]))) if d["C"].size else 1.0
+    hi, raw, ok = 0.0, 0.0, True
+    for pos, k in enumerate(order):
+        w = np.zeros(K)
+        w[k] = 1.0
+        tl = None
+        if deadline is not None:
+            tl = max((deadline - time.perf_counter()) / (len(order) - pos), 0.5)
+        cutoff = None if best is None else best["value"]
+        r = solve_norm(prob, mode, node_limit=node_limit, time_limit=tl, gap=gap, weights=w, cutoff=cutoff,
+                       start_witness=None)
+        runs.append((f"{mode}[{k}]", r))
+        ok = ok and r["status"] == 0
+        raw = max(raw, r["dual"])
+        hi = max(hi, inflate(r["dual"], r.get("bigM", 0.0), scale))
+        if r["pattern"] is not None:
+            wt = best_adjacent_witness(form, prob, r["y"], r["t"], r["pattern"], nrm)
+            if wt is not None and (best is None or wt["value"] > best["value"]):
+                best = wt
+    return hi, raw, best, ok
+
+
 def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit: int | None,
-               time_limit: float | None, gap: float, l2_rounds: int, seed: int) -> Bound:
+               time_limit: float | None, gap: float, l2_rounds: int, seed: int,
+               tighten_bounds: bool = True) -> Bound:
     start = time.perf_counter()
     deadline = None if time_limit is None else start + time_limit
 
@@ -701,50 +958,47 @@ def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit:
                 else f"Lipschitz constant of y -> x ({pnorm}) on the domain {label}")
     checks: dict = {"neurons": form.num_neurons, "domain": label,
                     "uncertain_neurons": sum(len(p) > 1 for p in prob.possible)}
-    runs = []
-    rows = solve_norm(prob, "rows", node_limit=node_limit, time_limit=left(), gap=gap)
-    runs.append(("rows", rows))
-    if rows["pattern"] is None:
-        return Bound(value=_INF, side="upper", certified=False, method="exact_milp", quantity=quantity,
-                     solver="HiGHS (scipy.optimize.milp)", status=rows["message"], converged=False,
-                     reason=f"the MILP returned no solution: {rows['message']}", checks=checks,
-                     seconds=time.perf_counter() - start)
     scale = float(np.max(np.abs(prob.d["C"]))) if prob.d["C"].size else 1.0
-    linf_hi = inflate(rows["dual"], rows.get("bigM", 0.0), scale)
+    solver = "HiGHS branch and bound (highspy), float64 witness re-verification"
+    if tighten_bounds:
+        checks["tightening"] = tighten(prob, ["rows"] + (["cols"] if norm == "l2" else []),
+                                       deadline=None if deadline is None else start + 0.2 * time_limit)
+        checks["uncertain_neurons_after_tightening"] = sum(len(p) > 1 for p in prob.possible)
+    runs: list = []
+    seed_linf = seed_witness(form, prob, "linf", seed)
+    checks["seed_value"] = None if seed_linf is None else seed_linf["value"]
+    mdead = deadline if norm == "linf" or deadline is None else start + 0.5 * time_limit
+    linf_hi, raw, best_linf, budget_ok = maximize_norm(form, prob, "rows", seed_linf, node_limit=node_limit,
+                                                       deadline=mdead, gap=gap, runs=runs)
     if norm == "linf":
-        hi = linf_hi
-        budget_ok = rows["status"] == 0
+        hi, best = linf_hi, best_linf
     else:
-        cols = solve_norm(prob, "cols", node_limit=node_limit, time_limit=left(), gap=gap)
-        runs.append(("cols", cols))
-        l1_hi = inflate(cols["dual"], cols.get("bigM", 0.0), scale) if cols["pattern"] is not None else _INF
-        hi = min(math.sqrt(linf_hi * l1_hi) if math.isfinite(l1_hi) else _INF,
-                 math.sqrt(out) * linf_hi, math.sqrt(m) * l1_hi)
-        hi = float(np.nextafter(hi * (1 + 4 * _U), np.inf))
+        seed_l1 = seed_witness(form, prob, "l1", seed)
+        mdead = None if deadline is None else start + 0.8 * time_limit
+        l1_hi, l1_raw, _, ok1 = maximize_norm(form, prob, "cols", seed_l1, node_limit=node_limit,
+                                              deadline=mdead, gap=gap, runs=runs)
+        cands = [math.sqrt(out) * linf_hi, math.sqrt(m) * l1_hi]
+        if math.isfinite(l1_hi) and math.isfinite(linf_hi):
+            cands.append(math.sqrt(linf_hi * l1_hi))
+        hi = min(cands)
+        hi = float(np.nextafter(hi * (1 + 4 * _U), np.inf)) if math.isfinite(hi) else _INF
+        raw = math.sqrt(max(raw, 0.0) * max(l1_raw, 0.0))
         checks["linf_upper"], checks["l1_upper"] = linf_hi, l1_hi
-        checks["l1_raw"] = cols["dual"]
-        budget_ok = rows["status"] == 0 and cols["status"] == 0
-    best = None
-    for r in [rr for _, rr in runs]:
-        if r["pattern"] is None:
-            continue
-        wt = best_adjacent_witness(form, prob, r["y"], r["t"], r["pattern"], norm)
-        if wt is not None and (best is None or wt["value"] > best["value"]):
-            best = wt
-    if best is None and rows["y"] is not None:
-        t = rows["t"]
-        center = rows["y"] / t if prob.homogeneous and t > 1e-12 else np.asarray(rows["y"], float)
-        best = sample_witness(form, prob, center, norm, seed)
-        checks["witness_from"] = "samples near the MILP point (its own pattern has empty interior)"
+        budget_ok = budget_ok and ok1
+        best = seed_witness(form, prob, "l2", seed)
+        for r in [rr for _, rr in runs]:
+            if r["pattern"] is not None:
+                wt = best_adjacent_witness(form, prob, r["y"], r["t"], r["pattern"], "l2")
+                if wt is not None and (best is None or wt["value"] > best["value"]):
+                    best = wt
     if norm == "l2" and best is not None:
         # alternating MILPs over fixed directions (c, v): each solves max_y c^T J(y) v exactly
         for rnd in range(l2_rounds):
             if deadline is not None and time.perf_counter() > deadline:
                 break
             U_, _, Vt = np.linalg.svd(best["jacobian"])
-            cvec, vvec = U_[:, 0], Vt[0]
-            fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=left(), gap=gap, direction=vvec,
-                            weights=cvec)
+            fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=left(), gap=gap, direction=Vt[0],
+                            weights=U_[:, 0], start_witness=best, cutoff=float(U_[:, 0] @ best["jacobian"] @ Vt[0]))
             runs.append((f"fixed{rnd}", fx))
             if fx["pattern"] is None:
                 break
@@ -753,21 +1007,19 @@ def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit:
                 break
             best = wt
     checks["milps"] = [{"kind": k, **{kk: r[kk] for kk in ("status", "message", "nodes", "binaries", "variables",
-                                                            "rows", "seconds", "primal", "dual")}}
+                                                            "rows", "seconds", "primal", "dual", "seeded")}}
                        for k, r in runs]
     checks["nodes"] = int(sum(r["nodes"] for _, r in runs))
     seconds = time.perf_counter() - start
-    solver = "HiGHS branch and bound (scipy.optimize.milp), float64 witness re-verification"
     if best is None:
-        return Bound(value=hi, side="upper", certified=False, method="exact_milp", quantity=quantity,
-                     solver=solver, status="no witness region with nonempty interior was certified",
-                     converged=False, checks=checks, interval=None,
-                     reason="the upper end rests on the MILP alone; no attained lower end was found",
-                     seconds=seconds)
+        return Bound(value=hi, side="upper", certified=bool(math.isfinite(hi)), method="exact_milp",
+                     quantity=quantity, solver=solver,
+                     status="no witness region with nonempty interior was certified", converged=False,
+                     checks=checks, seconds=seconds,
+                     reason="" if math.isfinite(hi) else "the MILP gave no finite dual bound")
     lo = min(best["value"], hi)
     tol = max(gap, 1e-6)
     # converged: the attained lower end meets the solver's (uninflated) upper end within the gap
-    raw = rows["dual"] if norm == "linf" else math.sqrt(max(rows["dual"], 0.0) * max(checks.get("l1_raw", 0.0), 0.0))
     converged = bool(budget_ok and lo >= raw - tol * max(abs(raw), 1e-12) - 1e-9 * scale)
     if norm == "l2":
         status = ("bracket: lower end attained by a region Jacobian, upper end sqrt(||J||_inf * ||J||_1) maxima"
