@@ -38,6 +38,7 @@ NeurIPS 2018 (AutoLip/SeqLip; lower bounds by gradient-norm maximisation).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -341,7 +342,7 @@ def lower_bound(model_or_form: Any, *, data: Any = None,
 
 def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neurons: int = 120,
           node_limit: int | None = 200_000, time_limit: float | None = None, mip_rel_gap: float = 1e-7,
-          l2_rounds: int = 6, seed: int = 0) -> Bound:
+          l2_rounds: int = 6, seed: int = 0, l2_lipsdp: bool = True) -> Bound:
     r"""The exact Lipschitz constant of :math:`y \mapsto x` for small unrolled networks (mixed-integer program).
 
     The network is piecewise affine (every supported activation is), so on a convex domain its Lipschitz
@@ -376,7 +377,10 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
     l2_rounds : int
         ``l2`` only: rounds of the alternating fixed-direction MILPs that improve the lower end.
     seed : int
-        Seed of the fallback sampling of witness points (used only when the solver's region is degenerate).
+        Seed of the random points that seed the branch and bound with a certified witness.
+    l2_lipsdp : bool
+        ``l2`` only: also compute the certified LipSDP-Neuron bound and use it as the upper end when it is
+        smaller (the exact value lies below every certified upper bound); ``checks["lipsdp_upper"]``.
 
     Returns
     -------
@@ -409,7 +413,20 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
     mip_rel_gap = check_scalar(mip_rel_gap, "mip_rel_gap", low=0.0, high=1.0)
     l2_rounds = check_int(l2_rounds, "l2_rounds", minimum=0)
     form = require_form(model_or_form)
-    return exact_impl(form, norm, domain, max_neurons, node_limit, time_limit, mip_rel_gap, l2_rounds, seed)
+    b = exact_impl(form, norm, domain, max_neurons, node_limit, time_limit, mip_rel_gap, l2_rounds, seed)
+    if norm != "l2" or not l2_lipsdp or b.interval is None:
+        return b
+    # the exact value lies below every certified upper bound: the global LipSDP certificate may close the bracket
+    up = upper_bound(form, "lipsdp", time_limit=60.0 if time_limit is None else max(time_limit * 0.25, 1.0))
+    checks = dict(b.checks, lipsdp_upper=up.value if up.certified else None)
+    lo, hi = b.interval
+    if not (up.certified and up.value < hi):
+        return dataclasses.replace(b, checks=checks)
+    hi = max(up.value, lo)
+    tol = max(mip_rel_gap, 1e-6)
+    return dataclasses.replace(b, checks=checks, value=hi, interval=(lo, hi), converged=bool(hi - lo <= tol * hi),
+                               status=b.status + "; upper end from the certified LipSDP bound",
+                               solver=b.solver + " + LipSDP-Neuron (certified) for the l2 upper end")
 
 
 # ---------------------------------------------------------------------------------------------- local
