@@ -288,3 +288,32 @@ def test_brute_force_enumerates_all_regions_of_a_single_threshold():
                 {0: np.array([[1.0]])})
     val, regions = brute_force(form, "linf")
     assert regions == 3 and val == 2.0
+
+
+# ---------------------------------------------------------------------------------------------- domain LipSDP
+@pytest.mark.parametrize("seed", [2, 4])
+def test_domain_lipsdp_lies_between_the_exact_box_constant_and_the_global_bound(seed):
+    form = tiny_chain(seed, m=2, K=3)
+    box = (np.array([-0.3, 0.1]), np.array([0.4, 0.5]))
+    dom = lip.domain_upper_bound(form, box)
+    assert dom.certified and dom.method == "domain_lipsdp" and "box" in dom.quantity
+    ex = lip.exact(form, "l2", domain=box, l2_lipsdp=False)
+    ref, _ = brute_force(form, "l2", box=box)
+    assert ex.interval[0] <= ref * (1 + 1e-9) <= dom.value * (1 + 1e-9)
+    glob = lip.upper_bound(form, "lipsdp")
+    assert dom.value <= glob.value * (1 + 1e-6)
+    # an l2 ball inside the box: its constant is at most the box's
+    c = (box[0] + box[1]) / 2
+    ball = lip.domain_upper_bound(form, {"center": c, "radius": 0.1, "norm": "l2"})
+    assert "l2 ball" in ball.quantity and ball.certified
+    assert sampled_max(form, "l2", box=(c - 0.07, c + 0.07)) <= ball.value * (1 + 1e-9)
+    with pytest.raises(InvalidInputError, match="method"):
+        lip.domain_upper_bound(form, box, method="dense")
+
+
+def test_domain_where_every_neuron_is_fixed_is_exact():
+    form = tiny_chain(7, m=2, K=2, act="relu")
+    y0 = np.array([0.3, -0.2])
+    dom = lip.domain_upper_bound(form, {"center": y0, "radius": 1e-7})
+    assert dom.checks["uncertain_neurons"] == 0
+    assert dom.value == pytest.approx(np.linalg.norm(form.jacobian(y0), 2), rel=1e-9)
