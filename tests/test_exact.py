@@ -317,3 +317,21 @@ def test_domain_where_every_neuron_is_fixed_is_exact():
     dom = lip.domain_upper_bound(form, {"center": y0, "radius": 1e-7})
     assert dom.checks["uncertain_neurons"] == 0
     assert dom.value == pytest.approx(np.linalg.norm(form.jacobian(y0), 2), rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------- region search
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_region_search_climbs_and_stays_below_the_exact_value(norm):
+    form = tiny_chain(1, m=3, K=3)
+    ref, _ = brute_force(form, norm)
+    y0 = np.array([0.05, -0.1, 0.2])
+    J0 = form.jacobian(y0)
+    v0 = np.linalg.norm(J0, 2) if norm == "l2" else np.abs(J0).sum(axis=1).max()
+    rs = lip.region_search(form, y0, norm, rounds=8)
+    assert rs.side == "lower" and rs.certified
+    assert v0 * (1 - 1e-9) <= rs.value <= ref * (1 + 1e-9)
+    J = form.jacobian(rs.witness["y"])
+    got = np.linalg.norm(J, 2) if norm == "l2" else np.abs(J).sum(axis=1).max()
+    assert got == pytest.approx(rs.value, rel=1e-9)
+    with pytest.raises(InvalidInputError, match="start"):
+        lip.region_search(form, np.zeros(2))

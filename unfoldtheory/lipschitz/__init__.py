@@ -62,7 +62,7 @@ QUANTITY = "Lipschitz constant of y -> x (l2 -> l2)"
 METHODS = ("naive", "layerwise", "lipsdp", "lipsdp_dense")
 _U = np.finfo(np.float64).eps / 2
 
-__all__ = ["upper_bound", "lower_bound", "exact", "domain_upper_bound", "local_upper_bound", "parameter_upper_bound", "bounds_vs_depth",
+__all__ = ["upper_bound", "lower_bound", "exact", "domain_upper_bound", "region_search", "local_upper_bound", "parameter_upper_bound", "bounds_vs_depth",
            "plot_bounds_vs_depth", "truncate", "METHODS", "QUANTITY"]
 
 
@@ -342,7 +342,7 @@ def lower_bound(model_or_form: Any, *, data: Any = None,
 
 def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neurons: int = 120,
           node_limit: int | None = 200_000, time_limit: float | None = None, mip_rel_gap: float = 1e-7,
-          l2_rounds: int = 6, seed: int = 0, l2_lipsdp: bool = True) -> Bound:
+          l2_rounds: int = 6, seed: int = 0, l2_lipsdp: bool = True, starts: Any = None) -> Bound:
     r"""The exact Lipschitz constant of :math:`y \mapsto x` for small unrolled networks (mixed-integer program).
 
     The network is piecewise affine (every supported activation is), so on a convex domain its Lipschitz
@@ -378,6 +378,9 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
         ``l2`` only: rounds of the alternating fixed-direction MILPs that improve the lower end.
     seed : int
         Seed of the random points that seed the branch and bound with a certified witness.
+    starts : array (k, m) or Bound, optional
+        Points whose activation regions seed the branch and bound (e.g. data, or the witness of
+        :func:`lower_bound`: pass its Bound); the best certified one is the first cut-off.
     l2_lipsdp : bool
         ``l2`` only: also compute the certified LipSDP-Neuron bound and use it as the upper end when it is
         smaller (the exact value lies below every certified upper bound); ``checks["lipsdp_upper"]``.
@@ -413,7 +416,12 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
     mip_rel_gap = check_scalar(mip_rel_gap, "mip_rel_gap", low=0.0, high=1.0)
     l2_rounds = check_int(l2_rounds, "l2_rounds", minimum=0)
     form = require_form(model_or_form)
-    b = exact_impl(form, norm, domain, max_neurons, node_limit, time_limit, mip_rel_gap, l2_rounds, seed)
+    if isinstance(starts, Bound):
+        starts = (starts.witness or {}).get("y")
+    if starts is not None:
+        starts, _ = check_observations(starts, form.input_dim, "starts")
+    b = exact_impl(form, norm, domain, max_neurons, node_limit, time_limit, mip_rel_gap, l2_rounds, seed,
+                   starts=starts)
     if norm != "l2" or not l2_lipsdp or b.interval is None:
         return b
     # the exact value lies below every certified upper bound: the global LipSDP certificate may close the bracket
@@ -427,6 +435,52 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
     return dataclasses.replace(b, checks=checks, value=hi, interval=(lo, hi), converged=bool(hi - lo <= tol * hi),
                                status=b.status + "; upper end from the certified LipSDP bound",
                                solver=b.solver + " + LipSDP-Neuron (certified) for the l2 upper end")
+
+
+def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: int = 20,
+                  max_uncertain: int = 30, node_limit: int | None = 2000, time_limit: float | None = None,
+                  seed: int = 0) -> Bound:
+    r"""Lower bound by a search over reachable activation regions, warm-started from given points.
+
+    From the best start point (its region certified as in :func:`exact`), repeat: take the region's top
+    singular pair :math:`(u, v)` (l2) or its largest row (l-inf), choose a box around the witness small enough
+    that at most ``max_uncertain`` neurons can change piece, and solve exactly, by MILP, :math:`\max u^TJ(y)v`
+    over the regions meeting the box; move to the certified region found (``docs/theory/exact_lipschitz.md
+    §6``).  Every step is an attained region, so the value only increases and stays a true lower bound; it
+    scales to large nets because only the box's undecided neurons get binaries.
+
+    Parameters
+    ----------
+    start : array (m,) or (k, m), or a Bound with ``witness["y"]``
+        Start points: a lower bound's or :func:`exact`'s witness, or data.
+    rounds : int
+        Number of neighbourhood MILPs (the work budget, with ``node_limit`` nodes each).
+    max_uncertain : int
+        Undecided neurons allowed in a neighbourhood (grows when a neighbourhood holds nothing better).
+
+    Returns
+    -------
+    Bound
+        ``side="lower"``, ``certified=True``, ``witness={"y", "pattern", "jacobian"}``; ``checks["rounds"]``
+        logs each neighbourhood (radius, undecided neurons, status, value).
+    """
+    from ._exact import region_search_impl
+
+    if norm not in ("linf", "l2"):
+        raise InvalidInputError(f"norm must be 'linf' or 'l2'; got {norm!r}.")
+    form = require_form(model_or_form)
+    if isinstance(start, Bound):
+        start = (start.witness or {}).get("y")
+        if start is None:
+            raise InvalidInputError("start is a Bound without witness['y']; pass points or a lower bound's Bound.")
+    Y, _ = check_observations(start, form.input_dim, "start")
+    rounds = check_int(rounds, "rounds", minimum=1)
+    max_uncertain = check_int(max_uncertain, "max_uncertain", minimum=1)
+    if node_limit is not None:
+        node_limit = check_int(node_limit, "node_limit", minimum=1)
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
+    return region_search_impl(form, Y, norm, rounds, max_uncertain, node_limit, time_limit, seed)
 
 
 # ---------------------------------------------------------------------------------------------- domain

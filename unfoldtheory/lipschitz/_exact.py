@@ -942,7 +942,7 @@ def maximize_norm(form: Form, prob: Problem, mode: str, seed_wt: dict | None, *,
 
 def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit: int | None,
                time_limit: float | None, gap: float, l2_rounds: int, seed: int,
-               tighten_bounds: bool = True) -> Bound:
+               tighten_bounds: bool = True, starts: Any = None) -> Bound:
     start = time.perf_counter()
     deadline = None if time_limit is None else start + time_limit
 
@@ -961,22 +961,45 @@ def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit:
     scale = float(np.max(np.abs(prob.d["C"]))) if prob.d["C"].size else 1.0
     solver = "HiGHS branch and bound (highspy), float64 witness re-verification"
     if tighten_bounds:
-        checks["tightening"] = tighten(prob, ["rows"] + (["cols"] if norm == "l2" else []),
+        checks["tightening"] = tighten(prob, ["rows"],
                                        deadline=None if deadline is None else start + 0.2 * time_limit)
         checks["uncertain_neurons_after_tightening"] = sum(len(p) > 1 for p in prob.possible)
     runs: list = []
-    seed_linf = seed_witness(form, prob, "linf", seed)
-    checks["seed_value"] = None if seed_linf is None else seed_linf["value"]
-    mdead = deadline if norm == "linf" or deadline is None else start + 0.5 * time_limit
-    linf_hi, raw, best_linf, budget_ok = maximize_norm(form, prob, "rows", seed_linf, node_limit=node_limit,
-                                                       deadline=mdead, gap=gap, runs=runs)
+    data = None if starts is None else np.asarray(starts, float).reshape(-1, m)
     if norm == "linf":
-        hi, best = linf_hi, best_linf
+        seed_linf = seed_witness(form, prob, "linf", seed, data=data)
+        checks["seed_value"] = None if seed_linf is None else seed_linf["value"]
+        hi, raw, best, budget_ok = maximize_norm(form, prob, "rows", seed_linf, node_limit=node_limit,
+                                                 deadline=deadline, gap=gap, runs=runs)
     else:
-        seed_l1 = seed_witness(form, prob, "l1", seed)
-        mdead = None if deadline is None else start + 0.8 * time_limit
+        best = seed_witness(form, prob, "l2", seed, data=data)
+        checks["seed_value"] = None if best is None else best["value"]
+        # lower end first: alternating MILPs over fixed directions (u, v), each solving max_y u^T J(y) v
+        # exactly from the current witness's top singular pair (docs/theory/exact_lipschitz.md §3)
+        adead = None if deadline is None else start + 0.5 * time_limit
+        for rnd in range(l2_rounds if best is not None else 0):
+            if adead is not None and time.perf_counter() > adead:
+                break
+            U_, _, Vt = np.linalg.svd(best["jacobian"])
+            tl = None if adead is None else max(adead - time.perf_counter(), 0.5)
+            fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=tl, gap=gap, direction=Vt[0],
+                            weights=U_[:, 0], start_witness=best,
+                            cutoff=float(U_[:, 0] @ best["jacobian"] @ Vt[0]))
+            runs.append((f"fixed{rnd}", fx))
+            if fx["pattern"] is None:
+                break
+            wt = best_adjacent_witness(form, prob, fx["y"], fx["t"], fx["pattern"], norm)
+            if wt is None or wt["value"] <= best["value"] * (1 + 1e-9):
+                break
+            best = wt
+        # upper end: the l-inf and l1 operator norms
+        seed_linf = seed_witness(form, prob, "linf", seed, data=data)
+        mdead = None if deadline is None else start + 0.75 * time_limit
+        linf_hi, raw, _, budget_ok = maximize_norm(form, prob, "rows", seed_linf, node_limit=node_limit,
+                                                   deadline=mdead, gap=gap, runs=runs)
+        seed_l1 = seed_witness(form, prob, "l1", seed, data=data)
         l1_hi, l1_raw, _, ok1 = maximize_norm(form, prob, "cols", seed_l1, node_limit=node_limit,
-                                              deadline=mdead, gap=gap, runs=runs)
+                                              deadline=deadline, gap=gap, runs=runs)
         cands = [math.sqrt(out) * linf_hi, math.sqrt(m) * l1_hi]
         if math.isfinite(l1_hi) and math.isfinite(linf_hi):
             cands.append(math.sqrt(linf_hi * l1_hi))
@@ -985,27 +1008,11 @@ def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit:
         raw = math.sqrt(max(raw, 0.0) * max(l1_raw, 0.0))
         checks["linf_upper"], checks["l1_upper"] = linf_hi, l1_hi
         budget_ok = budget_ok and ok1
-        best = seed_witness(form, prob, "l2", seed)
         for r in [rr for _, rr in runs]:
             if r["pattern"] is not None:
                 wt = best_adjacent_witness(form, prob, r["y"], r["t"], r["pattern"], "l2")
                 if wt is not None and (best is None or wt["value"] > best["value"]):
                     best = wt
-    if norm == "l2" and best is not None:
-        # alternating MILPs over fixed directions (c, v): each solves max_y c^T J(y) v exactly
-        for rnd in range(l2_rounds):
-            if deadline is not None and time.perf_counter() > deadline:
-                break
-            U_, _, Vt = np.linalg.svd(best["jacobian"])
-            fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=left(), gap=gap, direction=Vt[0],
-                            weights=U_[:, 0], start_witness=best, cutoff=float(U_[:, 0] @ best["jacobian"] @ Vt[0]))
-            runs.append((f"fixed{rnd}", fx))
-            if fx["pattern"] is None:
-                break
-            wt = best_adjacent_witness(form, prob, fx["y"], fx["t"], fx["pattern"], norm)
-            if wt is None or wt["value"] <= best["value"] * (1 + 1e-9):
-                break
-            best = wt
     checks["milps"] = [{"kind": k, **{kk: r[kk] for kk in ("status", "message", "nodes", "binaries", "variables",
                                                             "rows", "seconds", "primal", "dual", "seeded")}}
                        for k, r in runs]
@@ -1034,3 +1041,80 @@ def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit:
                  quantity=quantity, solver=solver, status=status, checks=checks, witness=witness,
                  seconds=seconds, converged=converged, interval=(lo, hi),
                  reason="" if math.isfinite(hi) else "the MILP gave no finite dual bound")
+
+
+# ---------------------------------------------------------------------------------------------- region search
+
+
+def _box_problem(form: Form, y: np.ndarray, radius: float, max_neurons: int) -> Problem:
+    return make_problem(form, (y - radius, y + radius), max_neurons)
+
+
+def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, max_uncertain: int,
+                       node_limit: int | None, time_limit: float | None, seed: int) -> Bound:
+    """Large-neighbourhood search over reachable activation regions (``docs/theory/exact_lipschitz.md §6``)."""
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + time_limit
+    m = form.input_dim
+    big = form.num_neurons + 1
+    Y = np.asarray(start, float).reshape(-1, m)
+    best, log_ = None, []
+    for yy in Y:
+        prob0 = _box_problem(form, yy, 1e-9 * (1.0 + float(np.max(np.abs(yy)))), big)
+        cand = _pattern_at(form, prob0.pieces, yy)[2]
+        if all(len(c) == 1 for c in cand):
+            wt = certify_witness(form, make_problem(form, None, big), [c[0] for c in cand], norm)
+        else:
+            wt = sample_witness(form, make_problem(form, None, big), yy, norm, seed)
+        if wt is not None and (best is None or wt["value"] > best["value"]):
+            best = wt
+    if best is None:
+        raise InvalidInputError("region_search: no start point lies strictly inside an activation region; pass "
+                                "other start points (e.g. data or the witness of lower_bound).")
+    start_value = best["value"]
+    radius = 1e-3 * (1.0 + float(np.max(np.abs(best["y"]))))
+    for rnd in range(rounds):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        y = best["y"]
+        # the largest radius (x4 steps) whose box leaves at most max_uncertain neurons undecided
+        prob = _box_problem(form, y, radius, big)
+        while sum(len(p) > 1 for p in prob.possible) <= max_uncertain and radius < 1e6:
+            nxt = _box_problem(form, y, radius * 4, big)
+            if sum(len(p) > 1 for p in nxt.possible) > max_uncertain:
+                break
+            prob, radius = nxt, radius * 4
+        while sum(len(p) > 1 for p in prob.possible) > max_uncertain and radius > 1e-12:
+            radius /= 4
+            prob = _box_problem(form, y, radius, big)
+        J = best["jacobian"]
+        if norm == "l2":
+            U_, _, Vt = np.linalg.svd(J)
+            u, v = U_[:, 0], Vt[0]
+        else:
+            k = int(np.argmax(np.abs(J).sum(axis=1)))
+            u, v = np.eye(J.shape[0])[k], np.sign(J[k]) + (J[k] == 0)
+        tl = None if deadline is None else max(deadline - time.perf_counter(), 0.5)
+        fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=tl, gap=1e-6, direction=v, weights=u,
+                        cutoff=float(u @ J @ v) * (1 + 1e-9))
+        step = {"round": rnd, "radius": radius, "uncertain": sum(len(p) > 1 for p in prob.possible),
+                "status": fx["message"], "nodes": fx["nodes"]}
+        improved = False
+        if fx["pattern"] is not None:
+            wt = best_adjacent_witness(form, prob, fx["y"], fx["t"], fx["pattern"], norm)
+            if wt is not None and wt["value"] > best["value"] * (1 + 1e-9):
+                best, improved = wt, True
+        step["value"] = best["value"]
+        log_.append(step)
+        if not improved:
+            if fx["status"] != 0 or radius >= 1e6:
+                break
+            radius *= 4      # the neighbourhood holds nothing better in this direction: look wider
+            max_uncertain = int(max_uncertain * 1.5)
+    pn = "l2 -> l2" if norm == "l2" else "l-inf -> l-inf"
+    return Bound(value=best["value"], side="lower", certified=True, method="region_search",
+                 quantity=f"Lipschitz constant of y -> x ({pn})",
+                 solver="HiGHS MILP over activation regions in a box around the witness (highspy)",
+                 status=f"{len(log_)} rounds", checks={"start_value": start_value, "rounds": log_},
+                 witness={"y": best["y"], "pattern": best["pattern"], "jacobian": best["jacobian"]},
+                 seconds=time.perf_counter() - t0)
