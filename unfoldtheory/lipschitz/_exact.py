@@ -977,21 +977,27 @@ def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit:
         # lower end first: alternating MILPs over fixed directions (u, v), each solving max_y u^T J(y) v
         # exactly from the current witness's top singular pair (docs/theory/exact_lipschitz.md §3)
         adead = None if deadline is None else start + 0.5 * time_limit
+        pool = [] if best is None else [_pair(best["jacobian"], "l2")]
+        if best is not None:
+            rng = np.random.default_rng(seed)
+            pts = rng.standard_normal((512, m)) * rng.choice([0.1, 1.0, 10.0, 100.0], size=(512, 1))
+            if not prob.homogeneous:
+                pts = rng.uniform(prob.ylo, prob.yhi, size=(512, m))
+            pool += direction_pool(form, pts if data is None else np.vstack([data, pts]), "l2", 4, seed)
         for rnd in range(l2_rounds if best is not None else 0):
-            if adead is not None and time.perf_counter() > adead:
+            if (adead is not None and time.perf_counter() > adead) or not pool:
                 break
-            U_, _, Vt = np.linalg.svd(best["jacobian"])
+            u, v = pool.pop(0)
             tl = None if adead is None else max(adead - time.perf_counter(), 0.5)
-            fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=tl, gap=gap, direction=Vt[0],
-                            weights=U_[:, 0], start_witness=best,
-                            cutoff=float(U_[:, 0] @ best["jacobian"] @ Vt[0]))
+            fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=tl, gap=gap, direction=v,
+                            weights=u, cutoff=float(best["value"]) * (1 + 1e-9))
             runs.append((f"fixed{rnd}", fx))
             if fx["pattern"] is None:
-                break
+                continue
             wt = best_adjacent_witness(form, prob, fx["y"], fx["t"], fx["pattern"], norm)
-            if wt is None or wt["value"] <= best["value"] * (1 + 1e-9):
-                break
-            best = wt
+            if wt is not None and wt["value"] > best["value"] * (1 + 1e-9):
+                best = wt
+                pool.insert(0, _pair(best["jacobian"], "l2"))
         # upper end: the l-inf and l1 operator norms
         seed_linf = seed_witness(form, prob, "linf", seed, data=data)
         mdead = None if deadline is None else start + 0.75 * time_limit
@@ -1043,6 +1049,35 @@ def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit:
                  reason="" if math.isfinite(hi) else "the MILP gave no finite dual bound")
 
 
+def direction_pool(form: Form, Y: np.ndarray, norm: str, k: int, seed: int) -> list:
+    """Candidate direction pairs ``(u, v)`` for fixed-direction MILPs: the top singular pairs (l2) or largest
+    rows (l-inf) of the Jacobians at the ``k`` points of ``Y`` with the largest norm, then random unit pairs.
+    Any unit pair with ``u^T J' v`` above the current best proves ``||J'||`` larger, so every pair is a valid
+    search direction (``docs/theory/exact_lipschitz.md §3``)."""
+    rng = np.random.default_rng(seed)
+    J = np.asarray(form.jacobian(Y))
+    vals = np.linalg.norm(J, 2, axis=(1, 2)) if norm == "l2" else np.abs(J).sum(axis=2).max(axis=1)
+    pool = []
+    for i in np.argsort(-vals)[:k]:
+        pool.append(_pair(J[i], norm))
+    n_out, m = J.shape[1], J.shape[2]
+    for _ in range(k):
+        if norm == "l2":
+            u, v = rng.standard_normal(n_out), rng.standard_normal(m)
+            pool.append((u / np.linalg.norm(u), v / np.linalg.norm(v)))
+        else:
+            pool.append((np.eye(n_out)[rng.integers(n_out)], rng.choice([-1.0, 1.0], size=m)))
+    return pool
+
+
+def _pair(J: np.ndarray, norm: str):
+    if norm == "l2":
+        U_, _, Vt = np.linalg.svd(J)
+        return U_[:, 0], Vt[0]
+    k = int(np.argmax(np.abs(J).sum(axis=1)))
+    return np.eye(J.shape[0])[k], np.sign(J[k]) + (J[k] == 0)
+
+
 # ---------------------------------------------------------------------------------------------- region search
 
 
@@ -1073,13 +1108,20 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
                                 "other start points (e.g. data or the witness of lower_bound).")
     start_value = best["value"]
     radius = 1e-3 * (1.0 + float(np.max(np.abs(best["y"]))))
+    rng = np.random.default_rng(seed)
+    scale_y = 1.0 + float(np.max(np.abs(Y)))
+    pool_pts = np.vstack([Y, best["y"] + scale_y * rng.standard_normal((256, m))])
+    pool = [_pair(best["jacobian"], norm)] + direction_pool(form, pool_pts, norm, 8, seed)
+    glob = make_problem(form, None, big)
+    pieces_all = glob.possible
     for rnd in range(rounds):
-        if deadline is not None and time.perf_counter() > deadline:
+        if deadline is not None and time.perf_counter() > deadline or not pool:
             break
         y = best["y"]
         # the largest radius (x4 steps) whose box leaves at most max_uncertain neurons undecided
-        prob = _box_problem(form, y, radius, big)
-        while sum(len(p) > 1 for p in prob.possible) <= max_uncertain and radius < 1e6:
+        rmax = 1e3 * scale_y     # beyond this the box's big-M constants lose the kinks: use the global problem
+        prob = _box_problem(form, y, min(radius, rmax), big)
+        while sum(len(p) > 1 for p in prob.possible) <= max_uncertain and radius < rmax:
             nxt = _box_problem(form, y, radius * 4, big)
             if sum(len(p) > 1 for p in nxt.possible) > max_uncertain:
                 break
@@ -1087,16 +1129,13 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
         while sum(len(p) > 1 for p in prob.possible) > max_uncertain and radius > 1e-12:
             radius /= 4
             prob = _box_problem(form, y, radius, big)
-        J = best["jacobian"]
-        if norm == "l2":
-            U_, _, Vt = np.linalg.svd(J)
-            u, v = U_[:, 0], Vt[0]
-        else:
-            k = int(np.argmax(np.abs(J).sum(axis=1)))
-            u, v = np.eye(J.shape[0])[k], np.sign(J[k]) + (J[k] == 0)
+        if radius >= rmax and sum(len(p) > 1 for p in pieces_all) <= max_uncertain:
+            prob = glob
+        u, v = pool.pop(0)
         tl = None if deadline is None else max(deadline - time.perf_counter(), 0.5)
+        # any unit pair with u^T J' v > best proves ||J'|| > best: the cut-off is the best value itself
         fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=tl, gap=1e-6, direction=v, weights=u,
-                        cutoff=float(u @ J @ v) * (1 + 1e-9))
+                        cutoff=float(best["value"]) * (1 + 1e-9))
         step = {"round": rnd, "radius": radius, "uncertain": sum(len(p) > 1 for p in prob.possible),
                 "status": fx["message"], "nodes": fx["nodes"]}
         improved = False
@@ -1104,11 +1143,11 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
             wt = best_adjacent_witness(form, prob, fx["y"], fx["t"], fx["pattern"], norm)
             if wt is not None and wt["value"] > best["value"] * (1 + 1e-9):
                 best, improved = wt, True
-        step["value"] = best["value"]
+        step["value"] = float(best["value"])
         log_.append(step)
-        if not improved:
-            if fx["status"] != 0 or radius >= 1e6:
-                break
+        if improved:
+            pool.insert(0, _pair(best["jacobian"], norm))
+        elif radius < rmax:
             radius *= 4      # the neighbourhood holds nothing better in this direction: look wider
             max_uncertain = int(max_uncertain * 1.5)
     pn = "l2 -> l2" if norm == "l2" else "l-inf -> l-inf"

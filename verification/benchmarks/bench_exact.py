@@ -40,7 +40,7 @@ import unfoldtheory as ut
 from unfoldtheory import lipschitz as lip
 
 ZOO = {
-    "ISTA": (lambda A, K: ut.models.ISTA(A, K, lam=0.1), 0.0),
+    "ISTA": (lambda A, K: ut.models.ISTA(A, lam=0.1, num_layers=K), 0.0),
     "LearnedStepISTA": (lambda A, K: ut.models.LearnedStepISTA(A, K), 1e-2),
     "ALISTA": (lambda A, K: ut.models.ALISTA(A, K), 1e-2),
     "LISTA": (lambda A, K: ut.models.LISTA(A, K), 1e-3),
