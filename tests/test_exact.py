@@ -335,3 +335,14 @@ def test_region_search_climbs_and_stays_below_the_exact_value(norm):
     assert got == pytest.approx(rs.value, rel=1e-9)
     with pytest.raises(InvalidInputError, match="start"):
         lip.region_search(form, np.zeros(2))
+
+
+def test_l2_on_a_box_uses_the_domain_certificate():
+    form = tiny_chain(2, m=2, K=3)
+    box = (np.array([-0.3, 0.1]), np.array([0.4, 0.5]))
+    b = lip.exact(form, "l2", domain=box)
+    ref, _ = brute_force(form, "l2", box=box)
+    dom = lip.domain_upper_bound(form, box)
+    lo, hi = b.interval
+    assert lo <= ref * (1 + 1e-9) <= hi * (1 + 1e-9)
+    assert hi <= dom.value * (1 + 1e-9)

@@ -382,8 +382,9 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
         Points whose activation regions seed the branch and bound (e.g. data, or the witness of
         :func:`lower_bound`: pass its Bound); the best certified one is the first cut-off.
     l2_lipsdp : bool
-        ``l2`` only: also compute the certified LipSDP-Neuron bound and use it as the upper end when it is
-        smaller (the exact value lies below every certified upper bound); ``checks["lipsdp_upper"]``.
+        ``l2`` only: also compute the certified LipSDP-Neuron bound (on a box domain: :func:`domain_upper_bound`)
+        and use it as the upper end when it is smaller (the exact value lies below every certified upper
+        bound); ``checks["lipsdp_upper"]``.
 
     Returns
     -------
@@ -425,7 +426,9 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
     if norm != "l2" or not l2_lipsdp or b.interval is None:
         return b
     # the exact value lies below every certified upper bound: the global LipSDP certificate may close the bracket
-    up = upper_bound(form, "lipsdp", time_limit=60.0 if time_limit is None else max(time_limit * 0.25, 1.0))
+    tl = 60.0 if time_limit is None else max(time_limit * 0.25, 1.0)
+    up = upper_bound(form, "lipsdp", time_limit=tl) if domain is None else domain_upper_bound(form, domain,
+                                                                                            time_limit=tl)
     checks = dict(b.checks, lipsdp_upper=up.value if up.certified else None)
     lo, hi = b.interval
     if not (up.certified and up.value < hi):
