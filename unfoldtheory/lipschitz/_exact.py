@@ -690,26 +690,46 @@ def op_norm(J: np.ndarray, norm: str) -> float:
     return float(np.linalg.norm(J, 2)) if J.size else 0.0
 
 
-def certify_witness(form: Form, prob: Problem, pattern: list, norm: str) -> dict | None:
+def certify_witness(form: Form, prob: Problem, pattern: list, norm: str, point: np.ndarray | None = None
+                    ) -> dict | None:
     """Certify that the region of ``pattern`` has nonempty interior and that the map is affine there with
     Jacobian ``J``: an interior point ``y`` by LP, then a float64 evaluation at ``y`` that places every neuron
     whose pre-activation depends on ``y`` strictly inside its piece (margins larger than the rounding-error
     bound), and the Jacobian recomputed from the form at ``y``.  Returns ``{"y", "pattern", "jacobian",
     "value"}`` with ``value`` = the operator norm minus its rounding-error bound (a true lower bound on the
-    Lipschitz constant), or None."""
-    y, s = interior_point(prob, pattern)
-    if y is None or not np.all(np.isfinite(y)):
-        return None
+    Lipschitz constant), or None.  A given ``point`` that already places every neuron strictly inside the
+    pattern's pieces is used directly (no LP)."""
     Zrows, _ = region_rows(prob, pattern)
     m = form.input_dim
-    cand = _pattern_at(form, prob.pieces, y)[2]
-    for i, k in enumerate(pattern):
-        if not np.any(Zrows[i, :m] != 0.0):
-            continue                                   # z_i does not depend on y here: its slope is irrelevant
-        if cand[i] != [k]:
+
+    def strict_at(y):
+        if y is None or not np.all(np.isfinite(y)):
+            return False
+        if not prob.homogeneous and (np.any(y <= prob.ylo) or np.any(y >= prob.yhi)):
+            return False
+        cand = _pattern_at(form, prob.pieces, y)[2]
+        # a neuron whose z_i does not depend on y here may sit anywhere: its slope is irrelevant
+        return all(cand[i] == [k] or not np.any(Zrows[i, :m] != 0.0) for i, k in enumerate(pattern))
+
+    y = None if point is None else np.asarray(point, float)
+    if not strict_at(y):
+        y, _ = interior_point(prob, pattern)
+        if not strict_at(y):
             return None
-    if not prob.homogeneous and (np.any(y <= prob.ylo) or np.any(y >= prob.yhi)):
-        return None
+    # distance (in y) from y to the nearest kink of the region's affine pre-activations: a margin to step in
+    z = _pattern_at(form, prob.pieces, y)[0]
+    s = math.inf
+    for i, k in enumerate(pattern):
+        g = float(np.linalg.norm(Zrows[i, :m]))
+        if g == 0.0:
+            continue
+        _, _, glo, ghi = prob.pieces[i][k]
+        for kink in (glo, ghi):
+            if math.isfinite(kink):
+                s = min(s, abs(z[i] - kink) / g)
+    if not prob.homogeneous:
+        s = min(s, float(np.min(y - prob.ylo)), float(np.min(prob.yhi - y)))
+    s = s if math.isfinite(s) else 1.0
     J = np.asarray(form.jacobian(y), dtype=float)
     # rounding-error bound of the Jacobian: |J - J_exact| <= gamma * |C||D||A|...|B| (abs propagation)
     d = prob.d
@@ -797,7 +817,7 @@ def sample_witness(form: Form, prob: Problem, center: np.ndarray, norm: str, see
             if any(len(c) != 1 for c in cand):
                 continue
             pat = [c[0] for c in cand]
-            w = certify_witness(form, prob, pat, norm)
+            w = certify_witness(form, prob, pat, norm, point=yy)
             if w is not None and (best is None or w["value"] > best["value"]):
                 best = w
     return best
@@ -895,7 +915,7 @@ def seed_witness(form: Form, prob: Problem, norm: str, seed: int, num: int = 204
         cand = _pattern_at(form, prob.pieces, Y[idx])[2]
         if any(len(c) != 1 for c in cand):
             continue
-        wt = certify_witness(form, prob, [c[0] for c in cand], norm)
+        wt = certify_witness(form, prob, [c[0] for c in cand], norm, point=Y[idx])
         if wt is not None and (best is None or wt["value"] > best["value"]):
             best = wt
             break
@@ -1098,7 +1118,7 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
         prob0 = _box_problem(form, yy, 1e-9 * (1.0 + float(np.max(np.abs(yy)))), big)
         cand = _pattern_at(form, prob0.pieces, yy)[2]
         if all(len(c) == 1 for c in cand):
-            wt = certify_witness(form, make_problem(form, None, big), [c[0] for c in cand], norm)
+            wt = certify_witness(form, make_problem(form, None, big), [c[0] for c in cand], norm, point=yy)
         else:
             wt = sample_witness(form, make_problem(form, None, big), yy, norm, seed)
         if wt is not None and (best is None or wt["value"] > best["value"]):
