@@ -455,7 +455,8 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
     Parameters
     ----------
     start : array (m,) or (k, m), or a Bound with ``witness["y"]``
-        Start points: a lower bound's or :func:`exact`'s witness, or data.
+        Start points: a lower bound's witness (its secant ``(y, y + d)`` is sampled at 33 points), an
+        :func:`exact` witness, or data.
     rounds : int
         Number of neighbourhood MILPs (the work budget, with ``node_limit`` nodes each).
     max_uncertain : int
@@ -473,9 +474,17 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
         raise InvalidInputError(f"norm must be 'linf' or 'l2'; got {norm!r}.")
     form = require_form(model_or_form)
     if isinstance(start, Bound):
-        start = (start.witness or {}).get("y")
-        if start is None:
+        wit = start.witness or {}
+        if wit.get("y") is None:
             raise InvalidInputError("start is a Bound without witness['y']; pass points or a lower bound's Bound.")
+        y0 = np.asarray(wit["y"], dtype=float)
+        if wit.get("d") is not None:
+            # a secant (y, y + d) averages the Jacobian along the segment: some point on it has a Jacobian at
+            # least as large as the ratio, so the segment's points are the starts
+            d = np.asarray(wit["d"], dtype=float)
+            start = y0[None, :] + np.linspace(0.0, 1.0, 33)[:, None] * d[None, :]
+        else:
+            start = y0
     Y, _ = check_observations(start, form.input_dim, "start")
     rounds = check_int(rounds, "rounds", minimum=1)
     max_uncertain = check_int(max_uncertain, "max_uncertain", minimum=1)

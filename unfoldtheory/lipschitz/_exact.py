@@ -657,28 +657,42 @@ def interior_point(prob: Problem, pattern: list) -> tuple[np.ndarray | None, flo
 
 def _pattern_at(form: Form, pieces: list, y: np.ndarray):
     """Pre-activations at ``y`` in float64, their rounding-error bounds, and per neuron the set of pieces whose
-    closed domain contains z within the error (a neuron is *strict* if that set has one element)."""
+    closed domain contains z within the error (a neuron is *strict* if that set has one element).
+
+    Error model (``docs/theory/exact_lipschitz.md §4``): the float64 pre-activation of neuron ``i`` is an
+    inner product of length ``n_i`` (its inputs, the input injection and the bias), so its own rounding is at
+    most ``gamma_{n_i} (|A_i||w| + |B_i||y| + |b_i|)``; errors of the inputs propagate through ``|A_i|`` times
+    the activation's error, which for a strict neuron is ``s |err z| + u |w|`` (slope ``s`` of its piece; a
+    neuron in a flat piece outputs its constant exactly).  A neuron that is not strict propagates ``|err z|``
+    plus the jump to the neighbouring pieces (it is reported as ambiguous anyway)."""
     zs, ws, _ = form.evaluate_blocks(y[None, :])
     z = np.concatenate([zz[0] for zz in zs])
-    # error bound: forward error of the affine layers, propagated with absolute values (gamma_n * |A||w|...)
+    w = np.concatenate([ww[0] for ww in ws])
     d = form.dense(max_neurons=max(form.num_neurons, 1))
     A, B, b = np.abs(d["A"]), np.abs(d["B"]), np.abs(d["b"])
     N = A.shape[0]
-    n_in = N + form.input_dim + 2
-    gam = n_in * _U / (1 - n_in * _U)
-    wabs = np.abs(np.concatenate([ww[0] for ww in ws]))
+    m = form.input_dim
+    ay = np.abs(y)
     err = np.zeros(N)
-    for i in range(N):
-        mag = A[i, :i] @ wabs[:i] + B[i] @ np.abs(y) + b[i]
-        err[i] = gam * mag + A[i, :i] @ err[:i] + 1e-300   # activations are 1-Lipschitz in z (and exact)
-    err = err * 2 + 4 * _U * np.abs(z)
+    werr = np.zeros(N)
     cand = []
     for i in range(N):
+        n_i = int(np.count_nonzero(A[i, :i])) + int(np.count_nonzero(B[i])) + 2
+        gam = n_i * _U / (1 - n_i * _U)
+        mag = A[i, :i] @ np.abs(w[:i]) + B[i] @ ay + b[i]
+        e = gam * mag + A[i, :i] @ werr[:i]
+        e = e * (1 + 4 * _U) + 2 * _U * abs(z[i]) + 1e-300
+        err[i] = e
         ok = []
         for k, (_, _, glo, ghi) in enumerate(pieces[i]):
-            if (not math.isfinite(glo) or z[i] >= glo - err[i]) and (not math.isfinite(ghi) or z[i] <= ghi + err[i]):
+            if (not math.isfinite(glo) or z[i] >= glo - e) and (not math.isfinite(ghi) or z[i] <= ghi + e):
                 ok.append(k)
         cand.append(ok)
+        if len(ok) == 1:
+            werr[i] = abs(pieces[i][ok[0]][0]) * e + 2 * _U * abs(w[i])
+        else:
+            werr[i] = e + 2 * _U * abs(w[i])
+    del m
     return z, err, cand
 
 
@@ -1114,13 +1128,16 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
     big = form.num_neurons + 1
     Y = np.asarray(start, float).reshape(-1, m)
     best, log_ = None, []
-    for yy in Y:
-        prob0 = _box_problem(form, yy, 1e-9 * (1.0 + float(np.max(np.abs(yy)))), big)
-        cand = _pattern_at(form, prob0.pieces, yy)[2]
+    glob = make_problem(form, None, big)
+    J = np.asarray(form.jacobian(Y))
+    vals = np.linalg.norm(J, 2, axis=(1, 2)) if norm == "l2" else np.abs(J).sum(axis=2).max(axis=1)
+    for idx in np.argsort(-vals)[:4]:                  # the starts with the largest Jacobians
+        yy = Y[idx]
+        cand = _pattern_at(form, glob.pieces, yy)[2]
         if all(len(c) == 1 for c in cand):
-            wt = certify_witness(form, make_problem(form, None, big), [c[0] for c in cand], norm, point=yy)
+            wt = certify_witness(form, glob, [c[0] for c in cand], norm, point=yy)
         else:
-            wt = sample_witness(form, make_problem(form, None, big), yy, norm, seed)
+            wt = sample_witness(form, glob, yy, norm, seed, num=8)
         if wt is not None and (best is None or wt["value"] > best["value"]):
             best = wt
     if best is None:
@@ -1132,7 +1149,6 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
     scale_y = 1.0 + float(np.max(np.abs(Y)))
     pool_pts = np.vstack([Y, best["y"] + scale_y * rng.standard_normal((256, m))])
     pool = [_pair(best["jacobian"], norm)] + direction_pool(form, pool_pts, norm, 8, seed)
-    glob = make_problem(form, None, big)
     pieces_all = glob.possible
     for rnd in range(rounds):
         if deadline is not None and time.perf_counter() > deadline or not pool:
