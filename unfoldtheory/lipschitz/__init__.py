@@ -521,7 +521,7 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
     if isinstance(domain, dict) and domain.get("norm", "linf") == "l2":
         if set(domain) - {"center", "radius", "norm"}:
             raise InvalidInputError(f"unknown domain keys {sorted(set(domain) - {'center', 'radius', 'norm'})}.")
-        Y, single = check_observations(domain.get("center"), m, "domain['center']")
+        Y, _ = check_observations(domain.get("center"), m, "domain['center']")
         radius = check_scalar(domain.get("radius"), "domain['radius']", low=0.0)
         center, rad, nrm = Y[0], radius, "l2"
         label = f"l2 ball of radius {radius:g}"
