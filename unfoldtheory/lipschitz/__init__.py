@@ -38,6 +38,7 @@ NeurIPS 2018 (AutoLip/SeqLip; lower bounds by gradient-norm maximisation).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -63,7 +64,7 @@ _U = np.finfo(np.float64).eps / 2
 #: Below this naive bound the SDP methods return the naive certificate unchanged (no optimisation).
 _NEGLIGIBLE = 1e-100
 
-__all__ = ["upper_bound", "lower_bound", "local_upper_bound", "parameter_upper_bound", "bounds_vs_depth",
+__all__ = ["upper_bound", "lower_bound", "exact", "domain_upper_bound", "region_search", "local_upper_bound", "parameter_upper_bound", "bounds_vs_depth",
            "plot_bounds_vs_depth", "truncate", "METHODS", "QUANTITY"]
 
 
@@ -398,6 +399,220 @@ def lower_bound(model_or_form: Any, *, data: Any = None,
                             power_iters=power_iters, ascent_steps=ascent_steps, ascent_starts=ascent_starts,
                             seed=seed, input_dim=input_dim, device=device, time_limit=time_limit,
                             smooth_steps=smooth_steps)
+
+
+# ---------------------------------------------------------------------------------------------- exact
+
+
+def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neurons: int = 120,
+          node_limit: int | None = 200_000, time_limit: float | None = None, mip_rel_gap: float = 1e-7,
+          l2_rounds: int = 6, seed: int = 0, l2_lipsdp: bool = True, starts: Any = None) -> Bound:
+    r"""The exact Lipschitz constant of :math:`y \mapsto x` for small unrolled networks (mixed-integer program).
+
+    The network is piecewise affine (every supported activation is), so on a convex domain its Lipschitz
+    constant is the largest operator norm of the Jacobian of an activation region with nonempty interior
+    there.  One binary per linear piece of every neuron selects the region, a second linear copy of the
+    network carries the directional derivative, and HiGHS (``scipy.optimize.milp``) solves the mixed-integer
+    program by branch and bound (LipMIP, Jordan & Dimakis 2020, written for the analysis form; details and
+    proofs in ``docs/theory/exact_lipschitz.md §1-§4``).
+
+    Parameters
+    ----------
+    model_or_form : Form or model with ``.form()``
+    norm : {"linf", "l2"}
+        ``"linf"``: :math:`\|\cdot\|_\infty \to \|\cdot\|_\infty` (max row l1-norm of the Jacobian), solved
+        exactly (up to ``mip_rel_gap``).  ``"l2"``: a certified bracket, lower end the spectral norm of an
+        attained region Jacobian (alternating MILPs over directions), upper end
+        :math:`\sqrt{\max\|J\|_{\infty\to\infty}\,\max\|J\|_{1\to 1}}` (``§3``).
+    domain : None, (lower, upper) or {"center": c, "radius": r}
+        ``None``: all of :math:`\mathbb{R}^m` (homogenised, ``§2``); a box; or an l-infinity ball.
+    max_neurons : int
+        Refuse networks with more piecewise-linear (non-identity) neurons (``InvalidInputError``): the branch
+        and bound is exponential in the number of neurons whose piece the domain does not fix.  Measured
+        (``verification/benchmarks/bench_exact.py``): trained nets with m = 5, n = 10 close the gap in seconds
+        at 2-3 layers; at 4-6 layers the node/time budget usually ends with a bracket.
+    node_limit : int or None
+        Branch-and-bound node budget per MILP (the work budget; deterministic).  When reached the result is
+        still a certified bracket with ``converged=False``.
+    time_limit : float or None
+        Safety cap in seconds over all MILPs; reaching it sets ``converged=False`` (never a wrong value).
+    mip_rel_gap : float
+        Relative gap at which HiGHS stops.
+    l2_rounds : int
+        ``l2`` only: rounds of the alternating fixed-direction MILPs that improve the lower end.
+    seed : int
+        Seed of the random points that seed the branch and bound with a certified witness.
+    starts : array (k, m) or Bound, optional
+        Points whose activation regions seed the branch and bound (e.g. data, or the witness of
+        :func:`lower_bound`: pass its Bound); the best certified one is the first cut-off.
+    l2_lipsdp : bool
+        ``l2`` only: also compute the certified LipSDP-Neuron bound (on a box domain: :func:`domain_upper_bound`)
+        and use it as the upper end when it is smaller (the exact value lies below every certified upper
+        bound); ``checks["lipsdp_upper"]``.
+
+    Returns
+    -------
+    Bound
+        ``side="upper"``, ``value`` = the upper end, ``interval=(lo, hi)``: ``lo`` is the norm of the Jacobian
+        of a region that was certified to have nonempty interior (an interior point found by LP and checked in
+        float64, the Jacobian recomputed from the form there, rounding subtracted), ``hi`` the solver's dual
+        bound inflated for its tolerances (``§4``).  ``witness={"y", "pattern", "jacobian",
+        "interior_margin"}``; ``converged`` is True when the gap closed within the node budget; ``checks``
+        hold each MILP's size, nodes, status and values.  ``certified=True`` means ``lo`` was re-verified in
+        float64 and ``hi`` is a finite dual bound of a completed or stopped branch and bound (it rests on
+        HiGHS's LP bounds; the tests compare it with brute-force region enumeration).
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown norm, a network above ``max_neurons``, or a malformed domain (the message names the fix).
+    NotRepresentableError
+        The model has no analysis form.
+    """
+    from ._exact import exact_impl
+
+    if norm not in ("linf", "l2"):
+        raise InvalidInputError(f"norm must be 'linf' or 'l2'; got {norm!r}.")
+    max_neurons = check_int(max_neurons, "max_neurons", minimum=1)
+    if node_limit is not None:
+        node_limit = check_int(node_limit, "node_limit", minimum=1)
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
+    mip_rel_gap = check_scalar(mip_rel_gap, "mip_rel_gap", low=0.0, high=1.0)
+    l2_rounds = check_int(l2_rounds, "l2_rounds", minimum=0)
+    form = require_form(model_or_form)
+    if isinstance(starts, Bound):
+        starts = (starts.witness or {}).get("y")
+    if starts is not None:
+        starts, _ = check_observations(starts, form.input_dim, "starts")
+    b = exact_impl(form, norm, domain, max_neurons, node_limit, time_limit, mip_rel_gap, l2_rounds, seed,
+                   starts=starts)
+    if norm != "l2" or not l2_lipsdp or b.interval is None:
+        return b
+    # the exact value lies below every certified upper bound: the global LipSDP certificate may close the bracket
+    tl = 60.0 if time_limit is None else max(time_limit * 0.25, 1.0)
+    up = upper_bound(form, "lipsdp", time_limit=tl) if domain is None else domain_upper_bound(form, domain,
+                                                                                            time_limit=tl)
+    checks = dict(b.checks, lipsdp_upper=up.value if up.certified else None)
+    lo, hi = b.interval
+    if not (up.certified and up.value < hi):
+        return dataclasses.replace(b, checks=checks)
+    hi = max(up.value, lo)
+    tol = max(mip_rel_gap, 1e-6)
+    return dataclasses.replace(b, checks=checks, value=hi, interval=(lo, hi), converged=bool(hi - lo <= tol * hi),
+                               status=b.status + "; upper end from the certified LipSDP bound",
+                               solver=b.solver + " + LipSDP-Neuron (certified) for the l2 upper end")
+
+
+def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: int = 20,
+                  max_uncertain: int = 30, node_limit: int | None = 2000, time_limit: float | None = None,
+                  seed: int = 0) -> Bound:
+    r"""Lower bound by a search over reachable activation regions, warm-started from given points.
+
+    From the best start point (its region certified as in :func:`exact`), repeat: take the region's top
+    singular pair :math:`(u, v)` (l2) or its largest row (l-inf), choose a box around the witness small enough
+    that at most ``max_uncertain`` neurons can change piece, and solve exactly, by MILP, :math:`\max u^TJ(y)v`
+    over the regions meeting the box; move to the certified region found (``docs/theory/exact_lipschitz.md
+    §6``).  Every step is an attained region, so the value only increases and stays a true lower bound; it
+    scales to large nets because only the box's undecided neurons get binaries.
+
+    Parameters
+    ----------
+    start : array (m,) or (k, m), or a Bound with ``witness["y"]``
+        Start points: a lower bound's witness (its secant ``(y, y + d)`` is sampled at 33 points), an
+        :func:`exact` witness, or data.
+    rounds : int
+        Number of neighbourhood MILPs (the work budget, with ``node_limit`` nodes each).
+    max_uncertain : int
+        Undecided neurons allowed in a neighbourhood (grows when a neighbourhood holds nothing better).
+
+    Returns
+    -------
+    Bound
+        ``side="lower"``, ``certified=True``, ``witness={"y", "pattern", "jacobian"}``; ``checks["rounds"]``
+        logs each neighbourhood (radius, undecided neurons, status, value).
+    """
+    from ._exact import region_search_impl
+
+    if norm not in ("linf", "l2"):
+        raise InvalidInputError(f"norm must be 'linf' or 'l2'; got {norm!r}.")
+    form = require_form(model_or_form)
+    if isinstance(start, Bound):
+        wit = start.witness or {}
+        if wit.get("y") is None:
+            raise InvalidInputError("start is a Bound without witness['y']; pass points or a lower bound's Bound.")
+        y0 = np.asarray(wit["y"], dtype=float)
+        if wit.get("d") is not None:
+            # a secant (y, y + d) averages the Jacobian along the segment: some point on it has a Jacobian at
+            # least as large as the ratio, so the segment's points are the starts
+            d = np.asarray(wit["d"], dtype=float)
+            start = y0[None, :] + np.linspace(0.0, 1.0, 33)[:, None] * d[None, :]
+        else:
+            start = y0
+    Y, _ = check_observations(start, form.input_dim, "start")
+    rounds = check_int(rounds, "rounds", minimum=1)
+    max_uncertain = check_int(max_uncertain, "max_uncertain", minimum=1)
+    if node_limit is not None:
+        node_limit = check_int(node_limit, "node_limit", minimum=1)
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
+    return region_search_impl(form, Y, norm, rounds, max_uncertain, node_limit, time_limit, seed)
+
+
+# ---------------------------------------------------------------------------------------------- domain
+
+
+def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp", time_limit: float = 60.0,
+                       max_evaluations: int | None = None, dtype: str = "auto") -> Bound:
+    r"""Certified upper bound on the l2 Lipschitz constant of :math:`y \mapsto x` restricted to a domain.
+
+    The quantity is :math:`\sup\{\|x(y_1)-x(y_2)\|_2/\|y_1-y_2\|_2 : y_1, y_2 \in D\}` for a box
+    ``domain=(lower, upper)`` (e.g. the data region), an l-infinity ball ``{"center": c, "radius": r}`` or an
+    l2 ball ``{"center": c, "radius": r, "norm": "l2"}``.  Interval bound propagation over :math:`D` fixes
+    every neuron that stays inside one linear piece there (its slope becomes a constant and it is eliminated
+    exactly); the others keep their slope interval; then ``method`` ("lipsdp", "layerwise", "naive") bounds
+    the refined network (per-neuron slope intervals; ``docs/theory/exact_lipschitz.md §5``).  The result is
+    labelled with the domain in ``quantity`` and ``method="domain_<method>"``; it is at most the global bound
+    of the same method up to optimiser accuracy, and at least the domain's exact constant
+    (:func:`exact` with the same box).
+    """
+    from ._exact import parse_domain
+
+    form = require_form(model_or_form)
+    if method not in ("lipsdp", "layerwise", "naive"):
+        raise InvalidInputError(f"method must be 'lipsdp', 'layerwise' or 'naive'; got {method!r}.")
+    m = form.input_dim
+    if isinstance(domain, dict) and domain.get("norm", "linf") == "l2":
+        if set(domain) - {"center", "radius", "norm"}:
+            raise InvalidInputError(f"unknown domain keys {sorted(set(domain) - {'center', 'radius', 'norm'})}.")
+        Y, _ = check_observations(domain.get("center"), m, "domain['center']")
+        radius = check_scalar(domain.get("radius"), "domain['radius']", low=0.0)
+        center, rad, nrm = Y[0], radius, "l2"
+        label = f"l2 ball of radius {radius:g}"
+    else:
+        lo, hi = parse_domain(domain, m)
+        center, rad, nrm = (lo + hi) / 2, (hi - lo) / 2, "linf"
+        label = f"box [{np.array2string(lo, precision=4)}, {np.array2string(hi, precision=4)}]"
+    start = time.perf_counter()
+    bounds = interval_bounds(form, center, rad, nrm)
+    alpha, beta = refined_slopes(form, bounds)
+    net = with_slopes(from_form(form), alpha, beta)
+    fixed = int(sum(int(np.sum(a == b)) for a, b in zip(alpha, beta)))
+    extra = {"fixed_neurons": fixed, "uncertain_neurons": net.num_neurons - fixed, "domain": label}
+    quantity = f"Lipschitz constant of y -> x on the domain {label} (l2 -> l2)"
+    if method == "naive":
+        red = eliminate_fixed(net)
+        if red.num_blocks == 0:
+            b = _linear_bound(red, "naive", start, extra)
+        else:
+            terms = naive_terms(red)
+            b = Bound(value=terms["value"], side="upper", certified=True, method="naive", quantity=quantity,
+                      solver="numpy SVD (outward rounded)", status="closed form", checks=extra,
+                      seconds=time.perf_counter() - start)
+    else:
+        b = _sdp_bound(net, method, time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype,
+                       max_dense_order=400, max_fill_bytes=2 * 1024 ** 3, start=start, extra=extra)
+    return dataclasses.replace(b, method=f"domain_{b.method}", quantity=quantity)
 
 
 # ---------------------------------------------------------------------------------------------- local

@@ -30,8 +30,9 @@ def _dense(M):
     return M.toarray() if hasattr(M, "toarray") else np.asarray(M, dtype=np.float64)
 
 
-def interval_bounds(form: Form, y0: np.ndarray, radius: float, norm: str = "l2") -> list:
-    """Sound pre-activation intervals ``[(l_k, u_k)]`` over the ball (outward-rounded)."""
+def interval_bounds(form: Form, y0: np.ndarray, radius, norm: str = "l2") -> list:
+    """Sound pre-activation intervals ``[(l_k, u_k)]`` over the ball (outward-rounded).  For ``norm="linf"``
+    ``radius`` may be a vector of per-coordinate half-widths: the domain is then the box ``y0 +- radius``."""
     if norm not in ("l2", "linf"):
         raise InvalidInputError(f"norm must be 'l2' or 'linf'; got {norm!r}.")
     inner = max([form.input_dim] + form.sizes) + 3
@@ -50,8 +51,10 @@ def interval_bounds(form: Form, y0: np.ndarray, radius: float, norm: str = "l2")
             Bd = _dense(blk.B)
             c += Bd @ y0
             cabs += np.abs(Bd) @ np.abs(y0)
-            rows = np.linalg.norm(Bd, axis=1) if norm == "l2" else np.abs(Bd).sum(axis=1)
-            r += radius * rows * (1 + gam)
+            if norm == "l2":
+                r += radius * np.linalg.norm(Bd, axis=1) * (1 + gam)
+            else:
+                r += (np.abs(Bd) @ (np.broadcast_to(radius, y0.shape) * (1 + gam))) * (1 + gam)
         if blk.b is not None:
             c += blk.b
             cabs += np.abs(blk.b)
