@@ -32,12 +32,12 @@ import sys
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import time
+import time  # noqa: E402 - after pinning the BLAS threads
 
-import torch
+import torch  # noqa: E402
 
-import unfoldtheory as ut
-from unfoldtheory import lipschitz as lip
+import unfoldtheory as ut  # noqa: E402
+from unfoldtheory import lipschitz as lip  # noqa: E402
 
 ZOO = {
     "ISTA": (lambda A, K: ut.models.ISTA(A, lam=0.1, num_layers=K), 0.0),
