@@ -593,13 +593,22 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
         lo, hi = parse_domain(domain, m)
         center, rad, nrm = (lo + hi) / 2, (hi - lo) / 2, "linf"
         label = f"box [{np.array2string(lo, precision=4)}, {np.array2string(hi, precision=4)}]"
+    quantity = f"Lipschitz constant of y -> x on the domain {label} (l2 -> l2)"
+    b = _refined_bound(form, interval_bounds(form, center, rad, nrm), method, {"domain": label}, quantity,
+                       time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype)
+    return dataclasses.replace(b, method=f"domain_{b.method}")
+
+
+def _refined_bound(form: Any, bounds: Any, method: str, extra: dict, quantity: str, *, time_limit: float,
+                   max_evaluations: int | None, dtype: str) -> Bound:
+    """``method``'s bound of the network whose slopes are narrowed by the pre-activation ``bounds`` of a
+    domain (:mod:`._local`): neurons fixed to one linear piece are substituted exactly, the others keep their
+    (narrowed) slope interval.  Shared by :func:`local_upper_bound` and :func:`domain_upper_bound`."""
     start = time.perf_counter()
-    bounds = interval_bounds(form, center, rad, nrm)
     alpha, beta = refined_slopes(form, bounds)
     net = with_slopes(from_form(form), alpha, beta)
     fixed = int(sum(int(np.sum(a == b)) for a, b in zip(alpha, beta)))
-    extra = {"fixed_neurons": fixed, "uncertain_neurons": net.num_neurons - fixed, "domain": label}
-    quantity = f"Lipschitz constant of y -> x on the domain {label} (l2 -> l2)"
+    extra = {"fixed_neurons": fixed, "uncertain_neurons": net.num_neurons - fixed, **extra}
     if method == "naive":
         red = eliminate_fixed(net)
         if red.num_blocks == 0:
@@ -612,7 +621,7 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
     else:
         b = _sdp_bound(net, method, time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype,
                        max_dense_order=400, max_fill_bytes=2 * 1024 ** 3, start=start, extra=extra)
-    return dataclasses.replace(b, method=f"domain_{b.method}", quantity=quantity)
+    return dataclasses.replace(b, quantity=quantity)
 
 
 # ---------------------------------------------------------------------------------------------- local
@@ -638,30 +647,10 @@ def local_upper_bound(model_or_form: Any, y: Any, radius: float, *, norm: str = 
     radius = check_scalar(radius, "radius", low=0.0)
     if method not in ("lipsdp", "layerwise", "naive"):
         raise InvalidInputError(f"method must be 'lipsdp', 'layerwise' or 'naive'; got {method!r}.")
-    start = time.perf_counter()
-    bounds = interval_bounds(form, Y[0], radius, norm)
-    alpha, beta = refined_slopes(form, bounds)
-    net = with_slopes(from_form(form), alpha, beta)
-    fixed = int(sum(int(np.sum(a == b)) for a, b in zip(alpha, beta)))
-    extra = {"fixed_neurons": fixed, "uncertain_neurons": net.num_neurons - fixed, "radius": radius,
-             "norm": norm}
     quantity = f"local Lipschitz constant of y -> x on the {norm} ball of radius {radius:g} (l2 -> l2)"
-    if method == "naive":
-        red = eliminate_fixed(net)
-        if red.num_blocks == 0:
-            b = _linear_bound(red, "naive", start, extra)
-        else:
-            terms = naive_terms(red)
-            b = Bound(value=terms["value"], side="upper", certified=True, method="naive", quantity=quantity,
-                      solver="numpy SVD (outward rounded)", status="closed form", checks=extra,
-                      seconds=time.perf_counter() - start)
-    else:
-        b = _sdp_bound(net, method, time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype,
-                       max_dense_order=400, max_fill_bytes=2 * 1024 ** 3, start=start, extra=extra)
-    return Bound(value=b.value, side=b.side, certified=b.certified, method=f"local_{b.method}",
-                 quantity=quantity, solver=b.solver, status=b.status, checks=b.checks,
-                 reason=b.reason if not b.certified else "",
-                 witness=b.witness, seconds=b.seconds)
+    b = _refined_bound(form, interval_bounds(form, Y[0], radius, norm), method, {"radius": radius, "norm": norm},
+                       quantity, time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype)
+    return dataclasses.replace(b, method=f"local_{b.method}")
 
 
 # ---------------------------------------------------------------------------------------------- parameters
