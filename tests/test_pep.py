@@ -235,3 +235,39 @@ def test_fifty_steps_of_proximal_gradient():
     assert b.certified and b.checks["exact"]
     assert b.value == pytest.approx(1 / 200, rel=1e-6)
     assert b.value >= 1 / 200 * (1 - 1e-12)
+
+
+# ------------------------------------------------------------------------------ exactness (issue 15)
+ISSUE15_STEPS = [0.26568750427002313, 2.245594203041013, 0.9151436369908236, 1.1385250624811936,
+                 2.1478802190397235, 2.2924813871752536, 2.450957851124404, 0.22311378489530093,
+                 2.0925613412789055]
+
+
+def test_exact_is_checked_against_every_interpolation_inequality():
+    """The case of the outside check: the default strategy called 0.03801389 exact (largest violation
+    8.5e-6) while the full PEP (and PEPit) give 0.03801332.  exact=True must mean the value is the worst case
+    to ``tol``, so it must agree with the full PEP to that tolerance."""
+    full = conv.worst_case(ISSUE15_STEPS, L=0.25, mu=0.0, strategy="full")
+    gen = conv.worst_case(ISSUE15_STEPS, L=0.25, mu=0.0)
+    assert full.certified and gen.certified
+    assert full.value == pytest.approx(0.03801332, rel=2e-6)
+    for b in (full, gen):
+        c = b.checks
+        if c["exact"]:
+            assert b.value <= full.value * (1 + 1e-5) and b.value >= full.value * (1 - 1e-5)
+            assert c["max_violation"] <= c["violation_tol"] or c["attained_relative_gap"] <= 1e-5
+    assert gen.checks["exact"]                  # generation continues past the 8.5e-6 violation
+    # one round (local inequalities only) is a relaxation that is not tight here: never called exact
+    one = conv.worst_case(ISSUE15_STEPS, L=0.25, mu=0.0, max_rounds=1)
+    assert one.certified and one.value >= full.value * (1 - 1e-9)
+    assert not one.checks["exact"] and "max_rounds=1" in one.checks["exact_reason"]
+
+
+def test_attained_value_is_a_point_of_the_class():
+    """The repaired worst case is a lower bound: below the certificate, above the 1-D quadratic."""
+    for method in _pep.METHODS:
+        b = conv.worst_case([1.0, 2.5, 0.6, 1.9], mu=0.05, method=method, nested=False)
+        c = b.checks
+        assert c["attained_value"] <= b.value
+        assert c["attained_value"] >= c["quadratic_lower_bound"] * (1 - 1e-9)
+        assert c["attained_relative_gap"] <= 1e-3

@@ -81,8 +81,6 @@ _RANK_RTOL = 1e-7
 _EPS = np.finfo(np.float64).eps
 #: Smallest unit of a vector or value in the rescaled chain solve, relative to the largest.
 _UNIT_FLOOR = 1e-3
-#: Largest relative gap between the certified value and the attained worst case for ``exact = True``.
-_EXACT_GAP = 1e-5
 #: Solve the chain a second time in the units of the first worst case (keeps the better certificate).
 _RESCALE = True
 
@@ -640,9 +638,9 @@ def _certify(dd: _Dual, lam: np.ndarray, tau: float) -> _Certificate:
     return best
 
 
-def _violations(model: _Model, G: np.ndarray, Fh: np.ndarray, ref: float) -> list[tuple[float, Pair]]:
-    """Violation of every interpolation inequality at a worst case (scaled basis), largest first, relative
-    to the terms of the inequality plus ``ref`` (the worst-case value)."""
+def _ineq_values(model: _Model, G: np.ndarray, Fh: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Every interpolation inequality at ``(G, Fh)`` (scaled basis): per function, the matrix ``V[i, j]``
+    (inequality ``(i, j)`` reads ``V[i, j] <= 0``; ``-inf`` on the diagonal) and the size of its terms."""
     parts = []
     F = Fh * model.F_bound
     for fi, fn in enumerate(model.funcs):
@@ -663,15 +661,150 @@ def _violations(model: _Model, G: np.ndarray, Fh: np.ndarray, ref: float) -> lis
         np.fill_diagonal(scale, 0.0)
         np.fill_diagonal(V, -np.inf)
         parts.append((fi, V, scale))
-    # relative to the pair's own terms plus the size of the worst case (an absolute noise floor)
+    return parts
+
+
+def _violations(model: _Model, G: np.ndarray, Fh: np.ndarray, ref: float) -> list[tuple[float, Pair]]:
+    """Violation of every interpolation inequality at a worst case (scaled basis), largest first, relative
+    to the terms of the inequality plus ``ref`` (the worst-case value)."""
     floor = max(abs(ref), 1e-300)
     out = []
-    for fi, V, scale in parts:
+    for fi, V, scale in _ineq_values(model, G, Fh):
         rel = V / (scale + floor)
         ii, jj = np.nonzero(rel > 0)
         out += [(float(rel[i, j]), (fi, int(i), int(j))) for i, j in zip(ii, jj)]
     out.sort(reverse=True)
     return out
+
+
+#: Curvatures (relative position in [mu, L] for f; absolute for h) of the quadratics mixed into the interior
+#: point used to repair a solver's worst case (spread so that every pair of points is well separated).
+_INTERIOR_CURVATURES = ((0.02, 0.05), (0.1, 2.0), (0.3, 0.2), (0.5371, 0.5), (0.75, 1.0), (0.93, 0.1),
+                        (0.99, 5.0))
+
+
+def _quadratic_point(model: _Model) -> tuple[np.ndarray, np.ndarray] | None:
+    """A strictly feasible point of the full PEP: the direct sum of 1-D realisations in which ``f`` is a
+    quadratic ``(c/2) x^2`` with ``c`` strictly between ``mu`` and ``L`` and ``h`` is ``(c_h/2) x^2``
+    (``c_h > 0``), ``x_0 = 1/sqrt(K)`` in each of the ``K`` coordinates and ``x_* = 0``.
+
+    Every interpolation inequality between two distinct points then holds with a strict margin
+    (``docs/theory/pep.md §3``).  Returns the Gram matrix and the scaled values, or None when a linear
+    system that realises the algorithm on these quadratics is singular.
+    """
+    n = model.n
+    K = len(_INTERIOR_CURVATURES)
+    G = np.zeros((n, n))
+    Fh = np.zeros(model.nF)
+    for rel_f, c_h in _INTERIOR_CURVATURES:
+        rows, rhs, cs = [], [], []
+        e0 = np.zeros(n)
+        e0[0] = model.beta[0]               # x_0 = beta_0 * (scaled basis vector 0)
+        rows.append(e0)
+        rhs.append(1.0)
+        for fn in model.funcs:
+            if fn.name == "h":
+                c = c_h
+            else:                           # smooth: c1 = 1/(2(1-q)), c2 = q c1
+                q = fn.c2 / fn.c1 if fn.c1 > 0 else 0.0
+                c = q + (1.0 - q) * rel_f
+            cs.append(c)
+            for p in range(1, len(fn.labels)):
+                rows.append(fn.Gr[p] - c * fn.X[p])
+                rhs.append(0.0)
+        A = np.array(rows)
+        if A.shape[0] != n:
+            return None
+        try:
+            z = np.linalg.solve(A, np.array(rhs))
+        except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(z)):
+            return None
+        G += np.outer(z, z) / K
+        for fn, c in zip(model.funcs, cs):
+            for p in range(1, len(fn.labels)):
+                x = float(fn.X[p] @ z)
+                Fh[fn.Fidx[p]] += 0.5 * c * x * x / model.F_bound[fn.Fidx[p]] / K
+    return G, Fh
+
+
+def _best_values(model: _Model, G: np.ndarray) -> np.ndarray | None:
+    """The largest scaled values ``Fh`` (per function, with ``F_* = 0``) satisfying every interpolation
+    inequality for the Gram matrix ``G``, or None when there are none.
+
+    For fixed ``G`` the inequalities are difference constraints ``f_j <= f_i - Q_ij``; their largest solution
+    is the shortest-path distance from the optimum (Bellman-Ford, vectorised), and there is no solution
+    exactly when the graph has a negative cycle.
+    """
+    Fh = np.zeros(model.nF)
+    zero = np.zeros(model.nF)
+    for fi, Vm, _ in _ineq_values(model, G, zero):
+        fn = model.funcs[fi]
+        W = -Vm                                  # with F = 0, V_ij = Q_ij; edge i -> j of weight -Q_ij
+        k = W.shape[0]
+        np.fill_diagonal(W, 0.0)
+        d = W[0].copy()
+        d[0] = 0.0
+        for _ in range(k + 1):
+            nd = np.minimum(d, np.min(d[:, None] + W, axis=0))
+            if np.array_equal(nd, d):
+                break
+            d = nd
+        else:
+            return None
+        if d[0] < 0:
+            return None
+        for p in range(1, k):
+            Fh[fn.Fidx[p]] = d[p] / model.F_bound[fn.Fidx[p]]
+    return Fh
+
+
+def _feasible_lower(model: _Model, G: np.ndarray, Fh: np.ndarray) -> tuple[float, float]:
+    """The value of a point of the *full* PEP built from a solver's worst case (scaled basis), a lower bound.
+
+    ``G`` is projected onto the PSD cone and scaled to ``G_00 <= 1`` (every constraint is homogeneous); the
+    values are replaced by the largest ones satisfying every interpolation inequality for that ``G``
+    (:func:`_best_values`).  When there are none (a violation that involves ``G`` itself), ``G`` is mixed
+    with the Gram matrix of the strictly feasible quadratic point (:func:`_quadratic_point`) with weight
+    ``theta`` (the PEP is convex), doubling ``theta`` from the smallest weight that repairs every pair.
+    The value is attained by a function of the class (interpolation theorem), up to float64 rounding.
+    Returns ``(value, theta)``; ``(-inf, nan)`` when no repair is found.
+    """
+    w, V = np.linalg.eigh(0.5 * (G + G.T))
+    G = (V * np.maximum(w, 0.0)) @ V.T
+    if G[0, 0] > 1.0:
+        G = G / G[0, 0]
+
+    def perf(Gm: np.ndarray, F: np.ndarray) -> float:
+        return float(np.sum(model.C * Gm) + model.c @ F)
+
+    F = _best_values(model, G)
+    if F is not None:
+        return perf(G, F), 0.0
+    quad = _quadratic_point(model)
+    if quad is None:
+        return -math.inf, math.nan
+    G0 = quad[0]
+    zero = np.zeros(model.nF)
+    theta = 0.0
+    for (fi, Vm, _), (_, V0, _) in zip(_ineq_values(model, G, zero), _ineq_values(model, G0, zero)):
+        pair = Vm + Vm.T                         # Q_ij + Q_ji: a cycle of length two, independent of F
+        pair0 = V0 + V0.T
+        bad = np.isfinite(pair) & (pair > 0)
+        if np.any(bad & (pair0 >= 0)):
+            return -math.inf, math.nan
+        if bad.any():
+            theta = max(theta, float(np.max(pair[bad] / (pair[bad] - pair0[bad]))))
+    theta = min(max(theta * (1 + 1e-6), 1e-12), 1.0)
+    while True:
+        Gt = (1.0 - theta) * G + theta * G0
+        F = _best_values(model, Gt)
+        if F is not None:
+            return perf(Gt, F), theta
+        if theta >= 1.0:
+            return -math.inf, math.nan
+        theta = min(2.0 * theta, 1.0)
 
 
 # ================================================================================ lower bound
@@ -755,6 +888,173 @@ _QUANTITY = {
 def _quantity(method: str, metric: str, N: int, L: float, mu: float) -> str:
     cls = f"f {L:g}-smooth, {mu:g}-strongly convex" + (", h closed convex" if method == "prox_grad" else "")
     return f"{_QUANTITY[(method, metric)]} after {N} steps over {{{cls}}}, ||x0 - x*||^2 <= 1"
+
+
+# ================================================================================== the solve loop
+#: Relative violation above which a non-chosen inequality is added in the next round of generation.
+_ADD_FLOOR = 1e-9
+#: Largest relative interpolation violation of a solver's worst case accepted as "satisfied" for exactness.
+_VIOL_TOL = 1e-6
+#: Relative excess of a feasible (attained) worst case over the certified value that flags a broken solve.
+_CONTRADICTION = 1e-7
+
+
+@dataclass
+class _Outcome:
+    value: float                # certified upper bound (user units)
+    certified: bool
+    checks: dict
+    reasons: list
+    witness: dict
+    res: _Relaxation
+
+
+def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: float, repair_rtol: float,
+                     max_rounds: int, max_dense_dim: int, lower: float, c_low: float, scale: float, L: float,
+                     verbose: bool) -> _Outcome:
+    """Constraint generation (or the full PEP), the float64 certificate and the exactness check.
+
+    Exactness (``docs/theory/pep.md §3``): each round's worst case is repaired into a point of the *full*
+    PEP (:func:`_feasible_lower`), whose value is attained by a function of the class; the result is called
+    exact when the certified value is within ``tol`` (relative) of that attained value, otherwise violated
+    inequalities are added and the SDP is solved again.
+    """
+    all_pairs = model.all_pairs()
+    pairs = all_pairs if strategy == "full" else model.local_pairs()
+    attempts: list[SolverAttempt] = []
+    best = None
+    exact, viol_max, rounds, dense_skipped, exhausted = False, math.nan, 0, False, False
+    prev, failed, checks_source, how, sol = None, "", "solver", "", math.nan
+    feas = {"value": -math.inf, "theta": math.nan}
+    viol_tol = _VIOL_TOL
+    for rounds in range(1, max_rounds + 1):
+        chain = strategy == "generate" and all(model.stage_of(p) is not None for p in pairs)
+        try:
+            if chain:
+                res = _solve_chain(model, pairs, order, attempts)
+                dd = _dual_data(model, pairs)
+                cert = _certify(dd, res.lam, res.tau)
+            else:                      # twice, the second time in the units of the first worst case
+                dd = _dual_data(model, pairs)
+                res = _solve_dense(model, pairs, order, attempts, hint=prev)
+                cert = _certify(dd, res.lam, res.tau)
+                try:
+                    res2 = _solve_dense(model, pairs, order, [], hint=res)
+                    cert2 = _certify(dd, res2.lam, res2.tau)
+                    if cert2.value < cert.value:
+                        res, cert = res2, cert2
+                except SolverError:
+                    pass
+        except SolverError as exc:
+            if best is None:
+                raise
+            failed = str(exc)          # keep the certified bound of the previous rounds
+            rounds -= 1
+            break
+        prev = res
+        chosen = set(pairs)
+        allv = _violations(model, res.G, res.Fh, res.value)
+        viol = [(v, p) for v, p in allv if p not in chosen]
+        viol_max = allv[0][0] if allv else 0.0
+        if best is None or cert.value <= best["cert"].value:     # every round's value is a valid bound
+            best = {"cert": cert, "res": res, "pairs": list(pairs)}
+        fv, theta = _feasible_lower(model, res.G, res.Fh)         # every round's repaired value is attained
+        if fv > feas["value"]:
+            feas = {"value": fv, "theta": theta}
+        top = best["cert"].value
+        gap = (top - feas["value"]) / max(abs(top), 1e-300)
+        sol = float(np.sum(model.C * res.G) + model.c @ res.Fh)
+        sgap = (top - sol) / max(abs(top), 1e-300)
+        bad = [(v, p) for v, p in viol if v > _ADD_FLOOR]
+        if verbose:
+            logger.info("PEP round %d (%s): %d inequalities, value %.12g (solver %.12g, attained %.12g), "
+                        "%d violated (max %.2e), %.2f s", rounds, res.form, len(pairs), cert.value, res.value,
+                        fv, len(bad), viol_max, res.seconds)
+        if gap <= tol:
+            exact, how = True, "attained"
+            break
+        if viol_max <= viol_tol and sgap <= tol:
+            exact, how = True, "violation"
+            break
+        if top <= lower * (1 + tol):
+            # the certified value is attained (to tol) by the 1-D quadratic: exact, stop here
+            exact, how = True, "quadratic"
+            feas = {"value": lower, "theta": 0.0}
+            checks_source = "quadratic"
+            break
+        if not bad:
+            exhausted = True
+            break
+        if model.n > max_dense_dim:
+            dense_skipped = True
+            break
+        cap = max(8, 2 * (len(model.funcs[0].labels)))
+        pairs = pairs + [p for _, p in bad[:cap]]
+    cert, res, used_pairs = best["cert"], best["res"], best["pairs"]
+    primal = lower if how == "quadratic" else sol if viol_max <= viol_tol else None
+    attained = feas["value"] if math.isfinite(feas["value"]) else None
+    value = cert.value * scale
+    lower_s = lower * scale
+    repair = cert.value - cert.tau
+    rel_repair = max(repair, 0.0) / cert.value if cert.value > 0 else 0.0
+    checks: dict[str, Any] = {
+        "gram_dim": model.n, "n_constraints": len(used_pairs), "n_constraints_full": len(all_pairs),
+        "strategy": strategy, "form": res.form, "rounds": rounds, "exact": exact, "exact_tol": tol,
+        "max_violation": float(viol_max), "primal_value": None if primal is None else primal * scale,
+        "primal_source": checks_source, "exact_by": how,
+        "attained_value": None if attained is None else attained * scale, "attained_repair_weight": feas["theta"],
+        "violation_tol": viol_tol,
+        "solver_value": res.value * scale, "tau": cert.tau * scale, "min_eig_dual": cert.min_eig,
+        "equality_residual": cert.eq_residual, "repair": repair * scale, "relative_repair": rel_repair,
+        "quadratic_lower_bound": lower_s, "quadratic_curvature": c_low * L, "max_block": res.max_block,
+        "n_blocks": res.n_blocks, "solve_seconds": res.seconds,
+    }
+    certified, reasons = True, []
+    checks["accurate_certificate"] = bool(rel_repair <= repair_rtol)
+    if not math.isfinite(value):
+        certified = False
+        reasons.append("the dual certificate is not finite")
+    elif rel_repair > repair_rtol:
+        logger.info("worst_case: the dual certificate needed an outward repair of %.3g (relative %.3g > "
+                    "repair_rtol=%g): the value is valid but may be loose", repair * scale, rel_repair,
+                    repair_rtol)
+    lower_ok = bool(value >= lower_s)
+    checks["lower_bound_ok"] = lower_ok
+    if not lower_ok:
+        certified = False
+        reasons.append(f"the value {value:.10g} is below the attained 1-D quadratic lower bound "
+                       f"{lower_s:.10g}: the solve is wrong")
+    if primal is not None:
+        checks["relative_gap"] = (cert.value - primal) / max(abs(cert.value), 1e-300)
+    if attained is not None:
+        gap = (cert.value - attained) / max(abs(cert.value), 1e-300)
+        checks["attained_relative_gap"] = gap
+        if gap < -_CONTRADICTION:
+            certified = False
+            reasons.append(f"the worst case found by the solver, repaired into the class (value "
+                           f"{attained * scale:.10g}), exceeds the certified upper bound {value:.10g}: the "
+                           f"solve is wrong")
+    if not exact:
+        why = (f"the next round needs the dense formulation (Gram dimension {model.n} > max_dense_dim="
+               f"{max_dense_dim})" if dense_skipped else
+               f"the solve of the next round failed: {failed}" if failed else
+               "no violated inequality is left to add" if exhausted else
+               f"max_rounds={max_rounds} reached")
+        att = "none" if attained is None else f"{attained * scale:.10g}"
+        checks["exact_reason"] = (f"constraint generation stopped after {rounds} round(s) ({why}); the best "
+                                  f"worst case repaired into the class attains {att}, more than tol={tol:g} "
+                                  f"(relative) below the certified value {value:.10g}, and the solver's worst "
+                                  f"case violates an interpolation inequality by {viol_max:.3g} (relative; "
+                                  f"accepted up to {viol_tol:g}): the value is a certified upper bound, "
+                                  f"possibly not tight")
+    multipliers = {model.pair_name(p): float(cert.lam[k]) for k, p in enumerate(used_pairs)
+                   if cert.lam[k] > 0}
+    D = model.beta
+    witness = {"multipliers": multipliers, "tau": cert.tau * scale,
+               "basis": [f"{a}{k}" for a, k in model.basis], "gram": D[:, None] * res.G * D[None, :],
+               "values": dict(zip(model.F_labels, (res.Fh * model.F_bound * scale).tolist())),
+               "solver_attempts": [str(a) for a in attempts]}
+    return _Outcome(value, certified, checks, reasons, witness, res)
 
 
 # ======================================================================================= public
@@ -882,7 +1182,11 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     nested : bool
         Also solve the ``mu = 0`` problem when ``mu > 0`` (class-inclusion check; doubles the cost).
     tol : float
-        Relative violation under which an interpolation inequality counts as satisfied (exactness check).
+        Exactness tolerance (relative): ``checks["exact"]`` is True when the certified value is within
+        ``tol`` of a worst case that satisfies *every* interpolation inequality, either exactly (the
+        solver's worst case repaired into the class, ``checks["attained_value"]``) or up to the stated
+        relative violation ``checks["violation_tol"]`` (``1e-6``); otherwise constraint generation goes on
+        (``docs/theory/pep.md §3``).
     repair_rtol : float
         Relative outward repair of the dual certificate above which ``checks["accurate_certificate"]`` is
         False (the value stays a valid upper bound, possibly loose).
@@ -947,118 +1251,10 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
                      witness={"problem": problem}, seconds=time.perf_counter() - t0)
 
     model = _build_model(steps, q, method, metric)
-    all_pairs = model.all_pairs()
-    pairs = all_pairs if strategy == "full" else model.local_pairs()
-    attempts: list[SolverAttempt] = []
-    best = None
-    exact, viol_max, rounds, dense_skipped = False, math.nan, 0, False
-    prev, failed, checks_source = None, "", "solver"
-    for rounds in range(1, max_rounds + 1):
-        chain = strategy == "generate" and all(model.stage_of(p) is not None for p in pairs)
-        try:
-            if chain:
-                res = _solve_chain(model, pairs, order, attempts)
-                dd = _dual_data(model, pairs)
-                cert = _certify(dd, res.lam, res.tau)
-            else:                      # twice, the second time in the units of the first worst case
-                dd = _dual_data(model, pairs)
-                res = _solve_dense(model, pairs, order, attempts, hint=prev)
-                cert = _certify(dd, res.lam, res.tau)
-                try:
-                    res2 = _solve_dense(model, pairs, order, [], hint=res)
-                    cert2 = _certify(dd, res2.lam, res2.tau)
-                    if cert2.value < cert.value:
-                        res, cert = res2, cert2
-                except SolverError:
-                    pass
-        except SolverError as exc:
-            if best is None:
-                raise
-            failed = str(exc)          # keep the certified bound of the previous rounds
-            rounds -= 1
-            break
-        prev = res
-        chosen = set(pairs)
-        # the chosen inequalities hold up to the solver's accuracy by construction: exactness is about the
-        # others (constraint generation: the relaxation's worst case satisfies every inequality)
-        viol = [(v, p) for v, p in _violations(model, res.G, res.Fh, res.value) if p not in chosen]
-        viol_max = viol[0][0] if viol else 0.0
-        bad = [(v, p) for v, p in viol if v > tol]
-        primal = float(np.sum(model.C * res.G) + model.c @ res.Fh) if viol_max <= tol else None
-        if best is None or cert.value <= best["cert"].value:     # every round's value is a valid bound
-            best = {"cert": cert, "res": res, "pairs": list(pairs)}
-        last = {"primal": primal, "viol": viol_max}
-        if verbose:
-            logger.info("PEP round %d (%s): %d inequalities, value %.12g (solver %.12g), %d violated "
-                        "(max %.2e), %.2f s", rounds, res.form, len(pairs), cert.value, res.value, len(bad),
-                        viol_max, res.seconds)
-        if not bad:
-            exact = True
-            break
-        if best["cert"].value <= lower * (1 + _EXACT_GAP):
-            # the certified value is attained (to _EXACT_GAP) by the 1-D quadratic: exact, stop here
-            exact = True
-            last = {"primal": lower, "viol": 0.0}
-            checks_source = "quadratic"
-            break
-        if model.n > max_dense_dim:
-            dense_skipped = True
-            break
-        cap = max(8, 2 * (N + 1))
-        pairs = pairs + [p for _, p in bad[:cap]]
-    cert, res, used_pairs = best["cert"], best["res"], best["pairs"]
-    primal = last["primal"]
-    value = cert.value * scale
-    lower_s = lower * scale
-    repair = cert.value - cert.tau
-    rel_repair = max(repair, 0.0) / cert.value if cert.value > 0 else 0.0
-    checks: dict[str, Any] = {
-        "gram_dim": model.n, "n_constraints": len(used_pairs), "n_constraints_full": len(all_pairs),
-        "strategy": strategy, "form": res.form, "rounds": rounds, "exact": exact,
-        "max_violation": float(last["viol"]), "primal_value": None if primal is None else primal * scale,
-        "primal_source": checks_source,
-        "solver_value": res.value * scale, "tau": cert.tau * scale, "min_eig_dual": cert.min_eig,
-        "equality_residual": cert.eq_residual, "repair": repair * scale, "relative_repair": rel_repair,
-        "quadratic_lower_bound": lower_s, "quadratic_curvature": c_low * L, "max_block": res.max_block,
-        "n_blocks": res.n_blocks, "solve_seconds": res.seconds,
-    }
-    certified, reasons = True, []
-    checks["accurate_certificate"] = bool(rel_repair <= repair_rtol)
-    if not math.isfinite(value):
-        certified = False
-        reasons.append("the dual certificate is not finite")
-    elif rel_repair > repair_rtol:
-        logger.info("worst_case: the dual certificate needed an outward repair of %.3g (relative %.3g > "
-                    "repair_rtol=%g): the value is valid but may be loose", repair * scale, rel_repair,
-                    repair_rtol)
-    lower_ok = bool(value >= lower_s)
-    checks["lower_bound_ok"] = lower_ok
-    if not lower_ok:
-        certified = False
-        reasons.append(f"the value {value:.10g} is below the attained 1-D quadratic lower bound "
-                       f"{lower_s:.10g}: the solve is wrong")
-    if primal is not None:
-        gap = (cert.value - primal) / max(abs(cert.value), 1e-300)
-        checks["relative_gap"] = gap
-        if exact and gap > _EXACT_GAP:
-            exact = False
-            checks["exact"] = False
-            viol_note = (f"the worst case of the last round (value {primal * scale:.10g}) satisfies every "
-                         f"interpolation inequality, but the best certificate is {gap:.2g} above it")
-            checks["exact_reason"] = viol_note
-        if gap < -1e-4:
-            certified = False
-            reasons.append(f"the worst case found by the solver ({primal * scale:.10g}, interpolation "
-                           f"inequalities satisfied to {last['viol']:.1e}) exceeds the certified upper bound "
-                           f"{value:.10g}: the solve is wrong")
-    if not exact and "exact_reason" not in checks:
-        why = (f"the next round needs the dense formulation (Gram dimension {model.n} > max_dense_dim="
-               f"{max_dense_dim})" if dense_skipped else
-               f"the solve of the next round failed: {failed}" if failed else
-               f"max_rounds={max_rounds} reached")
-        checks["exact_reason"] = (f"constraint generation stopped after {rounds} round(s) with interpolation "
-                                  f"violations up to {viol_max:.3g} ({why}): the value is a certified upper "
-                                  f"bound, possibly not tight")
+    out = _solve_certified(model, order=order, strategy=strategy, tol=tol, repair_rtol=repair_rtol,
+                           max_rounds=max_rounds, max_dense_dim=max_dense_dim, lower=lower, c_low=c_low,
+                           scale=scale, L=L, verbose=verbose)
+    value, certified, checks, reasons, res = out.value, out.certified, out.checks, out.reasons, out.res
     if nested and mu > 0:
         outer = worst_case(steps, L=L, mu=0.0, method=method, metric=metric, solver=solver,
                            strategy=strategy, nested=False, tol=tol, repair_rtol=repair_rtol,
@@ -1073,13 +1269,7 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
             if outer.certified and outer.value < value:
                 value = outer.value
                 checks["nested_used_outer"] = True
-    multipliers = {model.pair_name(p): float(cert.lam[k]) for k, p in enumerate(used_pairs)
-                   if cert.lam[k] > 0}
-    D = model.beta
-    witness = {"problem": problem, "multipliers": multipliers, "tau": cert.tau * scale,
-               "basis": [f"{a}{k}" for a, k in model.basis], "gram": D[:, None] * res.G * D[None, :],
-               "values": dict(zip(model.F_labels, (res.Fh * model.F_bound * scale).tolist())),
-               "solver_attempts": [str(a) for a in attempts]}
+    witness = {"problem": problem, **out.witness}
     return Bound(value=value, side="upper", certified=certified, method="pep", quantity=quantity,
                  solver=res.solver, status=res.status, checks=checks, reason="; ".join(reasons),
                  witness=witness, seconds=time.perf_counter() - t0)
