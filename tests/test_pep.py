@@ -271,3 +271,84 @@ def test_attained_value_is_a_point_of_the_class():
         assert c["attained_value"] <= b.value
         assert c["attained_value"] >= c["quadratic_lower_bound"] * (1 - 1e-9)
         assert c["attained_relative_gap"] <= 1e-3
+
+
+# ------------------------------------------------------------------------------ momentum schedules
+def fista_momentum(N):
+    """FISTA's (Beck & Teboulle 2009) momentum in our indexing: beta_{k+1} = (t_k - 1) / t_{k+1}, t_1 = 1."""
+    t = [1.0]
+    for _ in range(N):
+        t.append((1 + math.sqrt(4 * t[-1] ** 2 + 1)) / 2)
+    return [0.0] + [(t[k - 1] - 1) / t[k] for k in range(1, N)]
+
+
+def test_fista_schedule_reproduces_the_known_worst_case():
+    """PEPit's accelerated proximal gradient example (L=1, mu=0, n=4): 0.0516733; Beck-Teboulle's bound
+    L / (2 t_n^2) above it; one step is one proximal-gradient step (L/4)."""
+    b = conv.worst_case([1.0] * 4, method="momentum_prox_grad", momentum=fista_momentum(4))
+    assert b.certified and b.checks["exact"]
+    assert b.value == pytest.approx(0.0516733, rel=2e-6)
+    one = conv.worst_case([1.0], method="momentum_prox_grad", momentum=fista_momentum(1))
+    assert one.value == pytest.approx(0.25, rel=REL)
+    b10 = conv.worst_case([1.0] * 10, L=2.0, method="momentum_prox_grad", momentum=fista_momentum(10))
+    t = [1.0]
+    for _ in range(10):
+        t.append((1 + math.sqrt(4 * t[-1] ** 2 + 1)) / 2)
+    assert b10.certified and b10.value <= 2.0 / (2 * t[9] ** 2)            # Beck & Teboulle Thm 4.4
+    assert b10.value < conv.worst_case([1.0] * 10, L=2.0, method="prox_grad").value   # acceleration helps
+
+
+def test_zero_momentum_is_the_plain_method():
+    steps = [0.8, 1.6, 1.1]
+    for plain in _pep.METHODS:
+        for metric in _pep.METRICS:
+            a = wc(steps, method=plain, metric=metric, mu=0.1)
+            b = wc(steps, method="momentum_" + plain, metric=metric, mu=0.1, momentum=[0.0] * 3)
+            assert b == pytest.approx(a, rel=REL)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_momentum_agrees_with_pepit_and_is_above_the_quadratic_worst_case(seed):
+    """Random schedules (gamma_k L in (0, 2), beta_k in [0, 1.2], mu in {0, 0.1}); PEPit runs the same
+    recursion written with its own primitives."""
+    rng = np.random.default_rng(1000 + seed)
+    N = int(rng.integers(2, 6))
+    steps, betas = rng.uniform(0.05, 1.95, N), rng.uniform(0.0, 1.2, N)
+    method = _pep.MOMENTUM_METHODS[seed % 2]
+    metric = _pep.METRICS[(seed // 2) % 2]
+    mu = 0.1 if seed in (1, 2) else 0.0
+    ours = conv.worst_case(steps, mu=mu, method=method, metric=metric, momentum=betas)
+    assert ours.certified and ours.checks["exact"]
+    # an explicit member of the class: f = (c/2) x^2, h = 0, x_0 = 1, run through the recursion
+    c = ours.checks["quadratic_curvature"]
+    xN = float(_pep._momentum_quadratic_xN(steps, betas, np.array([c]))[0])
+    explicit = xN ** 2 * (c / 2 if metric == "objective" else 1.0)
+    assert ours.value >= explicit * (1 - 1e-9)
+    pytest.importorskip("PEPit")
+    ref = conv.pepit_worst_case(steps, mu, method, metric, momentum=betas)
+    assert ours.value == pytest.approx(ref, rel=REL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4))
+def test_momentum_agrees_with_pepit_at_eight_steps(seed):
+    rng = np.random.default_rng(2000 + seed)
+    steps, betas = rng.uniform(0.05, 1.95, 8), rng.uniform(0.0, 1.2, 8)
+    method, metric = _pep.MOMENTUM_METHODS[seed % 2], _pep.METRICS[seed // 2]
+    pytest.importorskip("PEPit")
+    ref = conv.pepit_worst_case(steps, 0.1, method, metric, momentum=betas)
+    ours = conv.worst_case(steps, mu=0.1, method=method, metric=metric, momentum=betas)
+    assert ours.certified and ours.value == pytest.approx(ref, rel=REL)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(method="momentum_gd"), "needs momentum"),
+    (dict(method="momentum_gd", momentum=[0.5]), "one coefficient per step"),
+    (dict(method="momentum_gd", momentum=0.5), "sequence"),
+    (dict(method="momentum_gd", momentum=[0.5, math.nan]), "momentum"),
+    (dict(method="gd", momentum=[0.5, 0.5]), "only used by"),
+    (dict(method="momentum_gd", momentum=[0.5, 0.5], mu=1.0), "mu == L"),
+])
+def test_bad_momentum(kwargs, match):
+    with pytest.raises(ut.InvalidInputError, match=match):
+        conv.worst_case([1.0, 1.0], **kwargs)

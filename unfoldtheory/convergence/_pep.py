@@ -67,6 +67,9 @@ logger = logging.getLogger("unfoldtheory.convergence")
 __all__ = ["worst_case", "quadratic_lower_bound", "check_nested_classes", "METHODS", "METRICS"]
 
 METHODS = ("gd", "prox_grad")
+#: Methods with a momentum schedule (``momentum=[beta_1, ..., beta_N]``).
+MOMENTUM_METHODS = ("momentum_gd", "momentum_prox_grad")
+ALL_METHODS = METHODS + MOMENTUM_METHODS
 METRICS = ("objective", "distance")
 STRATEGIES = ("generate", "full")
 #: Default cvxpy solvers, in order.
@@ -221,6 +224,97 @@ def _build_model(steps: np.ndarray, q: float, method: str, metric: str) -> _Mode
     stages = _make_stages(steps, prox, set(basis), bound)
     return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
                   F_labels=F_labels, C=C, c=cF * F_bound, stages=stages, steps=steps, prox=prox)
+
+
+def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: bool, metric: str) -> _Model:
+    r"""The PEP of the momentum recursion (``docs/theory/pep.md §4``), L = 1, mu = q < 1, x_* = 0:
+    :math:`v_k = x_{k-1} + \beta_k (x_{k-1} - x_{k-2})`, :math:`x_k = v_k - \gamma_k (g_k + s_k)` with
+    :math:`g_k = \nabla f(v_k)`, :math:`s_k \in \partial h(x_k)` (prox step), :math:`x_{-1} = x_0`.
+
+    Basis: ``x_0``, ``g_k`` (k = 1..N), ``s_k`` (k = 1..N, prox only) and ``g_N'`` = grad f(x_N) for the
+    objective metric.  A-priori bounds: :math:`\|v_k\| \le (1 + |\beta_k|) R_{k-1} + |\beta_k| R_{k-2}`,
+    :math:`R_k = \max(|1 - \gamma_k q|, |1 - \gamma_k|) \|v_k\|` (a gradient step, then the nonexpansive
+    prox), :math:`\|g_k\| \le \|v_k\|` and :math:`\|s_k\| \le R_k' / \gamma_k` with
+    :math:`R_k'` the bound after the gradient step (the resolvent's complement is nonexpansive).
+    """
+    N = len(steps)
+    objective = metric == "objective"
+    fac = _contraction_factors(steps, q)
+    R = [1.0]                                  # R[k] bounds ||x_k||
+    Rv = []
+    for k in range(1, N + 1):
+        b = abs(betas[k - 1])
+        rv = R[0] if k == 1 else (1 + b) * R[k - 1] + b * R[max(k - 2, 0)]
+        Rv.append(max(rv, 1e-300))
+        R.append(max(fac[k - 1] * rv, 1e-300))
+    basis = [("x", 0)] + [("g", k) for k in range(1, N + 1)]
+    if objective:
+        basis.append(("g", "N"))
+    if prox:
+        basis += [("s", k) for k in range(1, N + 1)]
+    bound = {("x", 0): 1.0}
+    bound.update({("g", k): Rv[k - 1] for k in range(1, N + 1)})
+    if objective:
+        bound[("g", "N")] = R[N]
+    if prox:
+        bound.update({("s", k): max(fac[k - 1] * Rv[k - 1] / steps[k - 1], 1e-300) for k in range(1, N + 1)})
+    n = len(basis)
+    beta = np.array([bound[b] for b in basis])
+    pos = {b: p for p, b in enumerate(basis)}
+    sym: dict = {}
+    for b in basis:
+        v = np.zeros(n)
+        v[pos[b]] = bound[b]
+        sym[b] = v
+    xs = [sym[("x", 0)]]
+    for k in range(1, N + 1):
+        prev2 = xs[max(k - 2, 0)]
+        v = xs[k - 1] + betas[k - 1] * (xs[k - 1] - prev2)
+        sym[("v", k)] = v
+        step = sym[("g", k)] + (sym[("s", k)] if prox else 0.0)
+        xs.append(v - steps[k - 1] * step)
+        sym[("x", k)] = xs[k]
+    c = 1.0 / (2.0 * (1.0 - q))
+    fl = ["*"] + [f"v{k}" for k in range(1, N + 1)] + (["xN"] if objective else [])
+    fX = [np.zeros(n)] + [sym[("v", k)] for k in range(1, N + 1)] + ([xs[N]] if objective else [])
+    fG = [np.zeros(n)] + [sym[("g", k)] for k in range(1, N + 1)] + ([sym[("g", "N")]] if objective else [])
+    nf = len(fl) - 1
+    fsyms = [None] + [(("v", k), ("g", k)) for k in range(1, N + 1)] + ([(("x", N), ("g", "N"))]
+                                                                       if objective else [])
+    funcs = [_Func("f", fl, fsyms, np.array(fX), np.array(fG), np.arange(-1, nf), c, c * q, -2.0 * c * q)]
+    F_bound = [r * r / 2 for r in Rv] + ([R[N] ** 2 / 2] if objective else [])
+    F_labels = [f"f(v{k})" for k in range(1, N + 1)] + ([f"f(x{N})"] if objective else [])
+    if prox:
+        hsyms = [None] + [(("x", k), ("s", k)) for k in range(1, N + 1)]
+        funcs.append(_Func("h", ["*"] + [f"x{k}" for k in range(1, N + 1)], hsyms,
+                           np.array([np.zeros(n)] + xs[1:]),
+                           np.array([np.zeros(n)] + [sym[("s", k)] for k in range(1, N + 1)]),
+                           np.concatenate([[-1], nf + np.arange(N)]), 0.0, 0.0, 0.0))
+        F_bound += [R[k] * bound[("s", k)] for k in range(1, N + 1)]
+        F_labels += [f"h(x{k})" for k in range(1, N + 1)]
+    F_bound = np.maximum(np.array(F_bound), 1e-300)
+    nF = len(F_bound)
+    cF = np.zeros(nF)
+    C = np.zeros((n, n))
+    if objective:
+        cF[nf - 1] = 1.0
+        if prox:
+            cF[nF - 1] = 1.0
+    else:
+        C = np.outer(xs[N], xs[N])
+    return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
+                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=prox)
+
+
+def _momentum_quadratic_xN(steps: np.ndarray, betas: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``x_N`` of the momentum recursion on ``f = (c/2) x^2``, ``h = 0``, ``x_0 = 1`` (one per ``c``)."""
+    xm2 = np.ones_like(c)
+    xm1 = np.ones_like(c)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(len(steps)):
+            v = xm1 + betas[k] * (xm1 - xm2) if k > 0 else xm1
+            xm2, xm1 = xm1, (1.0 - steps[k] * c) * v
+    return xm1
 
 
 def _make_stages(steps: np.ndarray, prox: bool, basis: set, scale: dict) -> list[_Stage]:
@@ -808,7 +902,8 @@ def _feasible_lower(model: _Model, G: np.ndarray, Fh: np.ndarray) -> tuple[float
 
 
 # ================================================================================ lower bound
-def _quadratic_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, float]:
+def _quadratic_lower(steps: np.ndarray, q: float, metric: str,
+                     betas: np.ndarray | None = None) -> tuple[float, float]:
     """``max_{c in [q, 1]} of prod (1 - s_k c)^2 (distance) or (c/2) prod (1 - s_k c)^2 (objective)``
     over a grid plus local refinement (L = 1); every evaluated curvature is attained by f = (c/2) x^2, h = 0.
 
@@ -816,9 +911,13 @@ def _quadratic_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, f
     """
     def perf(c: np.ndarray) -> np.ndarray:
         c = np.atleast_1d(c).astype(np.float64)
-        with np.errstate(over="ignore", divide="ignore"):
-            log = np.sum(np.log(np.abs(1.0 - np.outer(c, steps))), axis=1) * 2.0
-            v = np.exp(log)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            if betas is None:
+                log = np.sum(np.log(np.abs(1.0 - np.outer(c, steps))), axis=1) * 2.0
+                v = np.exp(log)
+            else:               # momentum: the linear recursion itself
+                v = _momentum_quadratic_xN(steps, betas, c) ** 2
+            v = np.where(np.isnan(v), 0.0, v)
         return v * (c / 2.0) if metric == "objective" else v
 
     grid = np.unique(np.concatenate([np.linspace(q, 1.0, 4001), [q, 1.0],
@@ -846,11 +945,12 @@ def _quadratic_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, f
 
 # ===================================================================================== validation
 def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, str, str]:
-    if isinstance(method, str) and method.lower() in METHODS:
+    if isinstance(method, str) and method.lower() in ALL_METHODS:
         method = method.lower()
     else:
-        raise InvalidInputError(f"method must be one of {METHODS} ('gd': gradient descent, 'prox_grad': "
-                                f"proximal gradient); got {method!r}.")
+        raise InvalidInputError(f"method must be one of {ALL_METHODS} ('gd': gradient descent, 'prox_grad': "
+                                f"proximal gradient, 'momentum_*': the same with a momentum schedule); got "
+                                f"{method!r}.")
     if isinstance(metric, str) and metric.lower() in METRICS:
         metric = metric.lower()
     else:
@@ -871,10 +971,30 @@ def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, s
     if mu > L:
         raise InvalidInputError(f"mu must satisfy 0 <= mu <= L (mu-strongly convex and L-smooth); got "
                                 f"mu={mu} > L={L}.")
-    if mu == L and method == "prox_grad":
-        raise InvalidInputError("mu == L (f a pure quadratic) is supported for method='gd' only; for "
-                                "'prox_grad' pass mu < L.")
+    if mu == L and method != "gd":
+        raise InvalidInputError(f"mu == L (f a pure quadratic) is supported for method='gd' only; for "
+                                f"{method!r} pass mu < L.")
     return steps.copy(), L, mu, method, metric
+
+
+def _validate_momentum(momentum, method: str, N: int) -> np.ndarray | None:
+    if method not in MOMENTUM_METHODS:
+        if momentum is not None:
+            raise InvalidInputError(f"momentum is only used by the methods {MOMENTUM_METHODS}; got method="
+                                    f"{method!r} with a momentum schedule (pass method='momentum_gd' or "
+                                    f"'momentum_prox_grad', or drop momentum).")
+        return None
+    if momentum is None:
+        raise InvalidInputError(f"method={method!r} needs momentum=[beta_1, ..., beta_N] (one coefficient per "
+                                f"step, N = len(steps) = {N}).")
+    if np.isscalar(momentum) and not isinstance(momentum, (str, bytes)):
+        raise InvalidInputError(f"momentum must be a sequence of N = {N} coefficients; got the scalar "
+                                f"{momentum!r} (use [beta] * N for a constant one).")
+    betas = as_float_array(momentum, "momentum", ndim=1)
+    if betas.size != N:
+        raise InvalidInputError(f"momentum must have one coefficient per step: len(momentum) = {betas.size} "
+                                f"but len(steps) = {N}.")
+    return betas.copy()
 
 
 _QUANTITY = {
@@ -882,11 +1002,15 @@ _QUANTITY = {
     ("gd", "distance"): "worst-case ||x_N - x*||^2 of gradient descent",
     ("prox_grad", "objective"): "worst-case F(x_N) - F* (F = f + h) of proximal gradient",
     ("prox_grad", "distance"): "worst-case ||x_N - x*||^2 of proximal gradient",
+    ("momentum_gd", "objective"): "worst-case f(x_N) - f* of gradient descent with momentum",
+    ("momentum_gd", "distance"): "worst-case ||x_N - x*||^2 of gradient descent with momentum",
+    ("momentum_prox_grad", "objective"): "worst-case F(x_N) - F* (F = f + h) of proximal gradient with momentum",
+    ("momentum_prox_grad", "distance"): "worst-case ||x_N - x*||^2 of proximal gradient with momentum",
 }
 
 
 def _quantity(method: str, metric: str, N: int, L: float, mu: float) -> str:
-    cls = f"f {L:g}-smooth, {mu:g}-strongly convex" + (", h closed convex" if method == "prox_grad" else "")
+    cls = f"f {L:g}-smooth, {mu:g}-strongly convex" + (", h closed convex" if "prox" in method else "")
     return f"{_QUANTITY[(method, metric)]} after {N} steps over {{{cls}}}, ||x0 - x*||^2 <= 1"
 
 
@@ -1059,12 +1183,13 @@ def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: flo
 
 # ======================================================================================= public
 def quadratic_lower_bound(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: str = "gd",
-                          metric: str = "objective") -> Bound:
+                          metric: str = "objective", momentum: Sequence[float] | None = None) -> Bound:
     r"""Worst case over the 1-D quadratics of the class: an attained lower bound on :func:`worst_case`.
 
     Problem
         :math:`f(x) = (c/2) x^2` with :math:`c \in [\mu, L]` (and :math:`h = 0` for proximal gradient) is in
-        the class, :math:`x_0 = 1`, so :math:`x_N = \prod_k (1 - \gamma_k c)`.  The value is
+        the class, :math:`x_0 = 1`, so :math:`x_N = \prod_k (1 - \gamma_k c)` (with ``momentum``: the
+        linear recursion :math:`x_k = (1 - \gamma_k c)(x_{k-1} + \beta_k (x_{k-1} - x_{k-2}))`).  The value is
         :math:`\max_c \prod_k (1 - \gamma_k c)^2` (``distance``) or
         :math:`\max_c (c/2) \prod_k (1 - \gamma_k c)^2` (``objective``), maximised over a grid of ``c``
         (endpoints, every :math:`1/\gamma_k`, 4001 points) with a golden-section refinement.
@@ -1074,7 +1199,8 @@ def quadratic_lower_bound(steps: Sequence[float], L: float = 1.0, mu: float = 0.
         :math:`\gamma_k L > 2`.
     """
     steps, L, mu, method, metric = _validate(steps, L, mu, method, metric)
-    val, c = _quadratic_lower(steps, mu / L, metric)
+    betas = _validate_momentum(momentum, method, len(steps))
+    val, c = _quadratic_lower(steps, mu / L, metric, betas)
     scale = L if metric == "objective" else 1.0
     return Bound(value=val * scale * (1 - 4 * _EPS), side="lower", certified=True, method="quadratic_1d",
                  quantity=_quantity(method, metric, len(steps), L, mu),
@@ -1126,7 +1252,8 @@ def check_nested_classes(inner: Bound, outer: Bound, rtol: float = 1e-6, atol: f
 def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: str = "gd",
                metric: str = "objective", solver: str | list[str] | None = None, *,
                strategy: str = "generate", nested: bool = True, tol: float = 1e-5, repair_rtol: float = 1e-6,
-               max_rounds: int = 30, max_dense_dim: int = 64, verbose: bool = False) -> Bound:
+               max_rounds: int = 30, max_dense_dim: int = 64, verbose: bool = False,
+               momentum: Sequence[float] | None = None) -> Bound:
     r"""Exact worst-case performance of a step-size schedule, certified by performance estimation (PEP).
 
     Problem
@@ -1237,9 +1364,12 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     N = len(steps)
     q = mu / L
     scale = L if metric == "objective" else 1.0
+    betas = _validate_momentum(momentum, method, N)
     problem = {"steps": steps.tolist(), "L": L, "mu": mu, "method": method, "metric": metric}
+    if betas is not None:
+        problem["momentum"] = betas.tolist()
     quantity = _quantity(method, metric, N, L, mu)
-    lower, c_low = _quadratic_lower(steps, q, metric)
+    lower, c_low = _quadratic_lower(steps, q, metric, betas)
 
     if mu == L:        # gd on the quadratics (L/2)||x - x*||^2: x_N - x* = prod(1 - s_k)(x_0 - x*)
         p2 = float(np.prod((1.0 - steps) ** 2))
@@ -1250,7 +1380,10 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
                      checks={"exact": True, "quadratic_lower_bound": lower * scale, "lower_bound_ok": True},
                      witness={"problem": problem}, seconds=time.perf_counter() - t0)
 
-    model = _build_model(steps, q, method, metric)
+    if betas is None:
+        model = _build_model(steps, q, method, metric)
+    else:
+        model = _build_momentum_model(steps, betas, q, method == "momentum_prox_grad", metric)
     out = _solve_certified(model, order=order, strategy=strategy, tol=tol, repair_rtol=repair_rtol,
                            max_rounds=max_rounds, max_dense_dim=max_dense_dim, lower=lower, c_low=c_low,
                            scale=scale, L=L, verbose=verbose)
@@ -1258,7 +1391,7 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     if nested and mu > 0:
         outer = worst_case(steps, L=L, mu=0.0, method=method, metric=metric, solver=solver,
                            strategy=strategy, nested=False, tol=tol, repair_rtol=repair_rtol,
-                           max_rounds=max_rounds, max_dense_dim=max_dense_dim)
+                           max_rounds=max_rounds, max_dense_dim=max_dense_dim, momentum=momentum)
         consistent = bool(value <= outer.value * (1 + 1e-6) + 1e-12 * scale)
         checks["nested_outer_value"] = outer.value
         checks["nested_consistent"] = consistent

@@ -8,7 +8,7 @@ from ..errors import InvalidInputError
 
 
 def pepit_worst_case(steps: Sequence[float], mu: float = 0.0, method: str = "gd", metric: str = "objective",
-                     solver: str = "CLARABEL") -> float:
+                     solver: str = "CLARABEL", momentum: Sequence[float] | None = None) -> float:
     r"""Worst case of :func:`worst_case`'s problem (``L = 1``, steps in units of 1/L,
     :math:`\|x_0 - x_\star\|^2 \le 1`) as PEPit builds and solves it: the plain dense PEP, an independent
     implementation to compare against (Goujaud, Moucer, Glineur, Hendrickx, Taylor, Dieuleveut, "PEPit",
@@ -25,20 +25,29 @@ def pepit_worst_case(steps: Sequence[float], mu: float = 0.0, method: str = "gd"
         from PEPit.primitive_steps import proximal_step
     except ImportError:
         raise InvalidInputError("pepit_worst_case needs PEPit (pip install pepit, or the 'pep' extra).") from None
-    if method not in ("gd", "prox_grad") or metric not in ("objective", "distance"):
-        raise InvalidInputError(f"method must be 'gd' or 'prox_grad' and metric 'objective' or 'distance'; got "
+    methods = ("gd", "prox_grad", "momentum_gd", "momentum_prox_grad")
+    if method not in methods or metric not in ("objective", "distance"):
+        raise InvalidInputError(f"method must be one of {methods} and metric 'objective' or 'distance'; got "
                                 f"{method!r}, {metric!r}.")
+    if method.startswith("momentum"):
+        if momentum is None or len(momentum) != len(steps):
+            raise InvalidInputError("momentum methods need momentum=[beta_1, ..., beta_N], N = len(steps).")
+    else:
+        momentum = [0.0] * len(steps)
+    prox = method.endswith("prox_grad")
     pb = PEP()
     f = (pb.declare_function(SmoothStronglyConvexFunction, mu=mu, L=1.0) if mu > 0
          else pb.declare_function(SmoothConvexFunction, L=1.0))
-    h = pb.declare_function(ConvexFunction) if method == "prox_grad" else None
+    h = pb.declare_function(ConvexFunction) if prox else None
     F = f if h is None else f + h
     xs = F.stationary_point()
     fs = F(xs)
     x0 = pb.set_initial_point()
     pb.set_initial_condition((x0 - xs) ** 2 <= 1)
-    x = x0
-    for s in steps:
-        x = x - s * f.gradient(x) if h is None else proximal_step(x - s * f.gradient(x), h, s)[0]
+    x, x_prev = x0, x0
+    for s, b in zip(steps, momentum):   # v_k = x_{k-1} + b_k (x_{k-1} - x_{k-2}), x_{-1} = x_0
+        v = x + b * (x - x_prev) if b != 0 else x
+        x_prev = x
+        x = v - s * f.gradient(v) if h is None else proximal_step(v - s * f.gradient(v), h, s)[0]
     pb.set_performance_metric(F(x) - fs if metric == "objective" else (x - xs) ** 2)
     return float(pb.solve(verbose=0, solver=solver))
