@@ -352,3 +352,39 @@ def test_momentum_agrees_with_pepit_at_eight_steps(seed):
 def test_bad_momentum(kwargs, match):
     with pytest.raises(ut.InvalidInputError, match=match):
         conv.worst_case([1.0, 1.0], **kwargs)
+
+
+# ------------------------------------------------------------------------------ ADMM / Douglas-Rachford
+def test_admm_one_step_is_above_the_explicit_quadratic_example():
+    b = conv.worst_case([1.0], method="admm", metric="distance", mu=0.1)
+    assert b.certified and b.checks["exact"]
+    # f = (mu/2) x^2, g = 0: z_1 = z_0 / (1 + gamma mu)
+    assert b.value >= (1 / 1.1) ** 2 * (1 - 1e-12)
+    assert b.checks["quadratic_lower_bound"] <= b.value
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_admm_agrees_with_pepit_on_random_penalties(seed):
+    """Per-step penalties rho_k = L / steps[k], UnfoldedADMM's recursion written in PEPit (u_0 = 0)."""
+    rng = np.random.default_rng(300 + 2 * seed)
+    N = int(rng.integers(1, 5))
+    steps = rng.uniform(0.2, 3.0, N)
+    metric = _pep.METRICS[seed % 2]
+    mu = 0.1 if seed >= 2 else 0.0
+    ours = conv.worst_case(steps, mu=mu, method="admm", metric=metric)
+    assert ours.certified and ours.checks["exact"]
+    a, bq = ours.checks["quadratic_curvature"], ours.checks["quadratic_curvature_g"]
+    zN = float(_pep._admm_quadratic_zN(steps, np.array(a), np.array(bq)))
+    explicit = zN ** 2 * ((a + bq) / 2 if metric == "objective" else 1.0)       # an explicit member
+    assert ours.value >= explicit * (1 - 1e-9)
+    pytest.importorskip("PEPit")
+    ref = conv.pepit_worst_case(steps, mu, "admm", metric)
+    assert ours.value == pytest.approx(ref, rel=REL)
+
+
+def test_admm_l_scaling_and_constant_penalty_monotone():
+    steps = [0.7, 1.4, 2.0]
+    a = wc(steps, method="admm")
+    assert wc(steps, L=3.0, method="admm") == pytest.approx(3.0 * a, rel=1e-6)
+    vals = [wc([1.0] * N, method="admm") for N in (1, 2, 4)]
+    assert vals[0] > vals[1] > vals[2]

@@ -69,7 +69,9 @@ __all__ = ["worst_case", "quadratic_lower_bound", "check_nested_classes", "METHO
 METHODS = ("gd", "prox_grad")
 #: Methods with a momentum schedule (``momentum=[beta_1, ..., beta_N]``).
 MOMENTUM_METHODS = ("momentum_gd", "momentum_prox_grad")
-ALL_METHODS = METHODS + MOMENTUM_METHODS
+#: Splitting methods: ``admm`` is UnfoldedADMM's recursion (Douglas-Rachford on the dual), steps = L / rho_k.
+SPLITTING_METHODS = ("admm",)
+ALL_METHODS = METHODS + MOMENTUM_METHODS + SPLITTING_METHODS
 METRICS = ("objective", "distance")
 STRATEGIES = ("generate", "full")
 #: Default cvxpy solvers, in order.
@@ -128,6 +130,7 @@ class _Model:
     stages: list[_Stage]
     steps: np.ndarray
     prox: bool
+    init: tuple = (0,)          # initial condition: sum of G_pp over these scaled basis vectors <= 1
 
     def all_pairs(self) -> list[Pair]:
         out = []
@@ -317,6 +320,119 @@ def _momentum_quadratic_xN(steps: np.ndarray, betas: np.ndarray, c: np.ndarray) 
     return xm1
 
 
+def _build_admm_model(steps: np.ndarray, q: float, metric: str) -> _Model:
+    r"""The PEP of ADMM with per-step penalties as :class:`~unfoldtheory.models.UnfoldedADMM` runs it
+    (``docs/theory/pep.md §5``), L = 1, mu = q < 1, x_* = 0, :math:`\gamma_k = 1/\rho_k` = ``steps[k-1]``:
+
+    :math:`x_k = z_{k-1} - u_{k-1} - \gamma_k a_k` (:math:`a_k = \nabla f(x_k)`: the prox of f),
+    :math:`z_k = x_k + u_{k-1} - \gamma_k b_k` (:math:`b_k \in \partial g(z_k)`: the prox of g),
+    :math:`u_k = u_{k-1} + x_k - z_k = \gamma_k b_k`, :math:`u_0 = 0`.
+
+    The optimum has :math:`-b_\star = \nabla f(x_\star)`, :math:`b_\star \in \partial g(x_\star)` (a basis
+    vector: with varying penalties the recursion is not invariant under the linear shift that removes
+    it).  Initial condition :math:`\|z_0 - x_\star\|^2 + \|u_0 - u_\star\|^2 \le 1` with
+    :math:`u_\star = \gamma_1 b_\star` (the fixed point of the first iteration), i.e.
+    :math:`\|z_0\|^2 + \gamma_1^2 \|b_\star\|^2 \le 1`.  A-priori bounds: both proxes and their
+    complements are nonexpansive around the points they fix.
+    """
+    N = len(steps)
+    objective = metric == "objective"
+    g1 = steps[0]
+    Bs = 1.0 / g1                              # ||b*|| <= 1 / gamma_1
+    Zb, Ub, Xb, Ab, Bb = [1.0], [0.0], [], [], []
+    for k in range(1, N + 1):
+        gk = steps[k - 1]
+        X = Zb[k - 1] + Ub[k - 1] + gk * Bs    # ||x_k - x*|| <= ||w_k - (x* - gamma b*)||
+        Xb.append(X)
+        Ab.append(Bs + min(1.0, 1.0 / gk) * X)
+        Zt = X + Ub[k - 1] + gk * Bs           # ||z_k - x*|| <= ||zeta_k - (x* + gamma b*)||
+        Zb.append(Zt)
+        Bb.append(Bs + Zt / gk)
+        Ub.append(gk * Bb[-1])
+    basis = [("z", 0), ("b", "*")] + [("a", k) for k in range(1, N + 1)] + [("b", k) for k in range(1, N + 1)]
+    bound = {("z", 0): 1.0, ("b", "*"): Bs}
+    bound.update({("a", k): Ab[k - 1] for k in range(1, N + 1)})
+    bound.update({("b", k): Bb[k - 1] for k in range(1, N + 1)})
+    if objective:
+        basis.append(("a", "N"))
+        bound[("a", "N")] = Bs + Zb[N]
+    bound = {b: max(v, 1e-300) for b, v in bound.items()}
+    n = len(basis)
+    beta = np.array([bound[b] for b in basis])
+    pos = {b: p for p, b in enumerate(basis)}
+    sym: dict = {}
+    for b in basis:
+        v = np.zeros(n)
+        v[pos[b]] = bound[b]
+        sym[b] = v
+    z, u = sym[("z", 0)], np.zeros(n)
+    xs, zs = [], []
+    for k in range(1, N + 1):
+        gk = steps[k - 1]
+        x = z - u - gk * sym[("a", k)]
+        zeta = x + u
+        z = zeta - gk * sym[("b", k)]
+        u = gk * sym[("b", k)]
+        sym[("x", k)], sym[("z", k)] = x, z
+        xs.append(x)
+        zs.append(z)
+    c = 1.0 / (2.0 * (1.0 - q))
+    zero = np.zeros(n)
+    fl = ["*"] + [f"x{k}" for k in range(1, N + 1)] + (["zN"] if objective else [])
+    fX = [zero] + xs + ([zs[-1]] if objective else [])
+    fG = [-sym[("b", "*")]] + [sym[("a", k)] for k in range(1, N + 1)] + ([sym[("a", "N")]] if objective else [])
+    fsyms = [None] + [(("x", k), ("a", k)) for k in range(1, N + 1)] + ([(("z", N), ("a", "N"))]
+                                                                       if objective else [])
+    nf = len(fl) - 1
+    funcs = [_Func("f", fl, fsyms, np.array(fX), np.array(fG), np.arange(-1, nf), c, c * q, -2.0 * c * q)]
+    F_bound = [Bs * r + r * r / 2 for r in Xb] + ([Bs * Zb[N] + Zb[N] ** 2 / 2] if objective else [])
+    F_labels = [f"f(x{k})" for k in range(1, N + 1)] + ([f"f(z{N})"] if objective else [])
+    gsyms = [None] + [(("z", k), ("b", k)) for k in range(1, N + 1)]
+    funcs.append(_Func("h", ["*"] + [f"z{k}" for k in range(1, N + 1)], gsyms, np.array([zero] + zs),
+                       np.array([sym[("b", "*")]] + [sym[("b", k)] for k in range(1, N + 1)]),
+                       np.concatenate([[-1], nf + np.arange(N)]), 0.0, 0.0, 0.0))
+    F_bound += [max(Bs, Bb[k - 1]) * Zb[k] for k in range(1, N + 1)]
+    F_labels += [f"g(z{k})" for k in range(1, N + 1)]
+    F_bound = np.maximum(np.array(F_bound), 1e-300)
+    nF = len(F_bound)
+    cF = np.zeros(nF)
+    C = np.zeros((n, n))
+    if objective:
+        cF[nf - 1] = 1.0
+        cF[nF - 1] = 1.0
+    else:
+        C = np.outer(zs[-1], zs[-1])
+    return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
+                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=True, init=(0, 1))
+
+
+def _admm_quadratic_zN(steps: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``z_N`` of the ADMM recursion on ``f = (a/2) x^2``, ``g = (b/2) x^2`` (so ``x_* = b_* = 0``),
+    ``z_0 = 1``, ``u_0 = 0``; elementwise in ``a``, ``b``."""
+    z = np.ones(np.broadcast(a, b).shape)
+    u = np.zeros_like(z)
+    for gk in steps:
+        x = (z - u) / (1.0 + gk * a)
+        zeta = x + u
+        z = zeta / (1.0 + gk * b)
+        u = zeta - z
+    return z
+
+
+def _admm_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, float, float]:
+    """The largest value over a grid of 1-D quadratic pairs ``f = (a/2) x^2`` (``a`` in ``[q, 1]``),
+    ``g = (b/2) x^2`` (``b >= 0``), each a member of the class: an attained lower bound (rounded down).
+    Returns ``(value, a, b)``."""
+    a = np.linspace(q, 1.0, 81)
+    b = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 120)])
+    A_, B_ = np.meshgrid(a, b, indexing="ij")
+    zN = _admm_quadratic_zN(steps, A_, B_)
+    v = zN ** 2 * ((A_ + B_) / 2.0 if metric == "objective" else 1.0)
+    k = np.unravel_index(int(np.argmax(v)), v.shape)
+    val = float(v[k]) * (1.0 - 16.0 * (len(steps) + 4) * _EPS)
+    return val, float(A_[k]), float(B_[k])
+
+
 def _make_stages(steps: np.ndarray, prox: bool, basis: set, scale: dict) -> list[_Stage]:
     """The chain: stage k holds x_k, the (sub)gradients around step k, and x_{k+1} (derived).
 
@@ -364,6 +480,7 @@ class _Dual:
     C: np.ndarray               # (n, n)
     star: dict                  # value node -> [index of pair (*, i), index of pair (i, *)]
     F_bound: np.ndarray
+    init: tuple = (0,)          # basis vectors of the initial condition sum_p G_pp <= 1
 
     @property
     def n(self) -> int:
@@ -431,7 +548,7 @@ def _dual_data(model: _Model, pairs: list) -> _Dual:
             star.setdefault(int(fn.Fidx[j]), [None, None])[0] = k
         elif j == 0:
             star.setdefault(int(fn.Fidx[i]), [None, None])[1] = k
-    return _Dual(list(pairs), U, B, E, model.c, model.C, star, model.F_bound)
+    return _Dual(list(pairs), U, B, E, model.c, model.C, star, model.F_bound, tuple(model.init))
 
 
 # ========================================================================================== solve
@@ -483,7 +600,7 @@ def _solve_dense(model: _Model, pairs: list, order: list[str], attempts: list,
     if hint is not None:
         g = np.sqrt(np.maximum(np.diag(hint.G), 0.0))
         d = np.maximum(g, _UNIT_FLOOR * max(float(np.max(g)), 1e-300))
-        d[0] = 1.0
+        d[list(model.init)] = 1.0
         fa = np.abs(hint.Fh)
         fu = np.maximum(fa, _UNIT_FLOOR * max(float(np.max(fa)), 1e-300))
     U = dd.U * d[None, None, :]
@@ -491,7 +608,7 @@ def _solve_dense(model: _Model, pairs: list, order: list[str], attempts: list,
     G = cp.Variable((n, n), PSD=True)
     Fh = cp.Variable(model.nF)
     interp = Ms @ cp.vec(G, order="F") + (dd.E * fu[:, None]).T @ Fh <= 0
-    init = G[0, 0] <= 1.0
+    init = sum(G[p, p] for p in model.init) <= 1.0
     cF, CG = model.c * fu, model.C * np.outer(d, d)
     alpha = max(float(np.max(np.abs(cF))), float(np.max(np.abs(CG))), 1e-300)   # unit-size objective
     obj = (cF / alpha) @ Fh
@@ -703,20 +820,24 @@ def _certify(dd: _Dual, lam: np.ndarray, tau: float) -> _Certificate:
     # on x_0, when the rest of S is definite); and that one plus a margin covering the rounding errors, so
     # that S is PSD with room to spare
     candidates = [tau]
-    if n > 1:                  # (n >= 2 always: x_0 and at least one gradient)
-        w, V = np.linalg.eigh(S0[1:, 1:])
+    P = list(dd.init)
+    Rr = [i for i in range(n) if i not in dd.init]
+    if Rr:                     # (always: the initial vectors and at least one gradient)
+        w, V = np.linalg.eigh(S0[np.ix_(Rr, Rr)])
         if w[0] > 0:
-            sv = S0[1:, 0]
-            u = V @ ((V.T @ sv) / w)
-            t_min = max(float(sv @ u) - S0[0, 0], 0.0)
-            zz = 1.0 + float(u @ u)
-            pad0 = form_err + 4 * (n + 1) * _EPS * (float(np.max(np.abs(w))) + t_min + abs(S0[0, 0]))
+            sv = S0[np.ix_(Rr, P)]
+            u = V @ ((V.T @ sv) / w[:, None])
+            schur = S0[np.ix_(P, P)] - sv.T @ u
+            t_min = max(-float(np.linalg.eigvalsh(0.5 * (schur + schur.T))[0]), 0.0)
+            zz = 1.0 + float(np.linalg.norm(u, 2)) ** 2
+            big = float(np.max(np.abs(np.diag(S0)[P])))
+            pad0 = form_err + 4 * (n + 1) * _EPS * (float(np.max(np.abs(w))) + t_min + big)
             # the margin candidate first: when it passes, no other candidate can be much better
             candidates = [t_min + 4.0 * pad0 * zz, t_min + 64.0 * pad0 * zz, t_min, tau]
     best = None
     for t in candidates:
         S = S0.copy()
-        S[0, 0] += t
+        S[P, P] += t
         w_all = np.linalg.eigvalsh(S)
         lmin = float(w_all[0])
         pad = form_err + 4 * (n + 1) * _EPS * (float(np.max(np.abs(w_all))) + t)
@@ -793,7 +914,8 @@ def _quadratic_point(model: _Model) -> tuple[np.ndarray, np.ndarray] | None:
     for rel_f, c_h in _INTERIOR_CURVATURES:
         rows, rhs, cs = [], [], []
         e0 = np.zeros(n)
-        e0[0] = model.beta[0]               # x_0 = beta_0 * (scaled basis vector 0)
+        p0 = model.init[0]
+        e0[p0] = model.beta[p0]             # first initial vector = beta_p0 * (scaled basis vector p0) = 1
         rows.append(e0)
         rhs.append(1.0)
         for fn in model.funcs:
@@ -803,17 +925,14 @@ def _quadratic_point(model: _Model) -> tuple[np.ndarray, np.ndarray] | None:
                 q = fn.c2 / fn.c1 if fn.c1 > 0 else 0.0
                 c = q + (1.0 - q) * rel_f
             cs.append(c)
-            for p in range(1, len(fn.labels)):
-                rows.append(fn.Gr[p] - c * fn.X[p])
+            for p in range(0 if np.any(fn.Gr[0]) else 1, len(fn.labels)):   # the optimum too when its
+                rows.append(fn.Gr[p] - c * fn.X[p])                            # (sub)gradient is a symbol
                 rhs.append(0.0)
-        A = np.array(rows)
-        if A.shape[0] != n:
+        A, bvec = np.array(rows), np.array(rhs)
+        if A.shape[0] < n:
             return None
-        try:
-            z = np.linalg.solve(A, np.array(rhs))
-        except np.linalg.LinAlgError:
-            return None
-        if not np.all(np.isfinite(z)):
+        z, _, rank, _ = np.linalg.lstsq(A, bvec, rcond=None)
+        if rank < n or not np.all(np.isfinite(z)) or np.max(np.abs(A @ z - bvec)) > 1e-9 * (1 + np.max(np.abs(z))):
             return None
         G += np.outer(z, z) / K
         for fn, c in zip(model.funcs, cs):
@@ -867,8 +986,9 @@ def _feasible_lower(model: _Model, G: np.ndarray, Fh: np.ndarray) -> tuple[float
     """
     w, V = np.linalg.eigh(0.5 * (G + G.T))
     G = (V * np.maximum(w, 0.0)) @ V.T
-    if G[0, 0] > 1.0:
-        G = G / G[0, 0]
+    g0 = float(sum(G[p, p] for p in model.init))
+    if g0 > 1.0:
+        G = G / g0
 
     def perf(Gm: np.ndarray, F: np.ndarray) -> float:
         return float(np.sum(model.C * Gm) + model.c @ F)
@@ -949,8 +1069,8 @@ def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, s
         method = method.lower()
     else:
         raise InvalidInputError(f"method must be one of {ALL_METHODS} ('gd': gradient descent, 'prox_grad': "
-                                f"proximal gradient, 'momentum_*': the same with a momentum schedule); got "
-                                f"{method!r}.")
+                                f"proximal gradient, 'momentum_*': the same with a momentum schedule, "
+                                f"'admm': ADMM with per-step penalties rho_k = L / steps[k]); got {method!r}.")
     if isinstance(metric, str) and metric.lower() in METRICS:
         metric = metric.lower()
     else:
@@ -1006,11 +1126,17 @@ _QUANTITY = {
     ("momentum_gd", "distance"): "worst-case ||x_N - x*||^2 of gradient descent with momentum",
     ("momentum_prox_grad", "objective"): "worst-case F(x_N) - F* (F = f + h) of proximal gradient with momentum",
     ("momentum_prox_grad", "distance"): "worst-case ||x_N - x*||^2 of proximal gradient with momentum",
+    ("admm", "objective"): "worst-case F(z_N) - F* (F = f + g) of ADMM with per-step penalties",
+    ("admm", "distance"): "worst-case ||z_N - x*||^2 of ADMM with per-step penalties",
 }
 
 
 def _quantity(method: str, metric: str, N: int, L: float, mu: float) -> str:
     cls = f"f {L:g}-smooth, {mu:g}-strongly convex" + (", h closed convex" if "prox" in method else "")
+    if method == "admm":
+        cls = f"f {L:g}-smooth, {mu:g}-strongly convex, g closed convex"
+        return (f"{_QUANTITY[(method, metric)]} after {N} steps over {{{cls}}}, u_0 = 0, "
+                f"||z0 - x*||^2 + ||u0 - u*||^2 <= 1 (u* = b*/rho_1)")
     return f"{_QUANTITY[(method, metric)]} after {N} steps over {{{cls}}}, ||x0 - x*||^2 <= 1"
 
 
@@ -1369,7 +1495,11 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     if betas is not None:
         problem["momentum"] = betas.tolist()
     quantity = _quantity(method, metric, N, L, mu)
-    lower, c_low = _quadratic_lower(steps, q, metric, betas)
+    c_h = 0.0
+    if method == "admm":
+        lower, c_low, c_h = _admm_lower(steps, q, metric)
+    else:
+        lower, c_low = _quadratic_lower(steps, q, metric, betas)
 
     if mu == L:        # gd on the quadratics (L/2)||x - x*||^2: x_N - x* = prod(1 - s_k)(x_0 - x*)
         p2 = float(np.prod((1.0 - steps) ** 2))
@@ -1380,7 +1510,9 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
                      checks={"exact": True, "quadratic_lower_bound": lower * scale, "lower_bound_ok": True},
                      witness={"problem": problem}, seconds=time.perf_counter() - t0)
 
-    if betas is None:
+    if method == "admm":
+        model = _build_admm_model(steps, q, metric)
+    elif betas is None:
         model = _build_model(steps, q, method, metric)
     else:
         model = _build_momentum_model(steps, betas, q, method == "momentum_prox_grad", metric)
@@ -1388,6 +1520,8 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
                            max_rounds=max_rounds, max_dense_dim=max_dense_dim, lower=lower, c_low=c_low,
                            scale=scale, L=L, verbose=verbose)
     value, certified, checks, reasons, res = out.value, out.certified, out.checks, out.reasons, out.res
+    if method == "admm":
+        checks["quadratic_curvature_g"] = c_h * L
     if nested and mu > 0:
         outer = worst_case(steps, L=L, mu=0.0, method=method, metric=metric, solver=solver,
                            strategy=strategy, nested=False, tol=tol, repair_rtol=repair_rtol,
