@@ -53,8 +53,9 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,8 @@ from ..errors import InvalidInputError, SolverAttempt, SolverError
 
 logger = logging.getLogger("unfoldtheory.convergence")
 
-__all__ = ["worst_case", "quadratic_lower_bound", "check_nested_classes", "METHODS", "METRICS"]
+__all__ = ["ALL_METHODS", "METHODS", "METRICS", "MOMENTUM_METHODS", "SPLITTING_METHODS",
+           "check_nested_classes", "quadratic_lower_bound", "worst_case"]
 
 METHODS = ("gd", "prox_grad")
 #: Methods with a momentum schedule (``momentum=[beta_1, ..., beta_N]``).
@@ -78,8 +80,9 @@ STRATEGIES = ("generate", "full")
 PEP_SOLVERS = ("CLARABEL", "SCS")
 #: Solver options (tight: the certified value is only as good as the multipliers).
 SOLVER_OPTIONS: dict[str, dict] = {
-    "CLARABEL": dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11, tol_ktratio=1e-9, max_iter=400),
-    "SCS": dict(eps_abs=1e-10, eps_rel=1e-10, max_iters=200_000),
+    "CLARABEL": {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-11, "tol_ktratio": 1e-9,
+                 "max_iter": 400},
+    "SCS": {"eps_abs": 1e-10, "eps_rel": 1e-10, "max_iters": 200_000},
 }
 #: Relative eigenvalue cut-off when gluing the chain's blocks into one worst case.
 _RANK_RTOL = 1e-7
@@ -380,7 +383,8 @@ def _build_admm_model(steps: np.ndarray, q: float, metric: str) -> _Model:
     zero = np.zeros(n)
     fl = ["*"] + [f"x{k}" for k in range(1, N + 1)] + (["zN"] if objective else [])
     fX = [zero] + xs + ([zs[-1]] if objective else [])
-    fG = [-sym[("b", "*")]] + [sym[("a", k)] for k in range(1, N + 1)] + ([sym[("a", "N")]] if objective else [])
+    fG = ([-sym[("b", "*")]] + [sym[("a", k)] for k in range(1, N + 1)]
+          + ([sym[("a", "N")]] if objective else []))
     fsyms = [None] + [(("x", k), ("a", k)) for k in range(1, N + 1)] + ([(("z", N), ("a", "N"))]
                                                                        if objective else [])
     nf = len(fl) - 1
@@ -654,7 +658,7 @@ def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, st
         st = stages[k]
         zero = np.zeros(dims[k])
 
-        def loc(p: int, which: int) -> np.ndarray:
+        def loc(p: int, which: int, fn=fn, st=st, zero=zero) -> np.ndarray:
             return zero if fn.syms[p] is None else st.coef[fn.syms[p][which]]
 
         U = np.array([loc(j, 1), loc(i, 0) - loc(j, 0), loc(i, 1) - loc(j, 1)])
@@ -932,7 +936,8 @@ def _quadratic_point(model: _Model) -> tuple[np.ndarray, np.ndarray] | None:
         if A.shape[0] < n:
             return None
         z, _, rank, _ = np.linalg.lstsq(A, bvec, rcond=None)
-        if rank < n or not np.all(np.isfinite(z)) or np.max(np.abs(A @ z - bvec)) > 1e-9 * (1 + np.max(np.abs(z))):
+        resid = float(np.max(np.abs(A @ z - bvec))) if np.all(np.isfinite(z)) else math.inf
+        if rank < n or resid > 1e-9 * (1 + float(np.max(np.abs(z)))):
             return None
         G += np.outer(z, z) / K
         for fn, c in zip(model.funcs, cs):
@@ -1070,7 +1075,8 @@ def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, s
     else:
         raise InvalidInputError(f"method must be one of {ALL_METHODS} ('gd': gradient descent, 'prox_grad': "
                                 f"proximal gradient, 'momentum_*': the same with a momentum schedule, "
-                                f"'admm': ADMM with per-step penalties rho_k = L / steps[k]); got {method!r}.")
+                                f"'admm': ADMM with per-step penalties rho_k = L / steps[k]); got "
+                                f"{method!r}.")
     if isinstance(metric, str) and metric.lower() in METRICS:
         metric = metric.lower()
     else:
@@ -1105,8 +1111,8 @@ def _validate_momentum(momentum, method: str, N: int) -> np.ndarray | None:
                                     f"'momentum_prox_grad', or drop momentum).")
         return None
     if momentum is None:
-        raise InvalidInputError(f"method={method!r} needs momentum=[beta_1, ..., beta_N] (one coefficient per "
-                                f"step, N = len(steps) = {N}).")
+        raise InvalidInputError(f"method={method!r} needs momentum=[beta_1, ..., beta_N] (one coefficient "
+                                f"per step, N = len(steps) = {N}).")
     if np.isscalar(momentum) and not isinstance(momentum, (str, bytes)):
         raise InvalidInputError(f"momentum must be a sequence of N = {N} coefficients; got the scalar "
                                 f"{momentum!r} (use [beta] * N for a constant one).")
@@ -1124,7 +1130,8 @@ _QUANTITY = {
     ("prox_grad", "distance"): "worst-case ||x_N - x*||^2 of proximal gradient",
     ("momentum_gd", "objective"): "worst-case f(x_N) - f* of gradient descent with momentum",
     ("momentum_gd", "distance"): "worst-case ||x_N - x*||^2 of gradient descent with momentum",
-    ("momentum_prox_grad", "objective"): "worst-case F(x_N) - F* (F = f + h) of proximal gradient with momentum",
+    ("momentum_prox_grad", "objective"):
+        "worst-case F(x_N) - F* (F = f + h) of proximal gradient with momentum",
     ("momentum_prox_grad", "distance"): "worst-case ||x_N - x*||^2 of proximal gradient with momentum",
     ("admm", "objective"): "worst-case F(z_N) - F* (F = f + g) of ADMM with per-step penalties",
     ("admm", "distance"): "worst-case ||z_N - x*||^2 of ADMM with per-step penalties",
@@ -1252,7 +1259,8 @@ def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: flo
         "strategy": strategy, "form": res.form, "rounds": rounds, "exact": exact, "exact_tol": tol,
         "max_violation": float(viol_max), "primal_value": None if primal is None else primal * scale,
         "primal_source": checks_source, "exact_by": how,
-        "attained_value": None if attained is None else attained * scale, "attained_repair_weight": feas["theta"],
+        "attained_value": None if attained is None else attained * scale,
+        "attained_repair_weight": feas["theta"],
         "violation_tol": viol_tol,
         "solver_value": res.value * scale, "tau": cert.tau * scale, "min_eig_dual": cert.min_eig,
         "equality_residual": cert.eq_residual, "repair": repair * scale, "relative_repair": rel_repair,
@@ -1293,8 +1301,8 @@ def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: flo
         att = "none" if attained is None else f"{attained * scale:.10g}"
         checks["exact_reason"] = (f"constraint generation stopped after {rounds} round(s) ({why}); the best "
                                   f"worst case repaired into the class attains {att}, more than tol={tol:g} "
-                                  f"(relative) below the certified value {value:.10g}, and the solver's worst "
-                                  f"case violates an interpolation inequality by {viol_max:.3g} (relative; "
+                                  f"(relative) below the certified value {value:.10g}, and the solver's "
+                                  f"worst case violates an interpolation inequality by {viol_max:.3g} (relative; "
                                   f"accepted up to {viol_tol:g}): the value is a certified upper bound, "
                                   f"possibly not tight")
     multipliers = {model.pair_name(p): float(cert.lam[k]) for k, p in enumerate(used_pairs)
@@ -1375,11 +1383,12 @@ def check_nested_classes(inner: Bound, outer: Bound, rtol: float = 1e-6, atol: f
     return {"consistent": consistent, "excess": float(excess), "best_inner": float(best)}
 
 
-def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: str = "gd",
-               metric: str = "objective", solver: str | list[str] | None = None, *,
+def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float | None = None,
+               method: str | None = None, metric: str = "objective", solver: str | list[str] | None = None, *,
                strategy: str = "generate", nested: bool = True, tol: float = 1e-5, repair_rtol: float = 1e-6,
                max_rounds: int = 30, max_dense_dim: int = 64, verbose: bool = False,
-               momentum: Sequence[float] | None = None) -> Bound:
+               momentum: Sequence[float] | None = None, lam: float | None = None,
+               tie_rtol: float = 1e-6) -> Bound:
     r"""Exact worst-case performance of a step-size schedule, certified by performance estimation (PEP).
 
     Problem
@@ -1476,6 +1485,19 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     "Exact worst-case convergence rates of the proximal gradient method for composite convex
     minimization", JOTA 178 (2018).
     """
+    from ._schedules import is_model
+
+    if is_model(steps):
+        return _worst_case_of_model(steps, L=L, mu=mu, method=method, metric=metric, momentum=momentum,
+                                    lam=lam, tie_rtol=tie_rtol, solver=solver, strategy=strategy,
+                                    nested=nested, tol=tol, repair_rtol=repair_rtol, max_rounds=max_rounds,
+                                    max_dense_dim=max_dense_dim, verbose=verbose)
+    if lam is not None:
+        raise InvalidInputError("lam is only used when worst_case reads the schedule from a model; got a "
+                                "schedule of steps.")
+    L = 1.0 if L is None else L
+    mu = 0.0 if mu is None else mu
+    method = "gd" if method is None else method
     steps, L, mu, method, metric = _validate(steps, L, mu, method, metric)
     if strategy not in STRATEGIES:
         raise InvalidInputError(f"strategy must be one of {STRATEGIES}; got {strategy!r}.")
@@ -1540,3 +1562,40 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     return Bound(value=value, side="upper", certified=certified, method="pep", quantity=quantity,
                  solver=res.solver, status=res.status, checks=checks, reason="; ".join(reasons),
                  witness=witness, seconds=time.perf_counter() - t0)
+
+
+def _worst_case_of_model(model: Any, *, L: float | None, mu: float | None, method: str | None, metric: str,
+                         momentum: Any, lam: float | None, tie_rtol: float, **kw: Any) -> Bound:
+    """:func:`worst_case` of the schedule a zoo model runs (``docs/theory/pep.md §6``)."""
+    import dataclasses
+
+    from ._schedules import schedule_of
+
+    if momentum is not None:
+        raise InvalidInputError("momentum is read from the model; do not pass it together with a model.")
+    sch = schedule_of(model, lam=lam, tie_rtol=tie_rtol)
+    if method is not None and method != sch.method:
+        raise InvalidInputError(f"{sch.model} runs method {sch.method!r}; got method={method!r}.")
+    # a larger class than the model's own (L >= ||A||^2, mu <= lambda_min(A^T A)) is allowed: the worst case
+    # of the same absolute steps over it is still an upper bound
+    L_use, mu_use = sch.L, sch.mu
+    if L is not None:
+        L = check_scalar(L, "L", low=0.0, low_inclusive=False)
+        if L < sch.L:
+            raise InvalidInputError(f"L={L:g} is below the model's smoothness constant ||A||^2 = "
+                                    f"{sch.L:.6g}; the certificate would be for a class that excludes the "
+                                    f"model's problem.")
+        L_use = L
+    if mu is not None:
+        mu = check_scalar(mu, "mu", low=0.0)
+        if mu > sch.mu:
+            raise InvalidInputError(f"mu={mu:g} exceeds the model's strong convexity lambda_min(A^T A) = "
+                                    f"{sch.mu:.6g}; pass mu <= {sch.mu:.6g}.")
+        mu_use = mu
+    gamma = sch.steps / sch.L                  # absolute: gamma_k (prox-grad) or 1/rho_k (ADMM)
+    b = worst_case(gamma * L_use, L=L_use, mu=mu_use, method=sch.method, metric=metric,
+                   momentum=sch.momentum, **kw)
+    witness = dict(b.witness or {})
+    witness["schedule"] = sch.to_dict()
+    return dataclasses.replace(b, witness=witness,
+                               quantity=f"{b.quantity} [schedule of {sch.model}; {sch.initial_condition}]")
