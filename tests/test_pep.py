@@ -154,7 +154,7 @@ def test_nested_check_flags_contradictory_results_and_rejects_unrelated_ones():
 # --------------------------------------------------------------------------- corrupted solves
 def test_corrupted_multipliers_never_give_an_unsound_value(monkeypatch):
     """Multipliers scaled down (a solver stopping early): the float64 verification repairs outward."""
-    exact = wc([1.0] * 4)
+    exact = 1.0 / (4 * 4 + 2)                     # Drori & Teboulle (2014): L / (4N + 2)
     real = _pep._solve_chain
 
     def corrupt(*args, **kw):
@@ -189,8 +189,17 @@ def test_solver_failure_raises_with_the_attempts(monkeypatch):
         raise ut.SolverError("the PEP could not be solved.", attempts)
 
     monkeypatch.setattr(_pep, "_run", fail)
+    monkeypatch.setattr(_pep, "_chain_clarabel", lambda data, nF: None)     # the direct call fails too
     with pytest.raises(ut.SolverError, match="CLARABEL: infeasible"):
         conv.worst_case([1.0, 1.0])
+
+
+def test_direct_clarabel_and_cvxpy_give_the_same_certificate(monkeypatch):
+    direct = conv.worst_case([1.0, 0.5, 1.7], method="prox_grad")
+    monkeypatch.setattr(_pep, "_DIRECT_CLARABEL", False)
+    via_cvxpy = conv.worst_case([1.0, 0.5, 1.7], method="prox_grad")
+    assert direct.certified and via_cvxpy.certified
+    assert direct.value == pytest.approx(via_cvxpy.value, rel=1e-7)
 
 
 # ------------------------------------------------------------------------------------ bad input

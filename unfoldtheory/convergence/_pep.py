@@ -91,6 +91,8 @@ _EPS = np.finfo(np.float64).eps
 _UNIT_FLOOR = 1e-3
 #: Solve the chain a second time in the units of the first worst case (keeps the better certificate).
 _RESCALE = True
+#: Call Clarabel directly for the chain relaxation (cvxpy's compilation dominated the time at N >= 200).
+_DIRECT_CLARABEL = True
 
 Pair = tuple[int, int, int]          # (function index, point index i, point index j); point 0 is the optimum
 
@@ -134,6 +136,7 @@ class _Model:
     steps: np.ndarray
     prox: bool
     init: tuple = (0,)          # initial condition: sum of G_pp over these scaled basis vectors <= 1
+    final: Any = None           # the symbol of the last iterate (distance metric)
 
     def all_pairs(self) -> list[Pair]:
         out = []
@@ -159,13 +162,25 @@ class _Model:
 
     def stage_of(self, pair: Pair) -> int | None:
         """A stage whose block holds every vector of the pair (None for a non-local pair)."""
+        cache = self.__dict__.setdefault("_stage_cache", {})
+        if pair in cache:
+            return cache[pair]
+        if "_stages_with" not in self.__dict__:
+            where: dict = {}
+            for k, st in enumerate(self.stages):
+                for sym in st.coef:
+                    where.setdefault(sym, set()).add(k)
+            self.__dict__["_stages_with"] = where
+        where = self.__dict__["_stages_with"]
         fi, i, j = pair
         fn = self.funcs[fi]
         need = {s for p in (i, j) if fn.syms[p] is not None for s in fn.syms[p]}
-        for k, st in enumerate(self.stages):
-            if need <= st.coef.keys():
-                return k
-        return None
+        common = set(range(len(self.stages)))
+        for sym in need:
+            common &= where.get(sym, set())
+        out = min(common) if common and self.stages else None
+        cache[pair] = out
+        return out
 
 
 def _contraction_factors(steps: np.ndarray, q: float) -> np.ndarray:
@@ -229,7 +244,7 @@ def _build_model(steps: np.ndarray, q: float, method: str, metric: str) -> _Mode
 
     stages = _make_stages(steps, prox, set(basis), bound)
     return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
-                  F_labels=F_labels, C=C, c=cF * F_bound, stages=stages, steps=steps, prox=prox)
+                  F_labels=F_labels, C=C, c=cF * F_bound, stages=stages, steps=steps, prox=prox, final=("x", N))
 
 
 def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: bool, metric: str) -> _Model:
@@ -309,7 +324,7 @@ def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: 
     else:
         C = np.outer(xs[N], xs[N])
     return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
-                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=prox)
+                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=prox, final=("x", N))
 
 
 def _momentum_quadratic_xN(steps: np.ndarray, betas: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -407,7 +422,8 @@ def _build_admm_model(steps: np.ndarray, q: float, metric: str) -> _Model:
     else:
         C = np.outer(zs[-1], zs[-1])
     return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
-                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=True, init=(0, 1))
+                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=True, init=(0, 1),
+                  final=("z", N))
 
 
 def _admm_quadratic_zN(steps: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -491,15 +507,18 @@ class _Dual:
         return self.C.shape[0]
 
     def S0(self, lam: np.ndarray) -> np.ndarray:
+        """``sum_k lam_k M_k - C`` (one matrix product over the 3m stacked rows)."""
+        m, n = self.U.shape[0], self.n
         W = np.einsum("kab,kbn->kan", lam[:, None, None] * self.B, self.U)
-        S = np.einsum("kan,kam->nm", self.U, W) - self.C
+        S = self.U.reshape(3 * m, n).T @ W.reshape(3 * m, n) - self.C
         return 0.5 * (S + S.T)
 
     def S0abs(self, lam: np.ndarray) -> np.ndarray:
         """``sum_k lam_k |U_k|^T |B_k| |U_k| + |C|`` (entrywise bound on the terms summed into ``S``)."""
+        m, n = self.U.shape[0], self.n
         aU = np.abs(self.U)
         W = np.einsum("kab,kbn->kan", lam[:, None, None] * np.abs(self.B), aU)
-        return np.einsum("kan,kam->nm", aU, W) + np.abs(self.C)
+        return aU.reshape(3 * m, n).T @ W.reshape(3 * m, n) + np.abs(self.C)
 
     def quad(self, z: np.ndarray) -> np.ndarray:
         """``z^T M_k z`` for every pair."""
@@ -631,22 +650,16 @@ def _solve_dense(model: _Model, pairs: list, order: list[str], attempts: list,
                        time.perf_counter() - t0)
 
 
-def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, stages: list[_Stage],
-                F_unit: np.ndarray) -> dict:
-    """One solve of the chain relaxation with the given units of the block coordinates and of the values.
-
-    All blocks are stacked into one vector so that cvxpy sees three sparse matrices (inequalities,
-    agreement of consecutive blocks, objective) instead of one expression per block.
-    """
-    import cvxpy as cp
+def _chain_data(model: _Model, pairs: list, stages: list[_Stage], F_unit: np.ndarray) -> dict:
+    """The chain relaxation as sparse data over the stacked column-major ``vec`` of the blocks and the values
+    (in units ``F_unit``): interpolation rows ``Bm y + E F <= 0``, the initial condition ``init . y <= 1``,
+    agreement rows ``Eq y = 0`` and the objective ``(cF . F + cY . y) * alpha`` (normalised to unit size)."""
     import scipy.sparse as sps
 
     K = len(stages)
     dims = [len(st.base) for st in stages]
-    offs = np.concatenate([[0], np.cumsum([d * d for d in dims])])
-    Y = [cp.Variable((d, d), PSD=True) for d in dims]
-    yall = cp.hstack([cp.vec(y, order="F") for y in Y])
-    Fv = cp.Variable(model.nF)                     # values in units F_unit
+    offs = np.concatenate([[0], np.cumsum([d * d for d in dims])]).astype(int)
+    nY = int(offs[-1])
     ri, ci, vi = [], [], []
     E = np.zeros((len(pairs), model.nF))
     for r, pair in enumerate(pairs):
@@ -659,7 +672,11 @@ def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, st
         zero = np.zeros(dims[k])
 
         def loc(p: int, which: int, fn=fn, st=st, zero=zero) -> np.ndarray:
-            return zero if fn.syms[p] is None else st.coef[fn.syms[p][which]]
+            if fn.syms[p] is not None:
+                return st.coef[fn.syms[p][which]]
+            if which == 1 and np.any(fn.Gr[0]):
+                raise AssertionError("the chain relaxation needs a zero (sub)gradient at the optimum")
+            return zero
 
         U = np.array([loc(j, 1), loc(i, 0) - loc(j, 0), loc(i, 1) - loc(j, 1)])
         _, B = _pair_vectors(fn, i, j)
@@ -672,10 +689,11 @@ def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, st
             E[r, fn.Fidx[j]] += F_unit[fn.Fidx[j]]
         if fn.Fidx[i] >= 0:
             E[r, fn.Fidx[i]] -= F_unit[fn.Fidx[i]]
-    Bm = sps.csr_matrix((vi, (ri, ci)), shape=(len(pairs), int(offs[-1])))
-    interp = Bm @ yall + sps.csr_matrix(E) @ Fv <= 0
-    cx0 = stages[0].coef[("x", 0)]
-    init = np.outer(cx0, cx0).ravel(order="F") @ yall[:offs[1]] <= 1.0
+    Bm = sps.csr_matrix((vi, (ri, ci)), shape=(len(pairs), nY))
+    init = np.zeros(nY)
+    for p in model.init:
+        cx0 = stages[0].coef[model.basis[p]]
+        init[:offs[1]] += np.outer(cx0, cx0).ravel(order="F")
     # consecutive blocks agree on the Gram matrix of the vectors they share
     ei, ec, ev = [], [], []
     row = 0
@@ -692,24 +710,121 @@ def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, st
                     ec += (offs[blk] + nz).tolist()
                     ev += (sign * m[nz]).tolist()
                 row += 1
-    cons = [interp, init]
-    if row:
-        cons.append(sps.csr_matrix((ev, (ei, ec)), shape=(row, int(offs[-1]))) @ yall == 0)
-    # objective, normalised to unit size (the multipliers scale with it and are scaled back)
+    Eq = sps.csr_matrix((ev, (ei, ec)), shape=(row, nY))
     cF = model.c / model.F_bound * F_unit
-    cY = np.zeros(0)
+    cY = np.zeros(nY)
     if np.any(model.C):
-        cx = stages[-1].coef[("x", K)]
-        cY = np.outer(cx, cx).ravel(order="F")
-    alpha = max(float(np.max(np.abs(cF))) if cF.size else 0.0, float(np.max(np.abs(cY))) if cY.size else 0.0,
-                1e-300)
-    obj = (cF / alpha) @ Fv
-    if cY.size:
-        obj = obj + (cY / alpha) @ yall[offs[-2]:]
+        cx = stages[-1].coef[model.final]
+        cY[offs[-2]:] = np.outer(cx, cx).ravel(order="F")
+    alpha = max(float(np.max(np.abs(cF))) if cF.size else 0.0, float(np.max(np.abs(cY))), 1e-300)
+    return {"dims": dims, "offs": offs, "Bm": Bm, "E": E, "init": init, "Eq": Eq, "cF": cF / alpha,
+            "cY": cY / alpha, "alpha": alpha}
+
+
+def _chain_clarabel(data: dict, nF: int) -> dict | None:
+    """The chain relaxation solved by Clarabel directly (no cvxpy compilation: the cost of building the
+    problem was most of the time at N >= 200).  PSD blocks in Clarabel's scaled upper-triangular ``svec``
+    (off-diagonal entries times sqrt 2).  Returns None when Clarabel is unavailable or does not solve it."""
+    import scipy.sparse as sps
+
+    try:
+        import clarabel
+    except ImportError:                    # pragma: no cover - cvxpy ships Clarabel
+        return None
+    dims, offs = data["dims"], data["offs"]
+    # P maps coefficients on the full column-major vec to the svec coordinates of each block
+    pr, pc, pv, soffs = [], [], [], [0]
+    r2 = math.sqrt(2.0)
+    for k, d in enumerate(dims):
+        col = soffs[-1]
+        for j in range(d):
+            for i in range(j + 1):
+                if i == j:
+                    pr.append(offs[k] + i + j * d)
+                    pc.append(col)
+                    pv.append(1.0)
+                else:               # <M, Y> gets (M_ij + M_ji) Y_ij = (M_ij + M_ji) y_ij / sqrt 2
+                    pr += [offs[k] + i + j * d, offs[k] + j + i * d]
+                    pc += [col, col]
+                    pv += [1.0 / r2, 1.0 / r2]
+                col += 1
+        soffs.append(col)
+    nS = soffs[-1]
+    P = sps.csr_matrix((pv, (pr, pc)), shape=(int(offs[-1]), nS))
+    nx = nS + nF
+    Bs = (data["Bm"] @ P).tocsc()
+    rows_eq = sps.hstack([(data["Eq"] @ P), sps.csr_matrix((data["Eq"].shape[0], nF))]).tocsc()
+    rows_in = sps.vstack([sps.hstack([Bs, sps.csc_matrix(data["E"])]),
+                          sps.hstack([sps.csr_matrix(data["init"] @ P), sps.csr_matrix((1, nF))])])
+    psd = sps.hstack([-sps.identity(nS, format="csc"), sps.csc_matrix((nS, nF))])
+    A = sps.vstack([rows_eq, rows_in, psd]).tocsc()
+    m_eq, m_in = rows_eq.shape[0], rows_in.shape[0]
+    b = np.zeros(A.shape[0])
+    b[m_eq + m_in - 1] = 1.0
+    q = -np.concatenate([data["cY"] @ P, data["cF"]])
+    cones = ([clarabel.ZeroConeT(m_eq)] if m_eq else []) + [clarabel.NonnegativeConeT(m_in)]
+    cones += [clarabel.PSDTriangleConeT(d) for d in dims]
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    for key, val in SOLVER_OPTIONS["CLARABEL"].items():
+        setattr(st, key, val)
+    st.max_threads = 1
+    sol = clarabel.DefaultSolver(sps.csc_matrix((nx, nx)), q, A, b, cones, st).solve()
+    status = str(sol.status)
+    if not status.endswith("Solved"):
+        return None
+    x, z = np.asarray(sol.x), np.asarray(sol.z)
+    Ys = []
+    for k, d in enumerate(dims):
+        v = x[soffs[k]:soffs[k + 1]]
+        Yk = np.zeros((d, d))
+        c = 0
+        for j in range(d):
+            for i in range(j + 1):
+                Yk[i, j] = Yk[j, i] = v[c] if i == j else v[c] / r2
+                c += 1
+        Ys.append(Yk)
+    lam = z[m_eq:m_eq + m_in - 1]
+    return {"value": -float(sol.obj_val), "lam": lam, "tau": float(z[m_eq + m_in - 1]), "Ys": Ys,
+            "F": x[nS:], "status": "optimal" if status == "Solved" else "optimal_inaccurate"}
+
+
+def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, stages: list[_Stage],
+                F_unit: np.ndarray) -> dict:
+    """One solve of the chain relaxation with the given units of the block coordinates and of the values.
+
+    Clarabel directly when it is the first solver (:func:`_chain_clarabel`); otherwise, or when that fails,
+    through cvxpy with all blocks stacked into one vector (three sparse matrices instead of one expression
+    per block).
+    """
+    data = _chain_data(model, pairs, stages, F_unit)
+    alpha = data["alpha"]
+    if order and order[0] == "CLARABEL" and _DIRECT_CLARABEL:
+        out = _chain_clarabel(data, model.nF)
+        if out is not None:
+            return {"value": out["value"] * alpha, "lam": out["lam"] * alpha, "tau": out["tau"] * alpha,
+                    "Ys": out["Ys"], "F": out["F"] * F_unit, "status": out["status"], "solver": "CLARABEL"}
+        attempts.append(SolverAttempt("CLARABEL", "direct call not solved; retrying through cvxpy"))
+    import cvxpy as cp
+
+    dims, offs = data["dims"], data["offs"]
+    Y = [cp.Variable((d, d), PSD=True) for d in dims]
+    yall = cp.hstack([cp.vec(y, order="F") for y in Y])
+    Fv = cp.Variable(model.nF)                     # values in units F_unit
+    import scipy.sparse as sps
+
+    interp = data["Bm"] @ yall + sps.csr_matrix(data["E"]) @ Fv <= 0
+    init = data["init"][:offs[1]] @ yall[:offs[1]] <= 1.0
+    cons = [interp, init]
+    if data["Eq"].shape[0]:
+        cons.append(data["Eq"] @ yall == 0)
+    obj = data["cF"] @ Fv
+    if np.any(data["cY"]):
+        obj = obj + data["cY"][offs[-2]:] @ yall[offs[-2]:]
     prob = cp.Problem(cp.Maximize(obj), cons)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-        name, status = _run(prob, order, attempts, f"chain of {K} blocks, {len(pairs)} inequalities")
+        name, status = _run(prob, order, attempts, f"chain of {len(dims)} blocks, {len(pairs)} inequalities")
     if interp.dual_value is None or init.dual_value is None or any(y.value is None for y in Y):
         raise SolverError("the PEP solver returned no multipliers.", attempts)
     return {"value": float(prob.value) * alpha,
@@ -800,13 +915,19 @@ class _Certificate:
     eq_residual: float          # max |residual| of the value equations before the repair
 
 
-def _certify(dd: _Dual, lam: np.ndarray, tau: float) -> _Certificate:
+def _certify(dd: _Dual, lam: np.ndarray, tau: float, units: np.ndarray | None = None) -> _Certificate:
     """Verify (and repair outward) a dual certificate in float64.
 
     Every feasible point of the *full* PEP (every function of the class) has ``G_pp <= 1`` and
     ``|Fh_i| <= 1`` in the scaled basis, so weak duality gives
     ``perf = <C, G> + c.Fh <= tau + n * eps + sum |r_i|`` where ``-eps`` bounds the smallest eigenvalue of
     ``S`` (rounding included) and ``r`` is the residual of the value equations.
+
+    ``units`` (optional, e.g. the sizes of the basis vectors in the solver's worst case): the PSD test is
+    also done on ``D S D`` with ``D = diag(units)`` rounded to powers of two (an exact congruence, so the
+    same matrix is tested, with rounding error bounds that scale with ``D``: much smaller margins when the
+    a-priori scaling is loose, as at long horizons).  A failing test there falls back on
+    ``tr(D^-1 G D^-1) <= sum_p 1/d_p^2``.  The smaller of the two certified values is kept.
     """
     n, m = dd.n, len(dd.pairs)
     lam = np.where(np.isfinite(lam), np.maximum(lam, 0.0), 0.0).astype(np.float64)
@@ -816,16 +937,49 @@ def _certify(dd: _Dual, lam: np.ndarray, tau: float) -> _Certificate:
     S0 = dd.S0(lam)
     if not np.isfinite(S0).all():
         return _Certificate(math.inf, tau, lam, -math.inf, eq0)
-    # rounding: forming S (sums of m terms) and the symmetric eigensolver (backward stable)
-    form_err = (m + 16) * _EPS * float(np.linalg.norm(dd.S0abs(lam)))
-    res_term = float(np.sum(np.abs(r))) + (m + 16) * _EPS * (float(np.sum(np.abs(dd.E) @ lam))
-                                                              + float(np.sum(np.abs(dd.c))))
-    # candidates for tau: the solver's; the smallest one making S PSD for these multipliers (Schur complement
-    # on x_0, when the rest of S is definite); and that one plus a margin covering the rounding errors, so
-    # that S is PSD with room to spare
-    candidates = [tau]
+    # rounding: forming S (sums of 3m products, in any order, each of a 3-term product) and the symmetric
+    # eigensolver (backward stable); the value equations: row i sums nnz_i products (adding exact zeros is
+    # exact)
+    S0abs = dd.S0abs(lam)
+    aE = np.abs(dd.E)
+    nnz = np.count_nonzero(dd.E, axis=1)
+    res_term = float(np.sum(np.abs(r))) + float(np.sum((nnz + 4) * _EPS * (aE @ lam + np.abs(dd.c))))
     P = list(dd.init)
-    Rr = [i for i in range(n) if i not in dd.init]
+    scalings = [np.ones(n)]
+    if units is not None and np.all(np.isfinite(units)) and np.all(units > 0):
+        d = 2.0 ** np.round(np.log2(np.asarray(units, dtype=np.float64)))
+        d[P] = 1.0
+        if not np.all(d == 1.0):
+            scalings.append(d)
+    best = None
+    for d in scalings:
+        Sd = S0 * np.outer(d, d)
+        form_err = (3 * m + 16) * _EPS * float(np.linalg.norm(S0abs * np.outer(d, d)))
+        weight = float(np.sum(1.0 / d ** 2))               # bound on tr(D^-1 G D^-1)
+        cert = _tau_search(Sd, form_err, P, tau, weight, res_term, lam, eq0)
+        if best is None or cert.value < best.value:
+            best = cert
+    return best
+
+
+def _units(model: _Model, G: np.ndarray) -> np.ndarray:
+    """Sizes of the scaled basis vectors in a worst case (floored), for the rescaled PSD test."""
+    g = np.sqrt(np.maximum(np.diag(G), 0.0))
+    d = np.maximum(g, _UNIT_FLOOR * max(float(np.max(g)), 1e-300))
+    d[list(model.init)] = 1.0
+    return d
+
+
+def _tau_search(S0: np.ndarray, form_err: float, P: list, tau: float, weight: float, res_term: float,
+                lam: np.ndarray, eq0: float) -> _Certificate:
+    """The smallest certified value over candidate multipliers ``t`` of the initial condition for the dual
+    matrix ``S0 + t sum_{p in P} e_p e_p^T`` (see :func:`_certify`)."""
+    n = S0.shape[0]
+    # candidates for tau: the solver's; the smallest one making S PSD for these multipliers (Schur complement
+    # on the initial vectors, when the rest of S is definite); and that one plus a margin covering the
+    # rounding errors, so that S is PSD with room to spare
+    candidates = [tau]
+    Rr = [i for i in range(n) if i not in P]
     if Rr:                     # (always: the initial vectors and at least one gradient)
         w, V = np.linalg.eigh(S0[np.ix_(Rr, Rr)])
         if w[0] > 0:
@@ -848,7 +1002,7 @@ def _certify(dd: _Dual, lam: np.ndarray, tau: float) -> _Certificate:
         if lmin >= pad:
             value = t + res_term                                    # S is PSD despite the rounding
         else:
-            value = t + n * (pad - lmin) + res_term                  # lambda_min(S) >= lmin - pad
+            value = t + weight * (pad - lmin) + res_term             # lambda_min(S) >= lmin - pad
         value = float(np.nextafter(value * (1.0 + 4 * _EPS), math.inf))
         if best is None or value < best.value:
             best = _Certificate(value, t, lam, lmin, eq0)
@@ -935,7 +1089,13 @@ def _quadratic_point(model: _Model) -> tuple[np.ndarray, np.ndarray] | None:
         A, bvec = np.array(rows), np.array(rhs)
         if A.shape[0] < n:
             return None
-        z, _, rank, _ = np.linalg.lstsq(A, bvec, rcond=None)
+        if A.shape[0] == n:
+            try:
+                z, rank = np.linalg.solve(A, bvec), n
+            except np.linalg.LinAlgError:
+                return None
+        else:
+            z, _, rank, _ = np.linalg.lstsq(A, bvec, rcond=None)
         resid = float(np.max(np.abs(A @ z - bvec))) if np.all(np.isfinite(z)) else math.inf
         if rank < n or resid > 1e-9 * (1 + float(np.max(np.abs(z)))):
             return None
@@ -964,9 +1124,13 @@ def _best_values(model: _Model, G: np.ndarray) -> np.ndarray | None:
         np.fill_diagonal(W, 0.0)
         d = W[0].copy()
         d[0] = 0.0
+        # converged when no value moves by more than the rounding of the sums (a cycle of weight ~ -eps
+        # from rounding would otherwise decrease forever)
+        wmax = float(np.max(np.abs(W)))
         for _ in range(k + 1):
             nd = np.minimum(d, np.min(d[:, None] + W, axis=0))
-            if np.array_equal(nd, d):
+            if np.all(d - nd <= 64 * _EPS * (np.abs(d) + wmax)):
+                d = nd
                 break
             d = nd
         else:
@@ -985,7 +1149,7 @@ def _feasible_lower(model: _Model, G: np.ndarray, Fh: np.ndarray) -> tuple[float
     values are replaced by the largest ones satisfying every interpolation inequality for that ``G``
     (:func:`_best_values`).  When there are none (a violation that involves ``G`` itself), ``G`` is mixed
     with the Gram matrix of the strictly feasible quadratic point (:func:`_quadratic_point`) with weight
-    ``theta`` (the PEP is convex), doubling ``theta`` from the smallest weight that repairs every pair.
+    ``theta`` (the PEP is convex), the smallest that works to a factor 1.5 (geometric scan, bisection).
     The value is attained by a function of the class (interpolation theorem), up to float64 rounding.
     Returns ``(value, theta)``; ``(-inf, nan)`` when no repair is found.
     """
@@ -1005,25 +1169,30 @@ def _feasible_lower(model: _Model, G: np.ndarray, Fh: np.ndarray) -> tuple[float
     if quad is None:
         return -math.inf, math.nan
     G0 = quad[0]
-    zero = np.zeros(model.nF)
-    theta = 0.0
-    for (fi, Vm, _), (_, V0, _) in zip(_ineq_values(model, G, zero), _ineq_values(model, G0, zero)):
-        pair = Vm + Vm.T                         # Q_ij + Q_ji: a cycle of length two, independent of F
-        pair0 = V0 + V0.T
-        bad = np.isfinite(pair) & (pair > 0)
-        if np.any(bad & (pair0 >= 0)):
-            return -math.inf, math.nan
-        if bad.any():
-            theta = max(theta, float(np.max(pair[bad] / (pair[bad] - pair0[bad]))))
-    theta = min(max(theta * (1 + 1e-6), 1e-12), 1.0)
-    while True:
-        Gt = (1.0 - theta) * G + theta * G0
+
+    def attempt(th: float):
+        Gt = (1.0 - th) * G + th * G0
         F = _best_values(model, Gt)
-        if F is not None:
-            return perf(Gt, F), theta
-        if theta >= 1.0:
-            return -math.inf, math.nan
-        theta = min(2.0 * theta, 1.0)
+        return None if F is None else perf(Gt, F)
+
+    # the smallest weight that works, to a factor of 1.5: a geometric scan, then bisection (in log scale)
+    lo, hi, val = 0.0, None, None
+    for th in [10.0 ** e for e in range(-9, 1)]:
+        v = attempt(min(th, 1.0))
+        if v is not None:
+            hi, val = min(th, 1.0), v
+            break
+        lo = th
+    if hi is None:
+        return -math.inf, math.nan
+    while lo > 0 and hi / lo > 1.5:
+        mid = math.sqrt(lo * hi)
+        v = attempt(mid)
+        if v is None:
+            lo = mid
+        else:
+            hi, val = mid, v
+    return val, hi
 
 
 # ================================================================================ lower bound
@@ -1150,6 +1319,9 @@ def _quantity(method: str, metric: str, N: int, L: float, mu: float) -> str:
 # ================================================================================== the solve loop
 #: Relative violation above which a non-chosen inequality is added in the next round of generation.
 _ADD_FLOOR = 1e-9
+#: Largest Gram dimension for the repaired (attained) worst case (Bellman-Ford and the interior point cost
+#: O(n^3) and the repair weakens at long horizons; beyond it exactness rests on the violation check alone).
+_ATTAINED_MAX_DIM = 400
 #: Largest relative interpolation violation of a solver's worst case accepted as "satisfied" for exactness.
 _VIOL_TOL = 1e-6
 #: Relative excess of a feasible (attained) worst case over the certified value that flags a broken solve.
@@ -1190,14 +1362,14 @@ def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: flo
             if chain:
                 res = _solve_chain(model, pairs, order, attempts)
                 dd = _dual_data(model, pairs)
-                cert = _certify(dd, res.lam, res.tau)
+                cert = _certify(dd, res.lam, res.tau, _units(model, res.G))
             else:                      # twice, the second time in the units of the first worst case
                 dd = _dual_data(model, pairs)
                 res = _solve_dense(model, pairs, order, attempts, hint=prev)
-                cert = _certify(dd, res.lam, res.tau)
+                cert = _certify(dd, res.lam, res.tau, _units(model, res.G))
                 try:
                     res2 = _solve_dense(model, pairs, order, [], hint=res)
-                    cert2 = _certify(dd, res2.lam, res2.tau)
+                    cert2 = _certify(dd, res2.lam, res2.tau, _units(model, res2.G))
                     if cert2.value < cert.value:
                         res, cert = res2, cert2
                 except SolverError:
@@ -1215,23 +1387,24 @@ def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: flo
         viol_max = allv[0][0] if allv else 0.0
         if best is None or cert.value <= best["cert"].value:     # every round's value is a valid bound
             best = {"cert": cert, "res": res, "pairs": list(pairs)}
-        fv, theta = _feasible_lower(model, res.G, res.Fh)         # every round's repaired value is attained
-        if fv > feas["value"]:
-            feas = {"value": fv, "theta": theta}
         top = best["cert"].value
-        gap = (top - feas["value"]) / max(abs(top), 1e-300)
         sol = float(np.sum(model.C * res.G) + model.c @ res.Fh)
         sgap = (top - sol) / max(abs(top), 1e-300)
         bad = [(v, p) for v, p in viol if v > _ADD_FLOOR]
         if verbose:
-            logger.info("PEP round %d (%s): %d inequalities, value %.12g (solver %.12g, attained %.12g), "
-                        "%d violated (max %.2e), %.2f s", rounds, res.form, len(pairs), cert.value, res.value,
-                        fv, len(bad), viol_max, res.seconds)
-        if gap <= tol:
-            exact, how = True, "attained"
-            break
+            logger.info("PEP round %d (%s): %d inequalities, value %.12g (solver %.12g), %d violated "
+                        "(max %.2e), %.2f s", rounds, res.form, len(pairs), cert.value, res.value, len(bad),
+                        viol_max, res.seconds)
         if viol_max <= viol_tol and sgap <= tol:
             exact, how = True, "violation"
+            break
+        fv, theta = (_feasible_lower(model, res.G, res.Fh)       # every round's repaired value is attained
+                     if model.n <= _ATTAINED_MAX_DIM else (-math.inf, math.nan))
+        if fv > feas["value"]:
+            feas = {"value": fv, "theta": theta, "res": res}
+        gap = (top - feas["value"]) / max(abs(top), 1e-300)
+        if gap <= tol:
+            exact, how = True, "attained"
             break
         if top <= lower * (1 + tol):
             # the certified value is attained (to tol) by the 1-D quadratic: exact, stop here
@@ -1249,6 +1422,9 @@ def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: flo
         pairs = pairs + [p for _, p in bad[:cap]]
     cert, res, used_pairs = best["cert"], best["res"], best["pairs"]
     primal = lower if how == "quadratic" else sol if viol_max <= viol_tol else None
+    if not math.isfinite(feas["value"]) and model.n <= _ATTAINED_MAX_DIM:   # once, for the last worst case
+        fv, theta = _feasible_lower(model, prev.G, prev.Fh)
+        feas = {"value": fv, "theta": theta}
     attained = feas["value"] if math.isfinite(feas["value"]) else None
     value = cert.value * scale
     lower_s = lower * scale
