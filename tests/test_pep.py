@@ -204,10 +204,10 @@ def test_direct_clarabel_and_cvxpy_give_the_same_certificate(monkeypatch):
 
 # ------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(L=0.0), "L must be > 0"), (dict(L=-1.0), "L must be > 0"), (dict(L=math.inf), "L must be finite"),
-    (dict(mu=-0.1), "mu must be >= 0"), (dict(mu=2.0), "mu must satisfy"), (dict(method="fista"), "method"),
-    (dict(metric="gap"), "metric"), (dict(strategy="magic"), "strategy"), (dict(solver="NOPE"), "solver"),
-    (dict(mu=1.0, method="prox_grad"), "mu == L"),
+    ({"L": 0.0}, "L must be > 0"), ({"L": -1.0}, "L must be > 0"), ({"L": math.inf}, "L must be finite"),
+    ({"mu": -0.1}, "mu must be >= 0"), ({"mu": 2.0}, "mu must satisfy"), ({"method": "fista"}, "method"),
+    ({"metric": "gap"}, "metric"), ({"strategy": "magic"}, "strategy"), ({"solver": "NOPE"}, "solver"),
+    ({"mu": 1.0, "method": "prox_grad"}, "mu == L"),
 ])
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ut.InvalidInputError, match=match):
@@ -351,12 +351,12 @@ def test_momentum_agrees_with_pepit_at_eight_steps(seed):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(method="momentum_gd"), "needs momentum"),
-    (dict(method="momentum_gd", momentum=[0.5]), "one coefficient per step"),
-    (dict(method="momentum_gd", momentum=0.5), "sequence"),
-    (dict(method="momentum_gd", momentum=[0.5, math.nan]), "momentum"),
-    (dict(method="gd", momentum=[0.5, 0.5]), "only used by"),
-    (dict(method="momentum_gd", momentum=[0.5, 0.5], mu=1.0), "mu == L"),
+    ({"method": "momentum_gd"}, "needs momentum"),
+    ({"method": "momentum_gd", "momentum": [0.5]}, "one coefficient per step"),
+    ({"method": "momentum_gd", "momentum": 0.5}, "sequence"),
+    ({"method": "momentum_gd", "momentum": [0.5, math.nan]}, "momentum"),
+    ({"method": "gd", "momentum": [0.5, 0.5]}, "only used by"),
+    ({"method": "momentum_gd", "momentum": [0.5, 0.5], "mu": 1.0}, "mu == L"),
 ])
 def test_bad_momentum(kwargs, match):
     with pytest.raises(ut.InvalidInputError, match=match):

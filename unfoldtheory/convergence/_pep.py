@@ -596,8 +596,9 @@ def _run(prob, order: list[str], attempts: list, what: str):
     for name in order:
         try:
             prob.solve(solver=name, **SOLVER_OPTIONS.get(name, {}))
-        except cp.error.SolverError as exc:
-            attempts.append(SolverAttempt(name, "error", str(exc).splitlines()[0][:100]))
+        except (cp.error.SolverError, ValueError, ArithmeticError, MemoryError) as exc:
+            # (SCS raises ValueError when it cannot allocate its workspace)
+            attempts.append(SolverAttempt(name, "error", (str(exc).splitlines() or [""])[0][:100]))
             continue
         status = str(prob.status)
         if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
