@@ -1,4 +1,5 @@
-r"""Performance estimation (PEP) of gradient descent and proximal gradient with any step schedule.
+r"""Performance estimation (PEP) of gradient descent, proximal gradient, their momentum variants and ADMM /
+Douglas-Rachford with any step, momentum or penalty schedule (``docs/theory/pep.md``).
 
 The worst case of ``N`` steps of a first-order method over a function class is the optimal value of a
 semidefinite program in the Gram matrix of the iterates and (sub)gradients (Drori & Teboulle, Math.
@@ -1578,6 +1579,16 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
         Initial condition :math:`\|x_0 - x_\star\|^2 \le 1`.
         ``metric="objective"``: :math:`f(x_N) - f_\star` (``gd``) or :math:`F(x_N) - F_\star`
         (``prox_grad``); ``metric="distance"``: :math:`\|x_N - x_\star\|^2` (the *squared* distance).
+        ``method="momentum_gd"`` / ``"momentum_prox_grad"`` with ``momentum=[beta_1, ..., beta_N]``:
+        :math:`v_k = x_{k-1} + \beta_k (x_{k-1} - x_{k-2})`, :math:`x_{-1} = x_0`, then the (proximal)
+        gradient step from :math:`v_k` (``docs/theory/pep.md §4``; FISTA is one schedule).
+        ``method="admm"``: :class:`~unfoldtheory.models.UnfoldedADMM`'s recursion with penalties
+        :math:`\rho_k = L/\mathrm{steps}[k]`, :math:`u_0 = 0`, initial condition
+        :math:`\|z_0 - x_\star\|^2 + \|u_0 - u_\star\|^2 \le 1` with :math:`u_\star = b_\star/\rho_1`,
+        metric on :math:`z_N` (``docs/theory/pep.md §5``).
+        ``steps`` may also be a zoo model (``ISTA``, ``LearnedStepISTA``, ``UnfoldedFISTA``, ``UnfoldedADMM``):
+        the method, schedule, ``L = ||A||^2`` and ``mu = lambda_min(A^T A)`` are read from it, and untied
+        thresholds raise :class:`~unfoldtheory.errors.NotRepresentableError` (``docs/theory/pep.md §6``).
     Algorithm
         The Gram-matrix SDP with the smooth strongly convex interpolation conditions of Taylor, Hendrickx
         & Glineur (Math. Program. 2017, Thm. 4) (convex interpolation for ``h``) in the minimal basis
@@ -1608,12 +1619,15 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
 
     Parameters
     ----------
-    steps : sequence of float
-        Positive step sizes in units of 1/L (``N = len(steps)``).
-    L, mu : float
+    steps : sequence of float, or a zoo model
+        Positive step sizes in units of 1/L (``N = len(steps)``; for ``admm``, ``L / rho_k``), or a model to
+        read the schedule from.
+    L, mu : float, optional
         Smoothness and strong-convexity constants, ``L > 0``, ``0 <= mu <= L`` (``mu == L`` only for
         ``gd``, where the class is the quadratics ``(L/2)||x - x*||^2`` and the closed form is returned).
-    method : {"gd", "prox_grad"}
+        Defaults 1 and 0; for a model, its own constants (an override must define a larger class).
+    method : {"gd", "prox_grad", "momentum_gd", "momentum_prox_grad", "admm"}, optional
+        Default ``"gd"``; for a model, the method it runs.
     metric : {"objective", "distance"}
     solver : str or list of str, optional
         cvxpy solver(s) to try in order; default ``("CLARABEL", "SCS")``.
@@ -1637,6 +1651,12 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
         returned with ``checks["exact"] = False`` and the reason in ``checks["exact_reason"]``.
     verbose : bool
         Log each round at INFO level.
+    momentum : sequence of float, optional
+        ``[beta_1, ..., beta_N]`` for the momentum methods (required there, refused elsewhere).
+    lam : float, optional
+        With a model: the l1 weight of the LASSO (default: the model's).
+    tie_rtol : float
+        With a model: relative tolerance of the threshold tie ``theta_k = gamma_k lam`` (``lam / rho_k``).
 
     Returns
     -------
@@ -1650,7 +1670,9 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
     ------
     InvalidInputError
         ``L <= 0``, ``mu < 0`` or ``mu > L``, empty / non-finite / non-positive ``steps``, unknown
-        ``method``, ``metric``, ``strategy`` or ``solver``.
+        ``method``, ``metric``, ``strategy`` or ``solver``, a missing / misplaced / mis-sized ``momentum``.
+    NotRepresentableError
+        A model whose thresholds are not tied to its schedule, or of a kind without a schedule.
     SolverError
         Every solver failed.
 
