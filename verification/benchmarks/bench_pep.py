@@ -83,8 +83,12 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["gd", "prox_grad", "momentum"])
     p.add_argument("--pepit-timeout", type=float, default=60.0, metavar="S",
                    help="stop PEPit after S seconds (default 60; the issue allows up to 600)")
-    p.add_argument("--skip-pepit-above", type=int, default=None, metavar="N",
-                   help="do not run PEPit for N larger than this")
+    p.add_argument("--skip-pepit-above", type=int, default=200, metavar="N",
+                   help="do not run PEPit for N larger than this (default 200: PEPit's memory grows "
+                        "like N^2, about 4 GB within a minute at N = 200)")
+    p.add_argument("--momentum-max-n", type=int, default=50, metavar="N",
+                   help="skip our momentum PEP above this N (default 50: it is solved in the dense "
+                        "formulation, see docs/theory/pep.md section 4)")
     p.add_argument("--pepit-solver", default="CLARABEL")
     p.add_argument("--repeat", type=int, default=1)
     args = p.parse_args()
@@ -114,6 +118,10 @@ def main() -> None:
         for N in args.steps:
             ref = CLOSED[method](N) if method in CLOSED else None
             times, b, fail = [], None, ""
+            if method == "momentum" and N > args.momentum_max_n:
+                print(f"{method:<10}{N:>5} | skipped (N > --momentum-max-n={args.momentum_max_n}: dense "
+                      f"momentum PEP)", flush=True)
+                continue
             for _ in range(max(1, args.repeat)):
                 t0 = time.perf_counter()
                 try:
