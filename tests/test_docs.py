@@ -16,7 +16,7 @@ HEADING = re.compile(r"^## (\d+)\. \S", re.MULTILINE)
 #: citations of documents outside the repository (the pre-docs design and theory notes)
 LEGACY = re.compile(r"DESIGN(?:\.md)? section|DESIGN\.md|\btheory\.md\b|anchors\.md|\.\./shared|/work/shared")
 #: files owned by other work in progress when docs/ was created; their legacy citations are replaced there
-LEGACY_PENDING = {"unfoldtheory/convergence/_pep.py"}
+LEGACY_PENDING: set[str] = set()
 
 
 def _sources() -> list[Path]:

@@ -14,7 +14,7 @@ import unfoldtheory as ut
 import unfoldtheory.convergence as conv
 from unfoldtheory.convergence import _pep
 
-REL = 1e-5          # Clarabel accuracy (theory.md 7.2)
+REL = 1e-5          # agreement with PEPit: its Clarabel solve is accurate to about this
 
 
 def wc(steps, **kw):
@@ -154,7 +154,7 @@ def test_nested_check_flags_contradictory_results_and_rejects_unrelated_ones():
 # --------------------------------------------------------------------------- corrupted solves
 def test_corrupted_multipliers_never_give_an_unsound_value(monkeypatch):
     """Multipliers scaled down (a solver stopping early): the float64 verification repairs outward."""
-    exact = wc([1.0] * 4)
+    exact = 1.0 / (4 * 4 + 2)                     # Drori & Teboulle (2014): L / (4N + 2)
     real = _pep._solve_chain
 
     def corrupt(*args, **kw):
@@ -189,16 +189,25 @@ def test_solver_failure_raises_with_the_attempts(monkeypatch):
         raise ut.SolverError("the PEP could not be solved.", attempts)
 
     monkeypatch.setattr(_pep, "_run", fail)
+    monkeypatch.setattr(_pep, "_chain_clarabel", lambda data, nF: None)     # the direct call fails too
     with pytest.raises(ut.SolverError, match="CLARABEL: infeasible"):
         conv.worst_case([1.0, 1.0])
 
 
+def test_direct_clarabel_and_cvxpy_give_the_same_certificate(monkeypatch):
+    direct = conv.worst_case([1.0, 0.5, 1.7], method="prox_grad")
+    monkeypatch.setattr(_pep, "_DIRECT_CLARABEL", False)
+    via_cvxpy = conv.worst_case([1.0, 0.5, 1.7], method="prox_grad")
+    assert direct.certified and via_cvxpy.certified
+    assert direct.value == pytest.approx(via_cvxpy.value, rel=1e-7)
+
+
 # ------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(L=0.0), "L must be > 0"), (dict(L=-1.0), "L must be > 0"), (dict(L=math.inf), "L must be finite"),
-    (dict(mu=-0.1), "mu must be >= 0"), (dict(mu=2.0), "mu must satisfy"), (dict(method="fista"), "method"),
-    (dict(metric="gap"), "metric"), (dict(strategy="magic"), "strategy"), (dict(solver="NOPE"), "solver"),
-    (dict(mu=1.0, method="prox_grad"), "mu == L"),
+    ({"L": 0.0}, "L must be > 0"), ({"L": -1.0}, "L must be > 0"), ({"L": math.inf}, "L must be finite"),
+    ({"mu": -0.1}, "mu must be >= 0"), ({"mu": 2.0}, "mu must satisfy"), ({"method": "fista"}, "method"),
+    ({"metric": "gap"}, "metric"), ({"strategy": "magic"}, "strategy"), ({"solver": "NOPE"}, "solver"),
+    ({"mu": 1.0, "method": "prox_grad"}, "mu == L"),
 ])
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ut.InvalidInputError, match=match):
@@ -236,3 +245,156 @@ def test_fifty_steps_of_proximal_gradient():
     assert b.certified and b.checks["exact"]
     assert b.value == pytest.approx(1 / 200, rel=1e-6)
     assert b.value >= 1 / 200 * (1 - 1e-12)
+
+
+# ------------------------------------------------------------------------------ exactness (issue 15)
+ISSUE15_STEPS = [0.26568750427002313, 2.245594203041013, 0.9151436369908236, 1.1385250624811936,
+                 2.1478802190397235, 2.2924813871752536, 2.450957851124404, 0.22311378489530093,
+                 2.0925613412789055]
+
+
+def test_exact_is_checked_against_every_interpolation_inequality():
+    """The case of the outside check: the default strategy called 0.03801389 exact (largest violation
+    8.5e-6) while the full PEP (and PEPit) give 0.03801332.  exact=True must mean the value is the worst case
+    to ``tol``, so it must agree with the full PEP to that tolerance."""
+    full = conv.worst_case(ISSUE15_STEPS, L=0.25, mu=0.0, strategy="full")
+    gen = conv.worst_case(ISSUE15_STEPS, L=0.25, mu=0.0)
+    assert full.certified and gen.certified
+    assert full.value == pytest.approx(0.03801332, rel=2e-6)
+    for b in (full, gen):
+        c = b.checks
+        if c["exact"]:
+            assert b.value <= full.value * (1 + 1e-5) and b.value >= full.value * (1 - 1e-5)
+            assert c["max_violation"] <= c["violation_tol"] or c["attained_relative_gap"] <= 1e-5
+    assert gen.checks["exact"]                  # generation continues past the 8.5e-6 violation
+    # one round (local inequalities only) is a relaxation that is not tight here: never called exact
+    one = conv.worst_case(ISSUE15_STEPS, L=0.25, mu=0.0, max_rounds=1)
+    assert one.certified and one.value >= full.value * (1 - 1e-9)
+    assert not one.checks["exact"] and "max_rounds=1" in one.checks["exact_reason"]
+
+
+def test_attained_value_is_a_point_of_the_class():
+    """The repaired worst case is a lower bound: below the certificate, above the 1-D quadratic."""
+    for method in _pep.METHODS:
+        b = conv.worst_case([1.0, 2.5, 0.6, 1.9], mu=0.05, method=method, nested=False)
+        c = b.checks
+        assert c["attained_value"] <= b.value
+        assert c["attained_value"] >= c["quadratic_lower_bound"] * (1 - 1e-9)
+        assert c["attained_relative_gap"] <= 1e-3
+
+
+# ------------------------------------------------------------------------------ momentum schedules
+def fista_momentum(N):
+    """FISTA's (Beck & Teboulle 2009) momentum in our indexing: beta_{k+1} = (t_k - 1) / t_{k+1}, t_1 = 1."""
+    t = [1.0]
+    for _ in range(N):
+        t.append((1 + math.sqrt(4 * t[-1] ** 2 + 1)) / 2)
+    return [0.0] + [(t[k - 1] - 1) / t[k] for k in range(1, N)]
+
+
+def test_fista_schedule_reproduces_the_known_worst_case():
+    """PEPit's accelerated proximal gradient example (L=1, mu=0, n=4): 0.0516733; Beck-Teboulle's bound
+    L / (2 t_n^2) above it; one step is one proximal-gradient step (L/4)."""
+    b = conv.worst_case([1.0] * 4, method="momentum_prox_grad", momentum=fista_momentum(4))
+    assert b.certified and b.checks["exact"]
+    assert b.value == pytest.approx(0.0516733, rel=2e-6)
+    one = conv.worst_case([1.0], method="momentum_prox_grad", momentum=fista_momentum(1))
+    assert one.value == pytest.approx(0.25, rel=REL)
+    b10 = conv.worst_case([1.0] * 10, L=2.0, method="momentum_prox_grad", momentum=fista_momentum(10))
+    t = [1.0]
+    for _ in range(10):
+        t.append((1 + math.sqrt(4 * t[-1] ** 2 + 1)) / 2)
+    assert b10.certified and b10.value <= 2.0 / (2 * t[9] ** 2)            # Beck & Teboulle Thm 4.4
+    assert b10.value < conv.worst_case([1.0] * 10, L=2.0, method="prox_grad").value   # acceleration helps
+
+
+def test_zero_momentum_is_the_plain_method():
+    steps = [0.8, 1.6, 1.1]
+    for plain in _pep.METHODS:
+        for metric in _pep.METRICS:
+            a = wc(steps, method=plain, metric=metric, mu=0.1)
+            b = wc(steps, method="momentum_" + plain, metric=metric, mu=0.1, momentum=[0.0] * 3)
+            assert b == pytest.approx(a, rel=REL)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_momentum_agrees_with_pepit_and_is_above_the_quadratic_worst_case(seed):
+    """Random schedules (gamma_k L in (0, 2), beta_k in [0, 1.2], mu in {0, 0.1}); PEPit runs the same
+    recursion written with its own primitives."""
+    rng = np.random.default_rng(1000 + seed)
+    N = int(rng.integers(2, 6))
+    steps, betas = rng.uniform(0.05, 1.95, N), rng.uniform(0.0, 1.2, N)
+    method = _pep.MOMENTUM_METHODS[seed % 2]
+    metric = _pep.METRICS[(seed // 2) % 2]
+    mu = 0.1 if seed in (1, 2) else 0.0
+    ours = conv.worst_case(steps, mu=mu, method=method, metric=metric, momentum=betas)
+    assert ours.certified and ours.checks["exact"]
+    # an explicit member of the class: f = (c/2) x^2, h = 0, x_0 = 1, run through the recursion
+    c = ours.checks["quadratic_curvature"]
+    xN = float(_pep._momentum_quadratic_xN(steps, betas, np.array([c]))[0])
+    explicit = xN ** 2 * (c / 2 if metric == "objective" else 1.0)
+    assert ours.value >= explicit * (1 - 1e-9)
+    pytest.importorskip("PEPit")
+    ref = conv.pepit_worst_case(steps, mu, method, metric, momentum=betas).value
+    assert ours.value == pytest.approx(ref, rel=REL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4))
+def test_momentum_agrees_with_pepit_at_eight_steps(seed):
+    rng = np.random.default_rng(2000 + seed)
+    steps, betas = rng.uniform(0.05, 1.95, 8), rng.uniform(0.0, 1.2, 8)
+    method, metric = _pep.MOMENTUM_METHODS[seed % 2], _pep.METRICS[seed // 2]
+    pytest.importorskip("PEPit")
+    ref = conv.pepit_worst_case(steps, 0.1, method, metric, momentum=betas).value
+    ours = conv.worst_case(steps, mu=0.1, method=method, metric=metric, momentum=betas)
+    assert ours.certified and ours.value == pytest.approx(ref, rel=REL)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"method": "momentum_gd"}, "needs momentum"),
+    ({"method": "momentum_gd", "momentum": [0.5]}, "one coefficient per step"),
+    ({"method": "momentum_gd", "momentum": 0.5}, "sequence"),
+    ({"method": "momentum_gd", "momentum": [0.5, math.nan]}, "momentum"),
+    ({"method": "gd", "momentum": [0.5, 0.5]}, "only used by"),
+    ({"method": "momentum_gd", "momentum": [0.5, 0.5], "mu": 1.0}, "mu == L"),
+])
+def test_bad_momentum(kwargs, match):
+    with pytest.raises(ut.InvalidInputError, match=match):
+        conv.worst_case([1.0, 1.0], **kwargs)
+
+
+# ------------------------------------------------------------------------------ ADMM / Douglas-Rachford
+def test_admm_one_step_is_above_the_explicit_quadratic_example():
+    b = conv.worst_case([1.0], method="admm", metric="distance", mu=0.1)
+    assert b.certified and b.checks["exact"]
+    # f = (mu/2) x^2, g = 0: z_1 = z_0 / (1 + gamma mu)
+    assert b.value >= (1 / 1.1) ** 2 * (1 - 1e-12)
+    assert b.checks["quadratic_lower_bound"] <= b.value
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_admm_agrees_with_pepit_on_random_penalties(seed):
+    """Per-step penalties rho_k = L / steps[k], UnfoldedADMM's recursion written in PEPit (u_0 = 0)."""
+    rng = np.random.default_rng(300 + 2 * seed)
+    N = int(rng.integers(1, 5))
+    steps = rng.uniform(0.2, 3.0, N)
+    metric = _pep.METRICS[seed % 2]
+    mu = 0.1 if seed >= 2 else 0.0
+    ours = conv.worst_case(steps, mu=mu, method="admm", metric=metric)
+    assert ours.certified and ours.checks["exact"]
+    a, bq = ours.checks["quadratic_curvature"], ours.checks["quadratic_curvature_g"]
+    zN = float(_pep._admm_quadratic_zN(steps, np.array(a), np.array(bq)))
+    explicit = zN ** 2 * ((a + bq) / 2 if metric == "objective" else 1.0)       # an explicit member
+    assert ours.value >= explicit * (1 - 1e-9)
+    pytest.importorskip("PEPit")
+    ref = conv.pepit_worst_case(steps, mu, "admm", metric).value
+    assert ours.value == pytest.approx(ref, rel=REL)
+
+
+def test_admm_l_scaling_and_constant_penalty_monotone():
+    steps = [0.7, 1.4, 2.0]
+    a = wc(steps, method="admm")
+    assert wc(steps, L=3.0, method="admm") == pytest.approx(3.0 * a, rel=1e-6)
+    vals = [wc([1.0] * N, method="admm") for N in (1, 2, 4)]
+    assert vals[0] > vals[1] > vals[2]

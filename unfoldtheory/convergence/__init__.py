@@ -1,8 +1,9 @@
 """Convergence certificates: worst-case performance of step-size schedules (PEP) and ALISTA coherences.
 
-worst_case                 exact worst case of N steps of gradient descent / proximal gradient over smooth
-                           (strongly) convex functions, for any step schedule (PEP, cvxpy), as a certified
-                           upper :class:`~unfoldtheory.bounds.Bound`
+worst_case                 exact worst case of N steps of gradient descent / proximal gradient (with or
+                           without momentum) or ADMM over smooth (strongly) convex functions, for any step,
+                           momentum or penalty schedule, or the schedule read from a zoo model (PEP), as a
+                           certified upper :class:`~unfoldtheory.bounds.Bound` (docs/theory/pep.md)
 quadratic_lower_bound      the worst case over 1-D quadratics of the class (attained, a lower bound)
 check_nested_classes       class-inclusion monotonicity check for two results
 pepit_worst_case           the same problem built and solved by PEPit (optional; an independent reference)

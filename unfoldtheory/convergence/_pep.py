@@ -1,4 +1,5 @@
-r"""Performance estimation (PEP) of gradient descent and proximal gradient with any step schedule.
+r"""Performance estimation (PEP) of gradient descent, proximal gradient, their momentum variants and ADMM /
+Douglas-Rachford with any step, momentum or penalty schedule (``docs/theory/pep.md``).
 
 The worst case of ``N`` steps of a first-order method over a function class is the optimal value of a
 semidefinite program in the Gram matrix of the iterates and (sub)gradients (Drori & Teboulle, Math.
@@ -18,7 +19,7 @@ Normalisation
 :math:`\max(|1 - \gamma\mu|, |1 - \gamma L|)` of a gradient step and the nonexpansiveness of the prox), and
 every function value by a bound of the same kind.
 
-Structure exploited (``DESIGN.md`` section 7)
+Structure exploited (docs/theory/pep.md §7)
 ---------------------------------------------
 * **Constraint generation.**  The SDP with only the interpolation inequalities between consecutive points
   and between each point and the optimum is a relaxation, so its value is already a valid upper bound.
@@ -53,8 +54,9 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,27 +66,34 @@ from ..errors import InvalidInputError, SolverAttempt, SolverError
 
 logger = logging.getLogger("unfoldtheory.convergence")
 
-__all__ = ["worst_case", "quadratic_lower_bound", "check_nested_classes", "METHODS", "METRICS"]
+__all__ = ["ALL_METHODS", "METHODS", "METRICS", "MOMENTUM_METHODS", "SPLITTING_METHODS",
+           "check_nested_classes", "quadratic_lower_bound", "worst_case"]
 
 METHODS = ("gd", "prox_grad")
+#: Methods with a momentum schedule (``momentum=[beta_1, ..., beta_N]``).
+MOMENTUM_METHODS = ("momentum_gd", "momentum_prox_grad")
+#: Splitting methods: ``admm`` is UnfoldedADMM's recursion (Douglas-Rachford on the dual), steps = L / rho_k.
+SPLITTING_METHODS = ("admm",)
+ALL_METHODS = METHODS + MOMENTUM_METHODS + SPLITTING_METHODS
 METRICS = ("objective", "distance")
 STRATEGIES = ("generate", "full")
 #: Default cvxpy solvers, in order.
 PEP_SOLVERS = ("CLARABEL", "SCS")
 #: Solver options (tight: the certified value is only as good as the multipliers).
 SOLVER_OPTIONS: dict[str, dict] = {
-    "CLARABEL": dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11, tol_ktratio=1e-9, max_iter=400),
-    "SCS": dict(eps_abs=1e-10, eps_rel=1e-10, max_iters=200_000),
+    "CLARABEL": {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-11, "tol_ktratio": 1e-9,
+                 "max_iter": 400},
+    "SCS": {"eps_abs": 1e-10, "eps_rel": 1e-10, "max_iters": 200_000},
 }
 #: Relative eigenvalue cut-off when gluing the chain's blocks into one worst case.
 _RANK_RTOL = 1e-7
 _EPS = np.finfo(np.float64).eps
 #: Smallest unit of a vector or value in the rescaled chain solve, relative to the largest.
 _UNIT_FLOOR = 1e-3
-#: Largest relative gap between the certified value and the attained worst case for ``exact = True``.
-_EXACT_GAP = 1e-5
 #: Solve the chain a second time in the units of the first worst case (keeps the better certificate).
 _RESCALE = True
+#: Call Clarabel directly for the chain relaxation (cvxpy's compilation dominated the time at N >= 200).
+_DIRECT_CLARABEL = True
 
 Pair = tuple[int, int, int]          # (function index, point index i, point index j); point 0 is the optimum
 
@@ -127,6 +136,8 @@ class _Model:
     stages: list[_Stage]
     steps: np.ndarray
     prox: bool
+    init: tuple = (0,)          # initial condition: sum of G_pp over these scaled basis vectors <= 1
+    final: Any = None           # the symbol of the last iterate (distance metric)
 
     def all_pairs(self) -> list[Pair]:
         out = []
@@ -152,13 +163,25 @@ class _Model:
 
     def stage_of(self, pair: Pair) -> int | None:
         """A stage whose block holds every vector of the pair (None for a non-local pair)."""
+        cache = self.__dict__.setdefault("_stage_cache", {})
+        if pair in cache:
+            return cache[pair]
+        if "_stages_with" not in self.__dict__:
+            where: dict = {}
+            for k, st in enumerate(self.stages):
+                for sym in st.coef:
+                    where.setdefault(sym, set()).add(k)
+            self.__dict__["_stages_with"] = where
+        where = self.__dict__["_stages_with"]
         fi, i, j = pair
         fn = self.funcs[fi]
         need = {s for p in (i, j) if fn.syms[p] is not None for s in fn.syms[p]}
-        for k, st in enumerate(self.stages):
-            if need <= st.coef.keys():
-                return k
-        return None
+        common = set(range(len(self.stages)))
+        for sym in need:
+            common &= where.get(sym, set())
+        out = min(common) if common and self.stages else None
+        cache[pair] = out
+        return out
 
 
 def _contraction_factors(steps: np.ndarray, q: float) -> np.ndarray:
@@ -222,7 +245,213 @@ def _build_model(steps: np.ndarray, q: float, method: str, metric: str) -> _Mode
 
     stages = _make_stages(steps, prox, set(basis), bound)
     return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
-                  F_labels=F_labels, C=C, c=cF * F_bound, stages=stages, steps=steps, prox=prox)
+                  F_labels=F_labels, C=C, c=cF * F_bound, stages=stages, steps=steps, prox=prox, final=("x", N))
+
+
+def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: bool, metric: str) -> _Model:
+    r"""The PEP of the momentum recursion (``docs/theory/pep.md §4``), L = 1, mu = q < 1, x_* = 0:
+    :math:`v_k = x_{k-1} + \beta_k (x_{k-1} - x_{k-2})`, :math:`x_k = v_k - \gamma_k (g_k + s_k)` with
+    :math:`g_k = \nabla f(v_k)`, :math:`s_k \in \partial h(x_k)` (prox step), :math:`x_{-1} = x_0`.
+
+    Basis: ``x_0``, ``g_k`` (k = 1..N), ``s_k`` (k = 1..N, prox only) and ``g_N'`` = grad f(x_N) for the
+    objective metric.  A-priori bounds: :math:`\|v_k\| \le (1 + |\beta_k|) R_{k-1} + |\beta_k| R_{k-2}`,
+    :math:`R_k = \max(|1 - \gamma_k q|, |1 - \gamma_k|) \|v_k\|` (a gradient step, then the nonexpansive
+    prox), :math:`\|g_k\| \le \|v_k\|` and :math:`\|s_k\| \le R_k' / \gamma_k` with
+    :math:`R_k'` the bound after the gradient step (the resolvent's complement is nonexpansive).
+    """
+    N = len(steps)
+    objective = metric == "objective"
+    fac = _contraction_factors(steps, q)
+    R = [1.0]                                  # R[k] bounds ||x_k||
+    Rv = []
+    for k in range(1, N + 1):
+        b = abs(betas[k - 1])
+        rv = R[0] if k == 1 else (1 + b) * R[k - 1] + b * R[max(k - 2, 0)]
+        Rv.append(max(rv, 1e-300))
+        R.append(max(fac[k - 1] * rv, 1e-300))
+    basis = [("x", 0)] + [("g", k) for k in range(1, N + 1)]
+    if objective:
+        basis.append(("g", "N"))
+    if prox:
+        basis += [("s", k) for k in range(1, N + 1)]
+    bound = {("x", 0): 1.0}
+    bound.update({("g", k): Rv[k - 1] for k in range(1, N + 1)})
+    if objective:
+        bound[("g", "N")] = R[N]
+    if prox:
+        bound.update({("s", k): max(fac[k - 1] * Rv[k - 1] / steps[k - 1], 1e-300) for k in range(1, N + 1)})
+    n = len(basis)
+    beta = np.array([bound[b] for b in basis])
+    pos = {b: p for p, b in enumerate(basis)}
+    sym: dict = {}
+    for b in basis:
+        v = np.zeros(n)
+        v[pos[b]] = bound[b]
+        sym[b] = v
+    xs = [sym[("x", 0)]]
+    for k in range(1, N + 1):
+        prev2 = xs[max(k - 2, 0)]
+        v = xs[k - 1] + betas[k - 1] * (xs[k - 1] - prev2)
+        sym[("v", k)] = v
+        step = sym[("g", k)] + (sym[("s", k)] if prox else 0.0)
+        xs.append(v - steps[k - 1] * step)
+        sym[("x", k)] = xs[k]
+    c = 1.0 / (2.0 * (1.0 - q))
+    fl = ["*"] + [f"v{k}" for k in range(1, N + 1)] + (["xN"] if objective else [])
+    fX = [np.zeros(n)] + [sym[("v", k)] for k in range(1, N + 1)] + ([xs[N]] if objective else [])
+    fG = [np.zeros(n)] + [sym[("g", k)] for k in range(1, N + 1)] + ([sym[("g", "N")]] if objective else [])
+    nf = len(fl) - 1
+    fsyms = [None] + [(("v", k), ("g", k)) for k in range(1, N + 1)] + ([(("x", N), ("g", "N"))]
+                                                                       if objective else [])
+    funcs = [_Func("f", fl, fsyms, np.array(fX), np.array(fG), np.arange(-1, nf), c, c * q, -2.0 * c * q)]
+    F_bound = [r * r / 2 for r in Rv] + ([R[N] ** 2 / 2] if objective else [])
+    F_labels = [f"f(v{k})" for k in range(1, N + 1)] + ([f"f(x{N})"] if objective else [])
+    if prox:
+        hsyms = [None] + [(("x", k), ("s", k)) for k in range(1, N + 1)]
+        funcs.append(_Func("h", ["*"] + [f"x{k}" for k in range(1, N + 1)], hsyms,
+                           np.array([np.zeros(n)] + xs[1:]),
+                           np.array([np.zeros(n)] + [sym[("s", k)] for k in range(1, N + 1)]),
+                           np.concatenate([[-1], nf + np.arange(N)]), 0.0, 0.0, 0.0))
+        F_bound += [R[k] * bound[("s", k)] for k in range(1, N + 1)]
+        F_labels += [f"h(x{k})" for k in range(1, N + 1)]
+    F_bound = np.maximum(np.array(F_bound), 1e-300)
+    nF = len(F_bound)
+    cF = np.zeros(nF)
+    C = np.zeros((n, n))
+    if objective:
+        cF[nf - 1] = 1.0
+        if prox:
+            cF[nF - 1] = 1.0
+    else:
+        C = np.outer(xs[N], xs[N])
+    return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
+                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=prox, final=("x", N))
+
+
+def _momentum_quadratic_xN(steps: np.ndarray, betas: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``x_N`` of the momentum recursion on ``f = (c/2) x^2``, ``h = 0``, ``x_0 = 1`` (one per ``c``)."""
+    xm2 = np.ones_like(c)
+    xm1 = np.ones_like(c)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(len(steps)):
+            v = xm1 + betas[k] * (xm1 - xm2) if k > 0 else xm1
+            xm2, xm1 = xm1, (1.0 - steps[k] * c) * v
+    return xm1
+
+
+def _build_admm_model(steps: np.ndarray, q: float, metric: str) -> _Model:
+    r"""The PEP of ADMM with per-step penalties as :class:`~unfoldtheory.models.UnfoldedADMM` runs it
+    (``docs/theory/pep.md §5``), L = 1, mu = q < 1, x_* = 0, :math:`\gamma_k = 1/\rho_k` = ``steps[k-1]``:
+
+    :math:`x_k = z_{k-1} - u_{k-1} - \gamma_k a_k` (:math:`a_k = \nabla f(x_k)`: the prox of f),
+    :math:`z_k = x_k + u_{k-1} - \gamma_k b_k` (:math:`b_k \in \partial g(z_k)`: the prox of g),
+    :math:`u_k = u_{k-1} + x_k - z_k = \gamma_k b_k`, :math:`u_0 = 0`.
+
+    The optimum has :math:`-b_\star = \nabla f(x_\star)`, :math:`b_\star \in \partial g(x_\star)` (a basis
+    vector: with varying penalties the recursion is not invariant under the linear shift that removes
+    it).  Initial condition :math:`\|z_0 - x_\star\|^2 + \|u_0 - u_\star\|^2 \le 1` with
+    :math:`u_\star = \gamma_1 b_\star` (the fixed point of the first iteration), i.e.
+    :math:`\|z_0\|^2 + \gamma_1^2 \|b_\star\|^2 \le 1`.  A-priori bounds: both proxes and their
+    complements are nonexpansive around the points they fix.
+    """
+    N = len(steps)
+    objective = metric == "objective"
+    g1 = steps[0]
+    Bs = 1.0 / g1                              # ||b*|| <= 1 / gamma_1
+    Zb, Ub, Xb, Ab, Bb = [1.0], [0.0], [], [], []
+    for k in range(1, N + 1):
+        gk = steps[k - 1]
+        X = Zb[k - 1] + Ub[k - 1] + gk * Bs    # ||x_k - x*|| <= ||w_k - (x* - gamma b*)||
+        Xb.append(X)
+        Ab.append(Bs + min(1.0, 1.0 / gk) * X)
+        Zt = X + Ub[k - 1] + gk * Bs           # ||z_k - x*|| <= ||zeta_k - (x* + gamma b*)||
+        Zb.append(Zt)
+        Bb.append(Bs + Zt / gk)
+        Ub.append(gk * Bb[-1])
+    basis = [("z", 0), ("b", "*")] + [("a", k) for k in range(1, N + 1)] + [("b", k) for k in range(1, N + 1)]
+    bound = {("z", 0): 1.0, ("b", "*"): Bs}
+    bound.update({("a", k): Ab[k - 1] for k in range(1, N + 1)})
+    bound.update({("b", k): Bb[k - 1] for k in range(1, N + 1)})
+    if objective:
+        basis.append(("a", "N"))
+        bound[("a", "N")] = Bs + Zb[N]
+    bound = {b: max(v, 1e-300) for b, v in bound.items()}
+    n = len(basis)
+    beta = np.array([bound[b] for b in basis])
+    pos = {b: p for p, b in enumerate(basis)}
+    sym: dict = {}
+    for b in basis:
+        v = np.zeros(n)
+        v[pos[b]] = bound[b]
+        sym[b] = v
+    z, u = sym[("z", 0)], np.zeros(n)
+    xs, zs = [], []
+    for k in range(1, N + 1):
+        gk = steps[k - 1]
+        x = z - u - gk * sym[("a", k)]
+        zeta = x + u
+        z = zeta - gk * sym[("b", k)]
+        u = gk * sym[("b", k)]
+        sym[("x", k)], sym[("z", k)] = x, z
+        xs.append(x)
+        zs.append(z)
+    c = 1.0 / (2.0 * (1.0 - q))
+    zero = np.zeros(n)
+    fl = ["*"] + [f"x{k}" for k in range(1, N + 1)] + (["zN"] if objective else [])
+    fX = [zero] + xs + ([zs[-1]] if objective else [])
+    fG = ([-sym[("b", "*")]] + [sym[("a", k)] for k in range(1, N + 1)]
+          + ([sym[("a", "N")]] if objective else []))
+    fsyms = [None] + [(("x", k), ("a", k)) for k in range(1, N + 1)] + ([(("z", N), ("a", "N"))]
+                                                                       if objective else [])
+    nf = len(fl) - 1
+    funcs = [_Func("f", fl, fsyms, np.array(fX), np.array(fG), np.arange(-1, nf), c, c * q, -2.0 * c * q)]
+    F_bound = [Bs * r + r * r / 2 for r in Xb] + ([Bs * Zb[N] + Zb[N] ** 2 / 2] if objective else [])
+    F_labels = [f"f(x{k})" for k in range(1, N + 1)] + ([f"f(z{N})"] if objective else [])
+    gsyms = [None] + [(("z", k), ("b", k)) for k in range(1, N + 1)]
+    funcs.append(_Func("h", ["*"] + [f"z{k}" for k in range(1, N + 1)], gsyms, np.array([zero] + zs),
+                       np.array([sym[("b", "*")]] + [sym[("b", k)] for k in range(1, N + 1)]),
+                       np.concatenate([[-1], nf + np.arange(N)]), 0.0, 0.0, 0.0))
+    F_bound += [max(Bs, Bb[k - 1]) * Zb[k] for k in range(1, N + 1)]
+    F_labels += [f"g(z{k})" for k in range(1, N + 1)]
+    F_bound = np.maximum(np.array(F_bound), 1e-300)
+    nF = len(F_bound)
+    cF = np.zeros(nF)
+    C = np.zeros((n, n))
+    if objective:
+        cF[nf - 1] = 1.0
+        cF[nF - 1] = 1.0
+    else:
+        C = np.outer(zs[-1], zs[-1])
+    return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
+                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=True, init=(0, 1),
+                  final=("z", N))
+
+
+def _admm_quadratic_zN(steps: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``z_N`` of the ADMM recursion on ``f = (a/2) x^2``, ``g = (b/2) x^2`` (so ``x_* = b_* = 0``),
+    ``z_0 = 1``, ``u_0 = 0``; elementwise in ``a``, ``b``."""
+    z = np.ones(np.broadcast(a, b).shape)
+    u = np.zeros_like(z)
+    for gk in steps:
+        x = (z - u) / (1.0 + gk * a)
+        zeta = x + u
+        z = zeta / (1.0 + gk * b)
+        u = zeta - z
+    return z
+
+
+def _admm_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, float, float]:
+    """The largest value over a grid of 1-D quadratic pairs ``f = (a/2) x^2`` (``a`` in ``[q, 1]``),
+    ``g = (b/2) x^2`` (``b >= 0``), each a member of the class: an attained lower bound (rounded down).
+    Returns ``(value, a, b)``."""
+    a = np.linspace(q, 1.0, 81)
+    b = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 120)])
+    A_, B_ = np.meshgrid(a, b, indexing="ij")
+    zN = _admm_quadratic_zN(steps, A_, B_)
+    v = zN ** 2 * ((A_ + B_) / 2.0 if metric == "objective" else 1.0)
+    k = np.unravel_index(int(np.argmax(v)), v.shape)
+    val = float(v[k]) * (1.0 - 16.0 * (len(steps) + 4) * _EPS)
+    return val, float(A_[k]), float(B_[k])
 
 
 def _make_stages(steps: np.ndarray, prox: bool, basis: set, scale: dict) -> list[_Stage]:
@@ -272,21 +501,25 @@ class _Dual:
     C: np.ndarray               # (n, n)
     star: dict                  # value node -> [index of pair (*, i), index of pair (i, *)]
     F_bound: np.ndarray
+    init: tuple = (0,)          # basis vectors of the initial condition sum_p G_pp <= 1
 
     @property
     def n(self) -> int:
         return self.C.shape[0]
 
     def S0(self, lam: np.ndarray) -> np.ndarray:
+        """``sum_k lam_k M_k - C`` (one matrix product over the 3m stacked rows)."""
+        m, n = self.U.shape[0], self.n
         W = np.einsum("kab,kbn->kan", lam[:, None, None] * self.B, self.U)
-        S = np.einsum("kan,kam->nm", self.U, W) - self.C
+        S = self.U.reshape(3 * m, n).T @ W.reshape(3 * m, n) - self.C
         return 0.5 * (S + S.T)
 
     def S0abs(self, lam: np.ndarray) -> np.ndarray:
         """``sum_k lam_k |U_k|^T |B_k| |U_k| + |C|`` (entrywise bound on the terms summed into ``S``)."""
+        m, n = self.U.shape[0], self.n
         aU = np.abs(self.U)
         W = np.einsum("kab,kbn->kan", lam[:, None, None] * np.abs(self.B), aU)
-        return np.einsum("kan,kam->nm", aU, W) + np.abs(self.C)
+        return aU.reshape(3 * m, n).T @ W.reshape(3 * m, n) + np.abs(self.C)
 
     def quad(self, z: np.ndarray) -> np.ndarray:
         """``z^T M_k z`` for every pair."""
@@ -339,7 +572,7 @@ def _dual_data(model: _Model, pairs: list) -> _Dual:
             star.setdefault(int(fn.Fidx[j]), [None, None])[0] = k
         elif j == 0:
             star.setdefault(int(fn.Fidx[i]), [None, None])[1] = k
-    return _Dual(list(pairs), U, B, E, model.c, model.C, star, model.F_bound)
+    return _Dual(list(pairs), U, B, E, model.c, model.C, star, model.F_bound, tuple(model.init))
 
 
 # ========================================================================================== solve
@@ -364,8 +597,9 @@ def _run(prob, order: list[str], attempts: list, what: str):
     for name in order:
         try:
             prob.solve(solver=name, **SOLVER_OPTIONS.get(name, {}))
-        except cp.error.SolverError as exc:
-            attempts.append(SolverAttempt(name, "error", str(exc).splitlines()[0][:100]))
+        except (cp.error.SolverError, ValueError, ArithmeticError, MemoryError) as exc:
+            # (SCS raises ValueError when it cannot allocate its workspace)
+            attempts.append(SolverAttempt(name, "error", (str(exc).splitlines() or [""])[0][:100]))
             continue
         status = str(prob.status)
         if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
@@ -391,7 +625,7 @@ def _solve_dense(model: _Model, pairs: list, order: list[str], attempts: list,
     if hint is not None:
         g = np.sqrt(np.maximum(np.diag(hint.G), 0.0))
         d = np.maximum(g, _UNIT_FLOOR * max(float(np.max(g)), 1e-300))
-        d[0] = 1.0
+        d[list(model.init)] = 1.0
         fa = np.abs(hint.Fh)
         fu = np.maximum(fa, _UNIT_FLOOR * max(float(np.max(fa)), 1e-300))
     U = dd.U * d[None, None, :]
@@ -399,7 +633,7 @@ def _solve_dense(model: _Model, pairs: list, order: list[str], attempts: list,
     G = cp.Variable((n, n), PSD=True)
     Fh = cp.Variable(model.nF)
     interp = Ms @ cp.vec(G, order="F") + (dd.E * fu[:, None]).T @ Fh <= 0
-    init = G[0, 0] <= 1.0
+    init = sum(G[p, p] for p in model.init) <= 1.0
     cF, CG = model.c * fu, model.C * np.outer(d, d)
     alpha = max(float(np.max(np.abs(cF))), float(np.max(np.abs(CG))), 1e-300)   # unit-size objective
     obj = (cF / alpha) @ Fh
@@ -418,22 +652,16 @@ def _solve_dense(model: _Model, pairs: list, order: list[str], attempts: list,
                        time.perf_counter() - t0)
 
 
-def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, stages: list[_Stage],
-                F_unit: np.ndarray) -> dict:
-    """One solve of the chain relaxation with the given units of the block coordinates and of the values.
-
-    All blocks are stacked into one vector so that cvxpy sees three sparse matrices (inequalities,
-    agreement of consecutive blocks, objective) instead of one expression per block.
-    """
-    import cvxpy as cp
+def _chain_data(model: _Model, pairs: list, stages: list[_Stage], F_unit: np.ndarray) -> dict:
+    """The chain relaxation as sparse data over the stacked column-major ``vec`` of the blocks and the values
+    (in units ``F_unit``): interpolation rows ``Bm y + E F <= 0``, the initial condition ``init . y <= 1``,
+    agreement rows ``Eq y = 0`` and the objective ``(cF . F + cY . y) * alpha`` (normalised to unit size)."""
     import scipy.sparse as sps
 
     K = len(stages)
     dims = [len(st.base) for st in stages]
-    offs = np.concatenate([[0], np.cumsum([d * d for d in dims])])
-    Y = [cp.Variable((d, d), PSD=True) for d in dims]
-    yall = cp.hstack([cp.vec(y, order="F") for y in Y])
-    Fv = cp.Variable(model.nF)                     # values in units F_unit
+    offs = np.concatenate([[0], np.cumsum([d * d for d in dims])]).astype(int)
+    nY = int(offs[-1])
     ri, ci, vi = [], [], []
     E = np.zeros((len(pairs), model.nF))
     for r, pair in enumerate(pairs):
@@ -446,7 +674,11 @@ def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, st
         zero = np.zeros(dims[k])
 
         def loc(p: int, which: int, fn=fn, st=st, zero=zero) -> np.ndarray:
-            return zero if fn.syms[p] is None else st.coef[fn.syms[p][which]]
+            if fn.syms[p] is not None:
+                return st.coef[fn.syms[p][which]]
+            if which == 1 and np.any(fn.Gr[0]):
+                raise AssertionError("the chain relaxation needs a zero (sub)gradient at the optimum")
+            return zero
 
         U = np.array([loc(j, 1), loc(i, 0) - loc(j, 0), loc(i, 1) - loc(j, 1)])
         _, B = _pair_vectors(fn, i, j)
@@ -459,10 +691,11 @@ def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, st
             E[r, fn.Fidx[j]] += F_unit[fn.Fidx[j]]
         if fn.Fidx[i] >= 0:
             E[r, fn.Fidx[i]] -= F_unit[fn.Fidx[i]]
-    Bm = sps.csr_matrix((vi, (ri, ci)), shape=(len(pairs), int(offs[-1])))
-    interp = Bm @ yall + sps.csr_matrix(E) @ Fv <= 0
-    cx0 = stages[0].coef[("x", 0)]
-    init = np.outer(cx0, cx0).ravel(order="F") @ yall[:offs[1]] <= 1.0
+    Bm = sps.csr_matrix((vi, (ri, ci)), shape=(len(pairs), nY))
+    init = np.zeros(nY)
+    for p in model.init:
+        cx0 = stages[0].coef[model.basis[p]]
+        init[:offs[1]] += np.outer(cx0, cx0).ravel(order="F")
     # consecutive blocks agree on the Gram matrix of the vectors they share
     ei, ec, ev = [], [], []
     row = 0
@@ -479,24 +712,121 @@ def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, st
                     ec += (offs[blk] + nz).tolist()
                     ev += (sign * m[nz]).tolist()
                 row += 1
-    cons = [interp, init]
-    if row:
-        cons.append(sps.csr_matrix((ev, (ei, ec)), shape=(row, int(offs[-1]))) @ yall == 0)
-    # objective, normalised to unit size (the multipliers scale with it and are scaled back)
+    Eq = sps.csr_matrix((ev, (ei, ec)), shape=(row, nY))
     cF = model.c / model.F_bound * F_unit
-    cY = np.zeros(0)
+    cY = np.zeros(nY)
     if np.any(model.C):
-        cx = stages[-1].coef[("x", K)]
-        cY = np.outer(cx, cx).ravel(order="F")
-    alpha = max(float(np.max(np.abs(cF))) if cF.size else 0.0, float(np.max(np.abs(cY))) if cY.size else 0.0,
-                1e-300)
-    obj = (cF / alpha) @ Fv
-    if cY.size:
-        obj = obj + (cY / alpha) @ yall[offs[-2]:]
+        cx = stages[-1].coef[model.final]
+        cY[offs[-2]:] = np.outer(cx, cx).ravel(order="F")
+    alpha = max(float(np.max(np.abs(cF))) if cF.size else 0.0, float(np.max(np.abs(cY))), 1e-300)
+    return {"dims": dims, "offs": offs, "Bm": Bm, "E": E, "init": init, "Eq": Eq, "cF": cF / alpha,
+            "cY": cY / alpha, "alpha": alpha}
+
+
+def _chain_clarabel(data: dict, nF: int) -> dict | None:
+    """The chain relaxation solved by Clarabel directly (no cvxpy compilation: the cost of building the
+    problem was most of the time at N >= 200).  PSD blocks in Clarabel's scaled upper-triangular ``svec``
+    (off-diagonal entries times sqrt 2).  Returns None when Clarabel is unavailable or does not solve it."""
+    import scipy.sparse as sps
+
+    try:
+        import clarabel
+    except ImportError:                    # pragma: no cover - cvxpy ships Clarabel
+        return None
+    dims, offs = data["dims"], data["offs"]
+    # P maps coefficients on the full column-major vec to the svec coordinates of each block
+    pr, pc, pv, soffs = [], [], [], [0]
+    r2 = math.sqrt(2.0)
+    for k, d in enumerate(dims):
+        col = soffs[-1]
+        for j in range(d):
+            for i in range(j + 1):
+                if i == j:
+                    pr.append(offs[k] + i + j * d)
+                    pc.append(col)
+                    pv.append(1.0)
+                else:               # <M, Y> gets (M_ij + M_ji) Y_ij = (M_ij + M_ji) y_ij / sqrt 2
+                    pr += [offs[k] + i + j * d, offs[k] + j + i * d]
+                    pc += [col, col]
+                    pv += [1.0 / r2, 1.0 / r2]
+                col += 1
+        soffs.append(col)
+    nS = soffs[-1]
+    P = sps.csr_matrix((pv, (pr, pc)), shape=(int(offs[-1]), nS))
+    nx = nS + nF
+    Bs = (data["Bm"] @ P).tocsc()
+    rows_eq = sps.hstack([(data["Eq"] @ P), sps.csr_matrix((data["Eq"].shape[0], nF))]).tocsc()
+    rows_in = sps.vstack([sps.hstack([Bs, sps.csc_matrix(data["E"])]),
+                          sps.hstack([sps.csr_matrix(data["init"] @ P), sps.csr_matrix((1, nF))])])
+    psd = sps.hstack([-sps.identity(nS, format="csc"), sps.csc_matrix((nS, nF))])
+    A = sps.vstack([rows_eq, rows_in, psd]).tocsc()
+    m_eq, m_in = rows_eq.shape[0], rows_in.shape[0]
+    b = np.zeros(A.shape[0])
+    b[m_eq + m_in - 1] = 1.0
+    q = -np.concatenate([data["cY"] @ P, data["cF"]])
+    cones = ([clarabel.ZeroConeT(m_eq)] if m_eq else []) + [clarabel.NonnegativeConeT(m_in)]
+    cones += [clarabel.PSDTriangleConeT(d) for d in dims]
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    for key, val in SOLVER_OPTIONS["CLARABEL"].items():
+        setattr(st, key, val)
+    st.max_threads = 1
+    sol = clarabel.DefaultSolver(sps.csc_matrix((nx, nx)), q, A, b, cones, st).solve()
+    status = str(sol.status)
+    if not status.endswith("Solved"):
+        return None
+    x, z = np.asarray(sol.x), np.asarray(sol.z)
+    Ys = []
+    for k, d in enumerate(dims):
+        v = x[soffs[k]:soffs[k + 1]]
+        Yk = np.zeros((d, d))
+        c = 0
+        for j in range(d):
+            for i in range(j + 1):
+                Yk[i, j] = Yk[j, i] = v[c] if i == j else v[c] / r2
+                c += 1
+        Ys.append(Yk)
+    lam = z[m_eq:m_eq + m_in - 1]
+    return {"value": -float(sol.obj_val), "lam": lam, "tau": float(z[m_eq + m_in - 1]), "Ys": Ys,
+            "F": x[nS:], "status": "optimal" if status == "Solved" else "optimal_inaccurate"}
+
+
+def _chain_once(model: _Model, pairs: list, order: list[str], attempts: list, stages: list[_Stage],
+                F_unit: np.ndarray) -> dict:
+    """One solve of the chain relaxation with the given units of the block coordinates and of the values.
+
+    Clarabel directly when it is the first solver (:func:`_chain_clarabel`); otherwise, or when that fails,
+    through cvxpy with all blocks stacked into one vector (three sparse matrices instead of one expression
+    per block).
+    """
+    data = _chain_data(model, pairs, stages, F_unit)
+    alpha = data["alpha"]
+    if order and order[0] == "CLARABEL" and _DIRECT_CLARABEL:
+        out = _chain_clarabel(data, model.nF)
+        if out is not None:
+            return {"value": out["value"] * alpha, "lam": out["lam"] * alpha, "tau": out["tau"] * alpha,
+                    "Ys": out["Ys"], "F": out["F"] * F_unit, "status": out["status"], "solver": "CLARABEL"}
+        attempts.append(SolverAttempt("CLARABEL", "direct call not solved; retrying through cvxpy"))
+    import cvxpy as cp
+
+    dims, offs = data["dims"], data["offs"]
+    Y = [cp.Variable((d, d), PSD=True) for d in dims]
+    yall = cp.hstack([cp.vec(y, order="F") for y in Y])
+    Fv = cp.Variable(model.nF)                     # values in units F_unit
+    import scipy.sparse as sps
+
+    interp = data["Bm"] @ yall + sps.csr_matrix(data["E"]) @ Fv <= 0
+    init = data["init"][:offs[1]] @ yall[:offs[1]] <= 1.0
+    cons = [interp, init]
+    if data["Eq"].shape[0]:
+        cons.append(data["Eq"] @ yall == 0)
+    obj = data["cF"] @ Fv
+    if np.any(data["cY"]):
+        obj = obj + data["cY"][offs[-2]:] @ yall[offs[-2]:]
     prob = cp.Problem(cp.Maximize(obj), cons)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-        name, status = _run(prob, order, attempts, f"chain of {K} blocks, {len(pairs)} inequalities")
+        name, status = _run(prob, order, attempts, f"chain of {len(dims)} blocks, {len(pairs)} inequalities")
     if interp.dual_value is None or init.dual_value is None or any(y.value is None for y in Y):
         raise SolverError("the PEP solver returned no multipliers.", attempts)
     return {"value": float(prob.value) * alpha,
@@ -587,13 +917,19 @@ class _Certificate:
     eq_residual: float          # max |residual| of the value equations before the repair
 
 
-def _certify(dd: _Dual, lam: np.ndarray, tau: float) -> _Certificate:
+def _certify(dd: _Dual, lam: np.ndarray, tau: float, units: np.ndarray | None = None) -> _Certificate:
     """Verify (and repair outward) a dual certificate in float64.
 
     Every feasible point of the *full* PEP (every function of the class) has ``G_pp <= 1`` and
     ``|Fh_i| <= 1`` in the scaled basis, so weak duality gives
     ``perf = <C, G> + c.Fh <= tau + n * eps + sum |r_i|`` where ``-eps`` bounds the smallest eigenvalue of
     ``S`` (rounding included) and ``r`` is the residual of the value equations.
+
+    ``units`` (optional, e.g. the sizes of the basis vectors in the solver's worst case): the PSD test is
+    also done on ``D S D`` with ``D = diag(units)`` rounded to powers of two (an exact congruence, so the
+    same matrix is tested, with rounding error bounds that scale with ``D``: much smaller margins when the
+    a-priori scaling is loose, as at long horizons).  A failing test there falls back on
+    ``tr(D^-1 G D^-1) <= sum_p 1/d_p^2``.  The smaller of the two certified values is kept.
     """
     n, m = dd.n, len(dd.pairs)
     lam = np.where(np.isfinite(lam), np.maximum(lam, 0.0), 0.0).astype(np.float64)
@@ -603,35 +939,72 @@ def _certify(dd: _Dual, lam: np.ndarray, tau: float) -> _Certificate:
     S0 = dd.S0(lam)
     if not np.isfinite(S0).all():
         return _Certificate(math.inf, tau, lam, -math.inf, eq0)
-    # rounding: forming S (sums of m terms) and the symmetric eigensolver (backward stable)
-    form_err = (m + 16) * _EPS * float(np.linalg.norm(dd.S0abs(lam)))
-    res_term = float(np.sum(np.abs(r))) + (m + 16) * _EPS * (float(np.sum(np.abs(dd.E) @ lam))
-                                                              + float(np.sum(np.abs(dd.c))))
+    # rounding: forming S (sums of 3m products, in any order, each of a 3-term product) and the symmetric
+    # eigensolver (backward stable); the value equations: row i sums nnz_i products (adding exact zeros is
+    # exact)
+    S0abs = dd.S0abs(lam)
+    aE = np.abs(dd.E)
+    nnz = np.count_nonzero(dd.E, axis=1)
+    res_term = float(np.sum(np.abs(r))) + float(np.sum((nnz + 4) * _EPS * (aE @ lam + np.abs(dd.c))))
+    P = list(dd.init)
+    scalings = [np.ones(n)]
+    if units is not None and np.all(np.isfinite(units)) and np.all(units > 0):
+        d = 2.0 ** np.round(np.log2(np.asarray(units, dtype=np.float64)))
+        d[P] = 1.0
+        if not np.all(d == 1.0):
+            scalings.append(d)
+    best = None
+    for d in scalings:
+        Sd = S0 * np.outer(d, d)
+        form_err = (3 * m + 16) * _EPS * float(np.linalg.norm(S0abs * np.outer(d, d)))
+        weight = float(np.sum(1.0 / d ** 2))               # bound on tr(D^-1 G D^-1)
+        cert = _tau_search(Sd, form_err, P, tau, weight, res_term, lam, eq0)
+        if best is None or cert.value < best.value:
+            best = cert
+    return best
+
+
+def _units(model: _Model, G: np.ndarray) -> np.ndarray:
+    """Sizes of the scaled basis vectors in a worst case (floored), for the rescaled PSD test."""
+    g = np.sqrt(np.maximum(np.diag(G), 0.0))
+    d = np.maximum(g, _UNIT_FLOOR * max(float(np.max(g)), 1e-300))
+    d[list(model.init)] = 1.0
+    return d
+
+
+def _tau_search(S0: np.ndarray, form_err: float, P: list, tau: float, weight: float, res_term: float,
+                lam: np.ndarray, eq0: float) -> _Certificate:
+    """The smallest certified value over candidate multipliers ``t`` of the initial condition for the dual
+    matrix ``S0 + t sum_{p in P} e_p e_p^T`` (see :func:`_certify`)."""
+    n = S0.shape[0]
     # candidates for tau: the solver's; the smallest one making S PSD for these multipliers (Schur complement
-    # on x_0, when the rest of S is definite); and that one plus a margin covering the rounding errors, so
-    # that S is PSD with room to spare
+    # on the initial vectors, when the rest of S is definite); and that one plus a margin covering the
+    # rounding errors, so that S is PSD with room to spare
     candidates = [tau]
-    if n > 1:                  # (n >= 2 always: x_0 and at least one gradient)
-        w, V = np.linalg.eigh(S0[1:, 1:])
+    Rr = [i for i in range(n) if i not in P]
+    if Rr:                     # (always: the initial vectors and at least one gradient)
+        w, V = np.linalg.eigh(S0[np.ix_(Rr, Rr)])
         if w[0] > 0:
-            sv = S0[1:, 0]
-            u = V @ ((V.T @ sv) / w)
-            t_min = max(float(sv @ u) - S0[0, 0], 0.0)
-            zz = 1.0 + float(u @ u)
-            pad0 = form_err + 4 * (n + 1) * _EPS * (float(np.max(np.abs(w))) + t_min + abs(S0[0, 0]))
+            sv = S0[np.ix_(Rr, P)]
+            u = V @ ((V.T @ sv) / w[:, None])
+            schur = S0[np.ix_(P, P)] - sv.T @ u
+            t_min = max(-float(np.linalg.eigvalsh(0.5 * (schur + schur.T))[0]), 0.0)
+            zz = 1.0 + float(np.linalg.norm(u, 2)) ** 2
+            big = float(np.max(np.abs(np.diag(S0)[P])))
+            pad0 = form_err + 4 * (n + 1) * _EPS * (float(np.max(np.abs(w))) + t_min + big)
             # the margin candidate first: when it passes, no other candidate can be much better
             candidates = [t_min + 4.0 * pad0 * zz, t_min + 64.0 * pad0 * zz, t_min, tau]
     best = None
     for t in candidates:
         S = S0.copy()
-        S[0, 0] += t
+        S[P, P] += t
         w_all = np.linalg.eigvalsh(S)
         lmin = float(w_all[0])
         pad = form_err + 4 * (n + 1) * _EPS * (float(np.max(np.abs(w_all))) + t)
         if lmin >= pad:
             value = t + res_term                                    # S is PSD despite the rounding
         else:
-            value = t + n * (pad - lmin) + res_term                  # lambda_min(S) >= lmin - pad
+            value = t + weight * (pad - lmin) + res_term             # lambda_min(S) >= lmin - pad
         value = float(np.nextafter(value * (1.0 + 4 * _EPS), math.inf))
         if best is None or value < best.value:
             best = _Certificate(value, t, lam, lmin, eq0)
@@ -640,9 +1013,9 @@ def _certify(dd: _Dual, lam: np.ndarray, tau: float) -> _Certificate:
     return best
 
 
-def _violations(model: _Model, G: np.ndarray, Fh: np.ndarray, ref: float) -> list[tuple[float, Pair]]:
-    """Violation of every interpolation inequality at a worst case (scaled basis), largest first, relative
-    to the terms of the inequality plus ``ref`` (the worst-case value)."""
+def _ineq_values(model: _Model, G: np.ndarray, Fh: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Every interpolation inequality at ``(G, Fh)`` (scaled basis): per function, the matrix ``V[i, j]``
+    (inequality ``(i, j)`` reads ``V[i, j] <= 0``; ``-inf`` on the diagonal) and the size of its terms."""
     parts = []
     F = Fh * model.F_bound
     for fi, fn in enumerate(model.funcs):
@@ -663,10 +1036,15 @@ def _violations(model: _Model, G: np.ndarray, Fh: np.ndarray, ref: float) -> lis
         np.fill_diagonal(scale, 0.0)
         np.fill_diagonal(V, -np.inf)
         parts.append((fi, V, scale))
-    # relative to the pair's own terms plus the size of the worst case (an absolute noise floor)
+    return parts
+
+
+def _violations(model: _Model, G: np.ndarray, Fh: np.ndarray, ref: float) -> list[tuple[float, Pair]]:
+    """Violation of every interpolation inequality at a worst case (scaled basis), largest first, relative
+    to the terms of the inequality plus ``ref`` (the worst-case value)."""
     floor = max(abs(ref), 1e-300)
     out = []
-    for fi, V, scale in parts:
+    for fi, V, scale in _ineq_values(model, G, Fh):
         rel = V / (scale + floor)
         ii, jj = np.nonzero(rel > 0)
         out += [(float(rel[i, j]), (fi, int(i), int(j))) for i, j in zip(ii, jj)]
@@ -674,8 +1052,154 @@ def _violations(model: _Model, G: np.ndarray, Fh: np.ndarray, ref: float) -> lis
     return out
 
 
+#: Curvatures (relative position in [mu, L] for f; absolute for h) of the quadratics mixed into the interior
+#: point used to repair a solver's worst case (spread so that every pair of points is well separated).
+_INTERIOR_CURVATURES = ((0.02, 0.05), (0.1, 2.0), (0.3, 0.2), (0.5371, 0.5), (0.75, 1.0), (0.93, 0.1),
+                        (0.99, 5.0))
+
+
+def _quadratic_point(model: _Model) -> tuple[np.ndarray, np.ndarray] | None:
+    """A strictly feasible point of the full PEP: the direct sum of 1-D realisations in which ``f`` is a
+    quadratic ``(c/2) x^2`` with ``c`` strictly between ``mu`` and ``L`` and ``h`` is ``(c_h/2) x^2``
+    (``c_h > 0``), ``x_0 = 1/sqrt(K)`` in each of the ``K`` coordinates and ``x_* = 0``.
+
+    Every interpolation inequality between two distinct points then holds with a strict margin
+    (``docs/theory/pep.md §3``).  Returns the Gram matrix and the scaled values, or None when a linear
+    system that realises the algorithm on these quadratics is singular.
+    """
+    n = model.n
+    K = len(_INTERIOR_CURVATURES)
+    G = np.zeros((n, n))
+    Fh = np.zeros(model.nF)
+    for rel_f, c_h in _INTERIOR_CURVATURES:
+        rows, rhs, cs = [], [], []
+        e0 = np.zeros(n)
+        p0 = model.init[0]
+        e0[p0] = model.beta[p0]             # first initial vector = beta_p0 * (scaled basis vector p0) = 1
+        rows.append(e0)
+        rhs.append(1.0)
+        for fn in model.funcs:
+            if fn.name == "h":
+                c = c_h
+            else:                           # smooth: c1 = 1/(2(1-q)), c2 = q c1
+                q = fn.c2 / fn.c1 if fn.c1 > 0 else 0.0
+                c = q + (1.0 - q) * rel_f
+            cs.append(c)
+            for p in range(0 if np.any(fn.Gr[0]) else 1, len(fn.labels)):   # the optimum too when its
+                rows.append(fn.Gr[p] - c * fn.X[p])                            # (sub)gradient is a symbol
+                rhs.append(0.0)
+        A, bvec = np.array(rows), np.array(rhs)
+        if A.shape[0] < n:
+            return None
+        if A.shape[0] == n:
+            try:
+                z, rank = np.linalg.solve(A, bvec), n
+            except np.linalg.LinAlgError:
+                return None
+        else:
+            z, _, rank, _ = np.linalg.lstsq(A, bvec, rcond=None)
+        resid = float(np.max(np.abs(A @ z - bvec))) if np.all(np.isfinite(z)) else math.inf
+        if rank < n or resid > 1e-9 * (1 + float(np.max(np.abs(z)))):
+            return None
+        G += np.outer(z, z) / K
+        for fn, c in zip(model.funcs, cs):
+            for p in range(1, len(fn.labels)):
+                x = float(fn.X[p] @ z)
+                Fh[fn.Fidx[p]] += 0.5 * c * x * x / model.F_bound[fn.Fidx[p]] / K
+    return G, Fh
+
+
+def _best_values(model: _Model, G: np.ndarray) -> np.ndarray | None:
+    """The largest scaled values ``Fh`` (per function, with ``F_* = 0``) satisfying every interpolation
+    inequality for the Gram matrix ``G``, or None when there are none.
+
+    For fixed ``G`` the inequalities are difference constraints ``f_j <= f_i - Q_ij``; their largest solution
+    is the shortest-path distance from the optimum (Bellman-Ford, vectorised), and there is no solution
+    exactly when the graph has a negative cycle.
+    """
+    Fh = np.zeros(model.nF)
+    zero = np.zeros(model.nF)
+    for fi, Vm, _ in _ineq_values(model, G, zero):
+        fn = model.funcs[fi]
+        W = -Vm                                  # with F = 0, V_ij = Q_ij; edge i -> j of weight -Q_ij
+        k = W.shape[0]
+        np.fill_diagonal(W, 0.0)
+        d = W[0].copy()
+        d[0] = 0.0
+        # converged when no value moves by more than the rounding of the sums (a cycle of weight ~ -eps
+        # from rounding would otherwise decrease forever)
+        wmax = float(np.max(np.abs(W)))
+        for _ in range(k + 1):
+            nd = np.minimum(d, np.min(d[:, None] + W, axis=0))
+            if np.all(d - nd <= 64 * _EPS * (np.abs(d) + wmax)):
+                d = nd
+                break
+            d = nd
+        else:
+            return None
+        if d[0] < 0:
+            return None
+        for p in range(1, k):
+            Fh[fn.Fidx[p]] = d[p] / model.F_bound[fn.Fidx[p]]
+    return Fh
+
+
+def _feasible_lower(model: _Model, G: np.ndarray, Fh: np.ndarray) -> tuple[float, float]:
+    """The value of a point of the *full* PEP built from a solver's worst case (scaled basis), a lower bound.
+
+    ``G`` is projected onto the PSD cone and scaled to ``G_00 <= 1`` (every constraint is homogeneous); the
+    values are replaced by the largest ones satisfying every interpolation inequality for that ``G``
+    (:func:`_best_values`).  When there are none (a violation that involves ``G`` itself), ``G`` is mixed
+    with the Gram matrix of the strictly feasible quadratic point (:func:`_quadratic_point`) with weight
+    ``theta`` (the PEP is convex), the smallest that works to a factor 1.5 (geometric scan, bisection).
+    The value is attained by a function of the class (interpolation theorem), up to float64 rounding.
+    Returns ``(value, theta)``; ``(-inf, nan)`` when no repair is found.
+    """
+    w, V = np.linalg.eigh(0.5 * (G + G.T))
+    G = (V * np.maximum(w, 0.0)) @ V.T
+    g0 = float(sum(G[p, p] for p in model.init))
+    if g0 > 1.0:
+        G = G / g0
+
+    def perf(Gm: np.ndarray, F: np.ndarray) -> float:
+        return float(np.sum(model.C * Gm) + model.c @ F)
+
+    F = _best_values(model, G)
+    if F is not None:
+        return perf(G, F), 0.0
+    quad = _quadratic_point(model)
+    if quad is None:
+        return -math.inf, math.nan
+    G0 = quad[0]
+
+    def attempt(th: float):
+        Gt = (1.0 - th) * G + th * G0
+        F = _best_values(model, Gt)
+        return None if F is None else perf(Gt, F)
+
+    # the smallest weight that works, to a factor of 1.5: a geometric scan, then bisection (in log scale)
+    lo, hi, val = 0.0, None, None
+    for th in [10.0 ** e for e in range(-9, 1)]:
+        v = attempt(min(th, 1.0))
+        if v is not None:
+            hi, val = min(th, 1.0), v
+            break
+        lo = th
+    if hi is None:
+        return -math.inf, math.nan
+    while lo > 0 and hi / lo > 1.5:
+        mid = math.sqrt(lo * hi)
+        v = attempt(mid)
+        if v is None:
+            lo = mid
+        else:
+            hi, val = mid, v
+    return val, hi
+
+
 # ================================================================================ lower bound
-def _quadratic_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, float]:
+def _quadratic_lower(steps: np.ndarray, q: float, metric: str,
+                     betas: np.ndarray | None = None) -> tuple[float, float]:
     """``max_{c in [q, 1]} of prod (1 - s_k c)^2 (distance) or (c/2) prod (1 - s_k c)^2 (objective)``
     over a grid plus local refinement (L = 1); every evaluated curvature is attained by f = (c/2) x^2, h = 0.
 
@@ -683,9 +1207,13 @@ def _quadratic_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, f
     """
     def perf(c: np.ndarray) -> np.ndarray:
         c = np.atleast_1d(c).astype(np.float64)
-        with np.errstate(over="ignore", divide="ignore"):
-            log = np.sum(np.log(np.abs(1.0 - np.outer(c, steps))), axis=1) * 2.0
-            v = np.exp(log)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            if betas is None:
+                log = np.sum(np.log(np.abs(1.0 - np.outer(c, steps))), axis=1) * 2.0
+                v = np.exp(log)
+            else:               # momentum: the linear recursion itself
+                v = _momentum_quadratic_xN(steps, betas, c) ** 2
+            v = np.where(np.isnan(v), 0.0, v)
         return v * (c / 2.0) if metric == "objective" else v
 
     grid = np.unique(np.concatenate([np.linspace(q, 1.0, 4001), [q, 1.0],
@@ -717,11 +1245,13 @@ MAX_STEP = 1e3
 
 
 def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, str, str]:
-    if isinstance(method, str) and method.lower() in METHODS:
+    if isinstance(method, str) and method.lower() in ALL_METHODS:
         method = method.lower()
     else:
-        raise InvalidInputError(f"method must be one of {METHODS} ('gd': gradient descent, 'prox_grad': "
-                                f"proximal gradient); got {method!r}.")
+        raise InvalidInputError(f"method must be one of {ALL_METHODS} ('gd': gradient descent, 'prox_grad': "
+                                f"proximal gradient, 'momentum_*': the same with a momentum schedule, "
+                                f"'admm': ADMM with per-step penalties rho_k = L / steps[k]); got "
+                                f"{method!r}.")
     if isinstance(metric, str) and metric.lower() in METRICS:
         metric = metric.lower()
     else:
@@ -748,10 +1278,30 @@ def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, s
     if mu > L:
         raise InvalidInputError(f"mu must satisfy 0 <= mu <= L (mu-strongly convex and L-smooth); got "
                                 f"mu={mu} > L={L}.")
-    if mu == L and method == "prox_grad":
-        raise InvalidInputError("mu == L (f a pure quadratic) is supported for method='gd' only; for "
-                                "'prox_grad' pass mu < L.")
+    if mu == L and method != "gd":
+        raise InvalidInputError(f"mu == L (f a pure quadratic) is supported for method='gd' only; for "
+                                f"{method!r} pass mu < L.")
     return steps.copy(), L, mu, method, metric
+
+
+def _validate_momentum(momentum, method: str, N: int) -> np.ndarray | None:
+    if method not in MOMENTUM_METHODS:
+        if momentum is not None:
+            raise InvalidInputError(f"momentum is only used by the methods {MOMENTUM_METHODS}; got method="
+                                    f"{method!r} with a momentum schedule (pass method='momentum_gd' or "
+                                    f"'momentum_prox_grad', or drop momentum).")
+        return None
+    if momentum is None:
+        raise InvalidInputError(f"method={method!r} needs momentum=[beta_1, ..., beta_N] (one coefficient "
+                                f"per step, N = len(steps) = {N}).")
+    if np.isscalar(momentum) and not isinstance(momentum, (str, bytes)):
+        raise InvalidInputError(f"momentum must be a sequence of N = {N} coefficients; got the scalar "
+                                f"{momentum!r} (use [beta] * N for a constant one).")
+    betas = as_float_array(momentum, "momentum", ndim=1)
+    if betas.size != N:
+        raise InvalidInputError(f"momentum must have one coefficient per step: len(momentum) = {betas.size} "
+                                f"but len(steps) = {N}.")
+    return betas.copy()
 
 
 _QUANTITY = {
@@ -759,22 +1309,209 @@ _QUANTITY = {
     ("gd", "distance"): "worst-case ||x_N - x*||^2 of gradient descent",
     ("prox_grad", "objective"): "worst-case F(x_N) - F* (F = f + h) of proximal gradient",
     ("prox_grad", "distance"): "worst-case ||x_N - x*||^2 of proximal gradient",
+    ("momentum_gd", "objective"): "worst-case f(x_N) - f* of gradient descent with momentum",
+    ("momentum_gd", "distance"): "worst-case ||x_N - x*||^2 of gradient descent with momentum",
+    ("momentum_prox_grad", "objective"):
+        "worst-case F(x_N) - F* (F = f + h) of proximal gradient with momentum",
+    ("momentum_prox_grad", "distance"): "worst-case ||x_N - x*||^2 of proximal gradient with momentum",
+    ("admm", "objective"): "worst-case F(z_N) - F* (F = f + g) of ADMM with per-step penalties",
+    ("admm", "distance"): "worst-case ||z_N - x*||^2 of ADMM with per-step penalties",
 }
 
 
 def _quantity(method: str, metric: str, N: int, L: float, mu: float) -> str:
-    cls = f"f {L:g}-smooth, {mu:g}-strongly convex" + (", h closed convex" if method == "prox_grad" else "")
+    cls = f"f {L:g}-smooth, {mu:g}-strongly convex" + (", h closed convex" if "prox" in method else "")
+    if method == "admm":
+        cls = f"f {L:g}-smooth, {mu:g}-strongly convex, g closed convex"
+        return (f"{_QUANTITY[(method, metric)]} after {N} steps over {{{cls}}}, u_0 = 0, "
+                f"||z0 - x*||^2 + ||u0 - u*||^2 <= 1 (u* = b*/rho_1)")
     return f"{_QUANTITY[(method, metric)]} after {N} steps over {{{cls}}}, ||x0 - x*||^2 <= 1"
+
+
+# ================================================================================== the solve loop
+#: Relative violation above which a non-chosen inequality is added in the next round of generation.
+_ADD_FLOOR = 1e-9
+#: Largest Gram dimension for the repaired (attained) worst case (Bellman-Ford and the interior point cost
+#: O(n^3) and the repair weakens at long horizons; beyond it exactness rests on the violation check alone).
+_ATTAINED_MAX_DIM = 400
+#: Largest relative interpolation violation of a solver's worst case accepted as "satisfied" for exactness.
+_VIOL_TOL = 1e-6
+#: Relative excess of a feasible (attained) worst case over the certified value that flags a broken solve.
+_CONTRADICTION = 1e-7
+
+
+@dataclass
+class _Outcome:
+    value: float                # certified upper bound (user units)
+    certified: bool
+    checks: dict
+    reasons: list
+    witness: dict
+    res: _Relaxation
+
+
+def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: float, repair_rtol: float,
+                     max_rounds: int, max_dense_dim: int, lower: float, c_low: float, scale: float, L: float,
+                     verbose: bool) -> _Outcome:
+    """Constraint generation (or the full PEP), the float64 certificate and the exactness check.
+
+    Exactness (``docs/theory/pep.md §3``): each round's worst case is repaired into a point of the *full*
+    PEP (:func:`_feasible_lower`), whose value is attained by a function of the class; the result is called
+    exact when the certified value is within ``tol`` (relative) of that attained value, otherwise violated
+    inequalities are added and the SDP is solved again.
+    """
+    all_pairs = model.all_pairs()
+    pairs = all_pairs if strategy == "full" else model.local_pairs()
+    attempts: list[SolverAttempt] = []
+    best = None
+    exact, viol_max, rounds, dense_skipped, exhausted = False, math.nan, 0, False, False
+    prev, failed, checks_source, how, sol = None, "", "solver", "", math.nan
+    feas = {"value": -math.inf, "theta": math.nan}
+    viol_tol = _VIOL_TOL
+    for rounds in range(1, max_rounds + 1):
+        chain = strategy == "generate" and all(model.stage_of(p) is not None for p in pairs)
+        try:
+            if chain:
+                res = _solve_chain(model, pairs, order, attempts)
+                dd = _dual_data(model, pairs)
+                cert = _certify(dd, res.lam, res.tau, _units(model, res.G))
+            else:                      # twice, the second time in the units of the first worst case
+                dd = _dual_data(model, pairs)
+                res = _solve_dense(model, pairs, order, attempts, hint=prev)
+                cert = _certify(dd, res.lam, res.tau, _units(model, res.G))
+                try:
+                    res2 = _solve_dense(model, pairs, order, [], hint=res)
+                    cert2 = _certify(dd, res2.lam, res2.tau, _units(model, res2.G))
+                    if cert2.value < cert.value:
+                        res, cert = res2, cert2
+                except SolverError:
+                    pass
+        except SolverError as exc:
+            if best is None:
+                raise
+            failed = str(exc)          # keep the certified bound of the previous rounds
+            rounds -= 1
+            break
+        prev = res
+        chosen = set(pairs)
+        allv = _violations(model, res.G, res.Fh, res.value)
+        viol = [(v, p) for v, p in allv if p not in chosen]
+        viol_max = allv[0][0] if allv else 0.0
+        if best is None or cert.value <= best["cert"].value:     # every round's value is a valid bound
+            best = {"cert": cert, "res": res, "pairs": list(pairs)}
+        top = best["cert"].value
+        sol = float(np.sum(model.C * res.G) + model.c @ res.Fh)
+        sgap = (top - sol) / max(abs(top), 1e-300)
+        bad = [(v, p) for v, p in viol if v > _ADD_FLOOR]
+        if verbose:
+            logger.info("PEP round %d (%s): %d inequalities, value %.12g (solver %.12g), %d violated "
+                        "(max %.2e), %.2f s", rounds, res.form, len(pairs), cert.value, res.value, len(bad),
+                        viol_max, res.seconds)
+        if viol_max <= viol_tol and sgap <= tol:
+            exact, how = True, "violation"
+            break
+        fv, theta = (_feasible_lower(model, res.G, res.Fh)       # every round's repaired value is attained
+                     if model.n <= _ATTAINED_MAX_DIM else (-math.inf, math.nan))
+        if fv > feas["value"]:
+            feas = {"value": fv, "theta": theta, "res": res}
+        gap = (top - feas["value"]) / max(abs(top), 1e-300)
+        if gap <= tol:
+            exact, how = True, "attained"
+            break
+        if top <= lower * (1 + tol):
+            # the certified value is attained (to tol) by the 1-D quadratic: exact, stop here
+            exact, how = True, "quadratic"
+            feas = {"value": lower, "theta": 0.0}
+            checks_source = "quadratic"
+            break
+        if not bad:
+            exhausted = True
+            break
+        if model.n > max_dense_dim:
+            dense_skipped = True
+            break
+        cap = max(8, 2 * (len(model.funcs[0].labels)))
+        pairs = pairs + [p for _, p in bad[:cap]]
+    cert, res, used_pairs = best["cert"], best["res"], best["pairs"]
+    primal = lower if how == "quadratic" else sol if viol_max <= viol_tol else None
+    if not math.isfinite(feas["value"]) and model.n <= _ATTAINED_MAX_DIM:   # once, for the last worst case
+        fv, theta = _feasible_lower(model, prev.G, prev.Fh)
+        feas = {"value": fv, "theta": theta}
+    attained = feas["value"] if math.isfinite(feas["value"]) else None
+    value = cert.value * scale
+    lower_s = lower * scale
+    repair = cert.value - cert.tau
+    rel_repair = max(repair, 0.0) / cert.value if cert.value > 0 else 0.0
+    checks: dict[str, Any] = {
+        "gram_dim": model.n, "n_constraints": len(used_pairs), "n_constraints_full": len(all_pairs),
+        "strategy": strategy, "form": res.form, "rounds": rounds, "exact": exact, "exact_tol": tol,
+        "max_violation": float(viol_max), "primal_value": None if primal is None else primal * scale,
+        "primal_source": checks_source, "exact_by": how,
+        "attained_value": None if attained is None else attained * scale,
+        "attained_repair_weight": feas["theta"],
+        "violation_tol": viol_tol,
+        "solver_value": res.value * scale, "tau": cert.tau * scale, "min_eig_dual": cert.min_eig,
+        "equality_residual": cert.eq_residual, "repair": repair * scale, "relative_repair": rel_repair,
+        "quadratic_lower_bound": lower_s, "quadratic_curvature": c_low * L, "max_block": res.max_block,
+        "n_blocks": res.n_blocks, "solve_seconds": res.seconds,
+    }
+    certified, reasons = True, []
+    checks["accurate_certificate"] = bool(rel_repair <= repair_rtol)
+    if not math.isfinite(value):
+        certified = False
+        reasons.append("the dual certificate is not finite")
+    elif rel_repair > repair_rtol:
+        logger.info("worst_case: the dual certificate needed an outward repair of %.3g (relative %.3g > "
+                    "repair_rtol=%g): the value is valid but may be loose", repair * scale, rel_repair,
+                    repair_rtol)
+    lower_ok = bool(value >= lower_s)
+    checks["lower_bound_ok"] = lower_ok
+    if not lower_ok:
+        certified = False
+        reasons.append(f"the value {value:.10g} is below the attained 1-D quadratic lower bound "
+                       f"{lower_s:.10g}: the solve is wrong")
+    if primal is not None:
+        checks["relative_gap"] = (cert.value - primal) / max(abs(cert.value), 1e-300)
+    if attained is not None:
+        gap = (cert.value - attained) / max(abs(cert.value), 1e-300)
+        checks["attained_relative_gap"] = gap
+        if gap < -_CONTRADICTION:
+            certified = False
+            reasons.append(f"the worst case found by the solver, repaired into the class (value "
+                           f"{attained * scale:.10g}), exceeds the certified upper bound {value:.10g}: the "
+                           f"solve is wrong")
+    if not exact:
+        why = (f"the next round needs the dense formulation (Gram dimension {model.n} > max_dense_dim="
+               f"{max_dense_dim})" if dense_skipped else
+               f"the solve of the next round failed: {failed}" if failed else
+               "no violated inequality is left to add" if exhausted else
+               f"max_rounds={max_rounds} reached")
+        att = "none" if attained is None else f"{attained * scale:.10g}"
+        checks["exact_reason"] = (f"constraint generation stopped after {rounds} round(s) ({why}); the best "
+                                  f"worst case repaired into the class attains {att}, more than tol={tol:g} "
+                                  f"(relative) below the certified value {value:.10g}, and the solver's "
+                                  f"worst case violates an interpolation inequality by {viol_max:.3g} (relative; "
+                                  f"accepted up to {viol_tol:g}): the value is a certified upper bound, "
+                                  f"possibly not tight")
+    multipliers = {model.pair_name(p): float(cert.lam[k]) for k, p in enumerate(used_pairs)
+                   if cert.lam[k] > 0}
+    D = model.beta
+    witness = {"multipliers": multipliers, "tau": cert.tau * scale,
+               "basis": [f"{a}{k}" for a, k in model.basis], "gram": D[:, None] * res.G * D[None, :],
+               "values": dict(zip(model.F_labels, (res.Fh * model.F_bound * scale).tolist())),
+               "solver_attempts": [str(a) for a in attempts]}
+    return _Outcome(value, certified, checks, reasons, witness, res)
 
 
 # ======================================================================================= public
 def quadratic_lower_bound(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: str = "gd",
-                          metric: str = "objective") -> Bound:
+                          metric: str = "objective", momentum: Sequence[float] | None = None) -> Bound:
     r"""Worst case over the 1-D quadratics of the class: an attained lower bound on :func:`worst_case`.
 
     Problem
         :math:`f(x) = (c/2) x^2` with :math:`c \in [\mu, L]` (and :math:`h = 0` for proximal gradient) is in
-        the class, :math:`x_0 = 1`, so :math:`x_N = \prod_k (1 - \gamma_k c)`.  The value is
+        the class, :math:`x_0 = 1`, so :math:`x_N = \prod_k (1 - \gamma_k c)` (with ``momentum``: the
+        linear recursion :math:`x_k = (1 - \gamma_k c)(x_{k-1} + \beta_k (x_{k-1} - x_{k-2}))`).  The value is
         :math:`\max_c \prod_k (1 - \gamma_k c)^2` (``distance``) or
         :math:`\max_c (c/2) \prod_k (1 - \gamma_k c)^2` (``objective``), maximised over a grid of ``c``
         (endpoints, every :math:`1/\gamma_k`, 4001 points) with a golden-section refinement.
@@ -784,7 +1521,8 @@ def quadratic_lower_bound(steps: Sequence[float], L: float = 1.0, mu: float = 0.
         :math:`\gamma_k L > 2`.
     """
     steps, L, mu, method, metric = _validate(steps, L, mu, method, metric)
-    val, c = _quadratic_lower(steps, mu / L, metric)
+    betas = _validate_momentum(momentum, method, len(steps))
+    val, c = _quadratic_lower(steps, mu / L, metric, betas)
     scale = L if metric == "objective" else 1.0
     return Bound(value=val * scale * (1 - 4 * _EPS), side="lower", certified=True, method="quadratic_1d",
                  quantity=_quantity(method, metric, len(steps), L, mu),
@@ -833,10 +1571,12 @@ def check_nested_classes(inner: Bound, outer: Bound, rtol: float = 1e-6, atol: f
     return {"consistent": consistent, "excess": float(excess), "best_inner": float(best)}
 
 
-def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: str = "gd",
-               metric: str = "objective", solver: str | list[str] | None = None, *,
+def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float | None = None,
+               method: str | None = None, metric: str = "objective", solver: str | list[str] | None = None, *,
                strategy: str = "generate", nested: bool = True, tol: float = 1e-5, repair_rtol: float = 1e-6,
-               max_rounds: int = 30, max_dense_dim: int = 64, verbose: bool = False) -> Bound:
+               max_rounds: int = 30, max_dense_dim: int = 64, verbose: bool = False,
+               momentum: Sequence[float] | None = None, lam: float | None = None,
+               tie_rtol: float = 1e-6) -> Bound:
     r"""Exact worst-case performance of a step-size schedule, certified by performance estimation (PEP).
 
     Problem
@@ -849,6 +1589,16 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
         Initial condition :math:`\|x_0 - x_\star\|^2 \le 1`.
         ``metric="objective"``: :math:`f(x_N) - f_\star` (``gd``) or :math:`F(x_N) - F_\star`
         (``prox_grad``); ``metric="distance"``: :math:`\|x_N - x_\star\|^2` (the *squared* distance).
+        ``method="momentum_gd"`` / ``"momentum_prox_grad"`` with ``momentum=[beta_1, ..., beta_N]``:
+        :math:`v_k = x_{k-1} + \beta_k (x_{k-1} - x_{k-2})`, :math:`x_{-1} = x_0`, then the (proximal)
+        gradient step from :math:`v_k` (``docs/theory/pep.md §4``; FISTA is one schedule).
+        ``method="admm"``: :class:`~unfoldtheory.models.UnfoldedADMM`'s recursion with penalties
+        :math:`\rho_k = L/\mathrm{steps}[k]`, :math:`u_0 = 0`, initial condition
+        :math:`\|z_0 - x_\star\|^2 + \|u_0 - u_\star\|^2 \le 1` with :math:`u_\star = b_\star/\rho_1`,
+        metric on :math:`z_N` (``docs/theory/pep.md §5``).
+        ``steps`` may also be a zoo model (``ISTA``, ``LearnedStepISTA``, ``UnfoldedFISTA``, ``UnfoldedADMM``):
+        the method, schedule, ``L = ||A||^2`` and ``mu = lambda_min(A^T A)`` are read from it, and untied
+        thresholds raise :class:`~unfoldtheory.errors.NotRepresentableError` (``docs/theory/pep.md §6``).
     Algorithm
         The Gram-matrix SDP with the smooth strongly convex interpolation conditions of Taylor, Hendrickx
         & Glineur (Math. Program. 2017, Thm. 4) (convex interpolation for ``h``) in the minimal basis
@@ -879,12 +1629,15 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
 
     Parameters
     ----------
-    steps : sequence of float
-        Positive step sizes in units of 1/L (``N = len(steps)``).
-    L, mu : float
+    steps : sequence of float, or a zoo model
+        Positive step sizes in units of 1/L (``N = len(steps)``; for ``admm``, ``L / rho_k``), or a model to
+        read the schedule from.
+    L, mu : float, optional
         Smoothness and strong-convexity constants, ``L > 0``, ``0 <= mu <= L`` (``mu == L`` only for
         ``gd``, where the class is the quadratics ``(L/2)||x - x*||^2`` and the closed form is returned).
-    method : {"gd", "prox_grad"}
+        Defaults 1 and 0; for a model, its own constants (an override must define a larger class).
+    method : {"gd", "prox_grad", "momentum_gd", "momentum_prox_grad", "admm"}, optional
+        Default ``"gd"``; for a model, the method it runs.
     metric : {"objective", "distance"}
     solver : str or list of str, optional
         cvxpy solver(s) to try in order; default ``("CLARABEL", "SCS")``.
@@ -892,7 +1645,11 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     nested : bool
         Also solve the ``mu = 0`` problem when ``mu > 0`` (class-inclusion check; doubles the cost).
     tol : float
-        Relative violation under which an interpolation inequality counts as satisfied (exactness check).
+        Exactness tolerance (relative): ``checks["exact"]`` is True when the certified value is within
+        ``tol`` of a worst case that satisfies *every* interpolation inequality, either exactly (the
+        solver's worst case repaired into the class, ``checks["attained_value"]``) or up to the stated
+        relative violation ``checks["violation_tol"]`` (``1e-6``); otherwise constraint generation goes on
+        (``docs/theory/pep.md §3``).
     repair_rtol : float
         Relative outward repair of the dual certificate above which ``checks["accurate_certificate"]`` is
         False (the value stays a valid upper bound, possibly loose).
@@ -904,6 +1661,12 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
         returned with ``checks["exact"] = False`` and the reason in ``checks["exact_reason"]``.
     verbose : bool
         Log each round at INFO level.
+    momentum : sequence of float, optional
+        ``[beta_1, ..., beta_N]`` for the momentum methods (required there, refused elsewhere).
+    lam : float, optional
+        With a model: the l1 weight of the LASSO (default: the model's).
+    tie_rtol : float
+        With a model: relative tolerance of the threshold tie ``theta_k = gamma_k lam`` (``lam / rho_k``).
 
     Returns
     -------
@@ -917,7 +1680,9 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     ------
     InvalidInputError
         ``L <= 0``, ``mu < 0`` or ``mu > L``, empty / non-finite / non-positive ``steps``, unknown
-        ``method``, ``metric``, ``strategy`` or ``solver``.
+        ``method``, ``metric``, ``strategy`` or ``solver``, a missing / misplaced / mis-sized ``momentum``.
+    NotRepresentableError
+        A model whose thresholds are not tied to its schedule, or of a kind without a schedule.
     SolverError
         Every solver failed.
 
@@ -929,6 +1694,19 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     "Exact worst-case convergence rates of the proximal gradient method for composite convex
     minimization", JOTA 178 (2018).
     """
+    from ._schedules import is_model
+
+    if is_model(steps):
+        return _worst_case_of_model(steps, L=L, mu=mu, method=method, metric=metric, momentum=momentum,
+                                    lam=lam, tie_rtol=tie_rtol, solver=solver, strategy=strategy,
+                                    nested=nested, tol=tol, repair_rtol=repair_rtol, max_rounds=max_rounds,
+                                    max_dense_dim=max_dense_dim, verbose=verbose)
+    if lam is not None:
+        raise InvalidInputError("lam is only used when worst_case reads the schedule from a model; got a "
+                                "schedule of steps.")
+    L = 1.0 if L is None else L
+    mu = 0.0 if mu is None else mu
+    method = "gd" if method is None else method
     steps, L, mu, method, metric = _validate(steps, L, mu, method, metric)
     if strategy not in STRATEGIES:
         raise InvalidInputError(f"strategy must be one of {STRATEGIES}; got {strategy!r}.")
@@ -943,9 +1721,16 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
     N = len(steps)
     q = mu / L
     scale = L if metric == "objective" else 1.0
+    betas = _validate_momentum(momentum, method, N)
     problem = {"steps": steps.tolist(), "L": L, "mu": mu, "method": method, "metric": metric}
+    if betas is not None:
+        problem["momentum"] = betas.tolist()
     quantity = _quantity(method, metric, N, L, mu)
-    lower, c_low = _quadratic_lower(steps, q, metric)
+    c_h = 0.0
+    if method == "admm":
+        lower, c_low, c_h = _admm_lower(steps, q, metric)
+    else:
+        lower, c_low = _quadratic_lower(steps, q, metric, betas)
 
     if mu == L:        # gd on the quadratics (L/2)||x - x*||^2: x_N - x* = prod(1 - s_k)(x_0 - x*)
         p2 = float(np.prod((1.0 - steps) ** 2))
@@ -956,123 +1741,22 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
                      checks={"exact": True, "quadratic_lower_bound": lower * scale, "lower_bound_ok": True},
                      witness={"problem": problem}, seconds=time.perf_counter() - t0)
 
-    model = _build_model(steps, q, method, metric)
-    all_pairs = model.all_pairs()
-    pairs = all_pairs if strategy == "full" else model.local_pairs()
-    attempts: list[SolverAttempt] = []
-    best = None
-    exact, viol_max, rounds, dense_skipped = False, math.nan, 0, False
-    prev, failed, checks_source = None, "", "solver"
-    for rounds in range(1, max_rounds + 1):
-        chain = strategy == "generate" and all(model.stage_of(p) is not None for p in pairs)
-        try:
-            if chain:
-                res = _solve_chain(model, pairs, order, attempts)
-                dd = _dual_data(model, pairs)
-                cert = _certify(dd, res.lam, res.tau)
-            else:                      # twice, the second time in the units of the first worst case
-                dd = _dual_data(model, pairs)
-                res = _solve_dense(model, pairs, order, attempts, hint=prev)
-                cert = _certify(dd, res.lam, res.tau)
-                try:
-                    res2 = _solve_dense(model, pairs, order, [], hint=res)
-                    cert2 = _certify(dd, res2.lam, res2.tau)
-                    if cert2.value < cert.value:
-                        res, cert = res2, cert2
-                except SolverError:
-                    pass
-        except SolverError as exc:
-            if best is None:
-                raise
-            failed = str(exc)          # keep the certified bound of the previous rounds
-            rounds -= 1
-            break
-        prev = res
-        chosen = set(pairs)
-        # the chosen inequalities hold up to the solver's accuracy by construction: exactness is about the
-        # others (constraint generation: the relaxation's worst case satisfies every inequality)
-        viol = [(v, p) for v, p in _violations(model, res.G, res.Fh, res.value) if p not in chosen]
-        viol_max = viol[0][0] if viol else 0.0
-        bad = [(v, p) for v, p in viol if v > tol]
-        primal = float(np.sum(model.C * res.G) + model.c @ res.Fh) if viol_max <= tol else None
-        if best is None or cert.value <= best["cert"].value:     # every round's value is a valid bound
-            best = {"cert": cert, "res": res, "pairs": list(pairs)}
-        last = {"primal": primal, "viol": viol_max}
-        if verbose:
-            logger.info("PEP round %d (%s): %d inequalities, value %.12g (solver %.12g), %d violated "
-                        "(max %.2e), %.2f s", rounds, res.form, len(pairs), cert.value, res.value, len(bad),
-                        viol_max, res.seconds)
-        if not bad:
-            exact = True
-            break
-        if best["cert"].value <= lower * (1 + _EXACT_GAP):
-            # the certified value is attained (to _EXACT_GAP) by the 1-D quadratic: exact, stop here
-            exact = True
-            last = {"primal": lower, "viol": 0.0}
-            checks_source = "quadratic"
-            break
-        if model.n > max_dense_dim:
-            dense_skipped = True
-            break
-        cap = max(8, 2 * (N + 1))
-        pairs = pairs + [p for _, p in bad[:cap]]
-    cert, res, used_pairs = best["cert"], best["res"], best["pairs"]
-    primal = last["primal"]
-    value = cert.value * scale
-    lower_s = lower * scale
-    repair = cert.value - cert.tau
-    rel_repair = max(repair, 0.0) / cert.value if cert.value > 0 else 0.0
-    checks: dict[str, Any] = {
-        "gram_dim": model.n, "n_constraints": len(used_pairs), "n_constraints_full": len(all_pairs),
-        "strategy": strategy, "form": res.form, "rounds": rounds, "exact": exact,
-        "max_violation": float(last["viol"]), "primal_value": None if primal is None else primal * scale,
-        "primal_source": checks_source,
-        "solver_value": res.value * scale, "tau": cert.tau * scale, "min_eig_dual": cert.min_eig,
-        "equality_residual": cert.eq_residual, "repair": repair * scale, "relative_repair": rel_repair,
-        "quadratic_lower_bound": lower_s, "quadratic_curvature": c_low * L, "max_block": res.max_block,
-        "n_blocks": res.n_blocks, "solve_seconds": res.seconds,
-    }
-    certified, reasons = True, []
-    checks["accurate_certificate"] = bool(rel_repair <= repair_rtol)
-    if not math.isfinite(value):
-        certified = False
-        reasons.append("the dual certificate is not finite")
-    elif rel_repair > repair_rtol:
-        logger.info("worst_case: the dual certificate needed an outward repair of %.3g (relative %.3g > "
-                    "repair_rtol=%g): the value is valid but may be loose", repair * scale, rel_repair,
-                    repair_rtol)
-    lower_ok = bool(value >= lower_s)
-    checks["lower_bound_ok"] = lower_ok
-    if not lower_ok:
-        certified = False
-        reasons.append(f"the value {value:.10g} is below the attained 1-D quadratic lower bound "
-                       f"{lower_s:.10g}: the solve is wrong")
-    if primal is not None:
-        gap = (cert.value - primal) / max(abs(cert.value), 1e-300)
-        checks["relative_gap"] = gap
-        if exact and gap > _EXACT_GAP:
-            exact = False
-            checks["exact"] = False
-            viol_note = (f"the worst case of the last round (value {primal * scale:.10g}) satisfies every "
-                         f"interpolation inequality, but the best certificate is {gap:.2g} above it")
-            checks["exact_reason"] = viol_note
-        if gap < -1e-4:
-            certified = False
-            reasons.append(f"the worst case found by the solver ({primal * scale:.10g}, interpolation "
-                           f"inequalities satisfied to {last['viol']:.1e}) exceeds the certified upper bound "
-                           f"{value:.10g}: the solve is wrong")
-    if not exact and "exact_reason" not in checks:
-        why = (f"the next round needs the dense formulation (Gram dimension {model.n} > max_dense_dim="
-               f"{max_dense_dim})" if dense_skipped else
-               f"the solve of the next round failed: {failed}" if failed else
-               f"max_rounds={max_rounds} reached")
-        checks["exact_reason"] = (f"constraint generation stopped after {rounds} round(s) with interpolation "
-                                  f"violations up to {viol_max:.3g} ({why}): the value is a certified upper "
-                                  f"bound, possibly not tight")
+    if method == "admm":
+        model = _build_admm_model(steps, q, metric)
+    elif betas is None:
+        model = _build_model(steps, q, method, metric)
+    else:
+        model = _build_momentum_model(steps, betas, q, method == "momentum_prox_grad", metric)
+    out = _solve_certified(model, order=order, strategy=strategy, tol=tol, repair_rtol=repair_rtol,
+                           max_rounds=max_rounds, max_dense_dim=max_dense_dim, lower=lower, c_low=c_low,
+                           scale=scale, L=L, verbose=verbose)
+    value, certified, checks, reasons, res = out.value, out.certified, out.checks, out.reasons, out.res
+    if method == "admm":
+        checks["quadratic_curvature_g"] = c_h * L
     if nested and mu > 0:
         outer = worst_case(steps, L=L, mu=0.0, method=method, metric=metric, solver=solver,
                            strategy=strategy, nested=False, tol=tol, repair_rtol=repair_rtol,
-                           max_rounds=max_rounds, max_dense_dim=max_dense_dim)
+                           max_rounds=max_rounds, max_dense_dim=max_dense_dim, momentum=momentum)
         consistent = bool(value <= outer.value * (1 + 1e-6) + 1e-12 * scale)
         checks["nested_outer_value"] = outer.value
         checks["nested_consistent"] = consistent
@@ -1083,13 +1767,44 @@ def worst_case(steps: Sequence[float], L: float = 1.0, mu: float = 0.0, method: 
             if outer.certified and outer.value < value:
                 value = outer.value
                 checks["nested_used_outer"] = True
-    multipliers = {model.pair_name(p): float(cert.lam[k]) for k, p in enumerate(used_pairs)
-                   if cert.lam[k] > 0}
-    D = model.beta
-    witness = {"problem": problem, "multipliers": multipliers, "tau": cert.tau * scale,
-               "basis": [f"{a}{k}" for a, k in model.basis], "gram": D[:, None] * res.G * D[None, :],
-               "values": dict(zip(model.F_labels, (res.Fh * model.F_bound * scale).tolist())),
-               "solver_attempts": [str(a) for a in attempts]}
+    witness = {"problem": problem, **out.witness}
     return Bound(value=value, side="upper", certified=certified, method="pep", quantity=quantity,
                  solver=res.solver, status=res.status, checks=checks, reason="; ".join(reasons),
                  witness=witness, seconds=time.perf_counter() - t0)
+
+
+def _worst_case_of_model(model: Any, *, L: float | None, mu: float | None, method: str | None, metric: str,
+                         momentum: Any, lam: float | None, tie_rtol: float, **kw: Any) -> Bound:
+    """:func:`worst_case` of the schedule a zoo model runs (``docs/theory/pep.md §6``)."""
+    import dataclasses
+
+    from ._schedules import schedule_of
+
+    if momentum is not None:
+        raise InvalidInputError("momentum is read from the model; do not pass it together with a model.")
+    sch = schedule_of(model, lam=lam, tie_rtol=tie_rtol)
+    if method is not None and method != sch.method:
+        raise InvalidInputError(f"{sch.model} runs method {sch.method!r}; got method={method!r}.")
+    # a larger class than the model's own (L >= ||A||^2, mu <= lambda_min(A^T A)) is allowed: the worst case
+    # of the same absolute steps over it is still an upper bound
+    L_use, mu_use = sch.L, sch.mu
+    if L is not None:
+        L = check_scalar(L, "L", low=0.0, low_inclusive=False)
+        if L < sch.L:
+            raise InvalidInputError(f"L={L:g} is below the model's smoothness constant ||A||^2 = "
+                                    f"{sch.L:.6g}; the certificate would be for a class that excludes the "
+                                    f"model's problem.")
+        L_use = L
+    if mu is not None:
+        mu = check_scalar(mu, "mu", low=0.0)
+        if mu > sch.mu:
+            raise InvalidInputError(f"mu={mu:g} exceeds the model's strong convexity lambda_min(A^T A) = "
+                                    f"{sch.mu:.6g}; pass mu <= {sch.mu:.6g}.")
+        mu_use = mu
+    gamma = sch.steps / sch.L                  # absolute: gamma_k (prox-grad) or 1/rho_k (ADMM)
+    b = worst_case(gamma * L_use, L=L_use, mu=mu_use, method=sch.method, metric=metric,
+                   momentum=sch.momentum, **kw)
+    witness = dict(b.witness or {})
+    witness["schedule"] = sch.to_dict()
+    return dataclasses.replace(b, witness=witness,
+                               quantity=f"{b.quantity} [schedule of {sch.model}; {sch.initial_condition}]")
