@@ -346,3 +346,18 @@ def test_l2_on_a_box_uses_the_domain_certificate():
     lo, hi = b.interval
     assert lo <= ref * (1 + 1e-9) <= hi * (1 + 1e-9)
     assert hi <= dom.value * (1 + 1e-9)
+
+
+def test_exact_is_unchanged_after_another_highs_user_in_the_process():
+    """Regression: generalized_coherence runs HiGHS first (its global scheduler starts with the default thread
+    count); exact once asked for one thread, HiGHS refused to run, and the failed solve's dual bound (about
+    1e-6) came back as a certified upper bound.  Now exact leaves the threads alone and never reads a bound
+    from a failed solve."""
+    form = tiny_chain(0, m=3, K=2)
+    before = lip.exact(form, "linf")
+    A = np.random.default_rng(0).standard_normal((4, 8))
+    ut.convergence.generalized_coherence(A / np.linalg.norm(A, axis=0))
+    after = lip.exact(form, "linf")
+    ref, _ = brute_force(form, "linf")
+    assert after.converged and after.value == pytest.approx(before.value, rel=1e-9)
+    assert after.value == pytest.approx(ref, rel=1e-5)

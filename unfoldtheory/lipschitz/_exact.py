@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..bounds import Bound
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, SolverError
 from ..form import Clip, Form, Identity, LeakyReLU, ReLU, SoftThreshold
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,8 @@ class _Model:
         A = coo_matrix((self.vals, (self.rows, self.cols)), shape=(self.nrows, n)).tocsc()
         h = _core._Highs()
         h.setOptionValue("output_flag", bool(os.environ.get("UT_MILP_DISP")) and not relax)
-        h.setOptionValue("threads", 1)
+        # no "threads" option: HiGHS keeps one global scheduler per process, and asking a later model for a
+        # different thread count than an earlier HiGHS user (e.g. generalized_coherence) makes run() fail
         h.setOptionValue("random_seed", 0)
         lp = _core.HighsLp()
         lp.num_col_, lp.num_row_ = n, self.nrows
@@ -251,10 +252,15 @@ class _Model:
         if start:
             idx = np.array(sorted(start), dtype=np.int32)
             h.setSolution(int(idx.size), idx, np.array([float(start[i]) for i in idx]))
-        h.run()
+        run_status = h.run()
         info = h.getInfo()
         status = h.getModelStatus()
         msg = h.modelStatusToString(status)
+        if run_status == _core.HighsStatus.kError or status not in _trusted_statuses():
+            # no proven bound comes out of a failed solve: never read mip_dual_bound from it
+            raise SolverError(f"HiGHS could not solve the exact-Lipschitz MILP (model status: {msg}); the "
+                              "problem may be too large or badly scaled. Use a smaller network, a bounded "
+                              "domain, or lipschitz.upper_bound / lower_bound instead.")
         has_x = int(getattr(info, "primal_solution_status", 0)) >= 2
         x = np.array(h.getSolution().col_value) if has_x else None
         dual = float(info.mip_dual_bound)
@@ -268,6 +274,15 @@ class _Model:
         return {"x": x, "status": 0 if optimal else 1, "message": msg, "primal": -primal,
                 "dual": -dual if math.isfinite(dual) else math.inf,
                 "nodes": int(info.mip_node_count)}
+
+
+def _trusted_statuses():
+    from highspy import _core
+
+    S = _core.HighsModelStatus
+    # statuses after which HiGHS's dual bound is a proven bound (an optimum, or a search stopped by a limit)
+    return (S.kOptimal, S.kTimeLimit, S.kIterationLimit, S.kSolutionLimit, S.kObjectiveBound, S.kInfeasible,
+            S.kInterrupt)
 
 
 @dataclass
