@@ -353,10 +353,12 @@ def test_exact_is_unchanged_after_another_highs_user_in_the_process():
     count); exact once asked for one thread, HiGHS refused to run, and the failed solve's dual bound (about
     1e-6) came back as a certified upper bound.  Now exact leaves the threads alone and never reads a bound
     from a failed solve."""
+    from unfoldtheory.convergence import generalized_coherence
+
     form = tiny_chain(0, m=3, K=2)
     before = lip.exact(form, "linf")
     A = np.random.default_rng(0).standard_normal((4, 8))
-    ut.convergence.generalized_coherence(A / np.linalg.norm(A, axis=0))
+    generalized_coherence(A / np.linalg.norm(A, axis=0))
     after = lip.exact(form, "linf")
     ref, _ = brute_force(form, "linf")
     assert after.converged and after.value == pytest.approx(before.value, rel=1e-9)
