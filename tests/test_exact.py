@@ -350,16 +350,27 @@ def test_l2_on_a_box_uses_the_domain_certificate():
 
 def test_exact_is_unchanged_after_another_highs_user_in_the_process():
     """Regression: generalized_coherence runs HiGHS first (its global scheduler starts with the default thread
-    count); exact once asked for one thread, HiGHS refused to run, and the failed solve's dual bound (about
+    count); exact then asked for one thread, HiGHS refused to run, and the failed solve's dual bound (about
     1e-6) came back as a certified upper bound.  Now exact leaves the threads alone and never reads a bound
-    from a failed solve."""
-    from unfoldtheory.convergence import generalized_coherence
+    from a failed solve.  In a fresh process, so that coherence is the first HiGHS user."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    form = tiny_chain(0, m=3, K=2)
-    before = lip.exact(form, "linf")
-    A = np.random.default_rng(0).standard_normal((4, 8))
-    generalized_coherence(A / np.linalg.norm(A, axis=0))
-    after = lip.exact(form, "linf")
-    ref, _ = brute_force(form, "linf")
-    assert after.converged and after.value == pytest.approx(before.value, rel=1e-9)
-    assert after.value == pytest.approx(ref, rel=1e-5)
+    code = (
+        "import json, sys, numpy as np\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_exact import tiny_chain\n"
+        "import unfoldtheory.lipschitz as lip\n"
+        "from unfoldtheory.convergence import generalized_coherence\n"
+        "A = np.random.default_rng(0).standard_normal((4, 8))\n"
+        "generalized_coherence(A / np.linalg.norm(A, axis=0))\n"
+        "b = lip.exact(tiny_chain(0, m=3, K=2), 'linf')\n"
+        "print(json.dumps([b.value, b.converged, b.certified]))\n")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    value, converged, certified = json.loads(out.stdout.strip().splitlines()[-1])
+    ref, _ = brute_force(tiny_chain(0, m=3, K=2), "linf")
+    assert converged and certified and value == pytest.approx(ref, rel=1e-5)
