@@ -44,8 +44,9 @@ class _LogProgress:
         msg += " (done)" if final else ""
         if log.isEnabledFor(logging.INFO) and (log.hasHandlers()):
             log.info(msg)
-        elif not logging.getLogger().handlers:
-            print(msg, file=sys.stderr, flush=True)
+        elif not logging.getLogger().handlers:  # logging not configured: the line still reaches the user
+            sys.stderr.write(msg + "\n")
+            sys.stderr.flush()
         self.last = time.monotonic()
 
     def update(self, n: int = 1) -> None:
