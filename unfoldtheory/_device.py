@@ -43,7 +43,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 @contextlib.contextmanager
 def torch_threads(num_threads: int | None) -> Iterator[int]:
-    """Run a block with ``torch.set_num_threads(num_threads)`` and restore the previous setting afterwards.
+    """Run a block with ``num_threads`` torch threads and BLAS / OpenMP pools of that size (threadpoolctl),
+    restoring the previous settings afterwards.
 
     ``None`` leaves torch's setting alone.  On small unrolled networks (n of a few hundred) one thread is
     usually fastest, and on a shared or loaded machine torch's default (one thread per core) can be 10-40x
@@ -61,10 +62,16 @@ def torch_threads(num_threads: int | None) -> Iterator[int]:
     before = torch.get_num_threads()
     torch.set_num_threads(num_threads)
     logging.getLogger("unfoldtheory").debug("torch threads %d -> %d for this call", before, num_threads)
-    try:
-        yield num_threads
-    finally:
-        torch.set_num_threads(before)
+    with contextlib.ExitStack() as stack:
+        # numpy/scipy's BLAS and OpenMP pools too: the same thread count gives the same summation order, so a
+        # run gives bit-identical numbers serially and on n single-threaded workers
+        from threadpoolctl import threadpool_limits
+
+        stack.enter_context(threadpool_limits(limits=num_threads))
+        try:
+            yield num_threads
+        finally:
+            torch.set_num_threads(before)
 
 
 def resolve_dtype(dtype: torch.dtype | None) -> torch.dtype:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._device import torch_threads
 from ..errors import InvalidInputError
 
 log = logging.getLogger("unfoldtheory.suite")
@@ -66,30 +67,6 @@ def default_workers() -> int:
 
 
 # --------------------------------------------------------------------------------------------- inside a task
-
-@contextlib.contextmanager
-def pinned_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` torch threads and BLAS / OpenMP pools of that size (threadpoolctl when
-    installed), so that n single-threaded workers on n cores do not oversubscribe; ``None`` changes nothing."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    with contextlib.ExitStack() as stack:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            pass
-        else:
-            stack.enter_context(threadpool_limits(limits=int(threads)))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
 
 def task_seed(profile_seed: int, item: str) -> int:
     """The seed of one task: a stable function of the profile seed and the task's name (claim id)."""
@@ -205,7 +182,7 @@ def resolve_claims(items: Sequence) -> list:
 
 def train_task(spec: RunSpec, name: str) -> dict:
     """Train (or load from the shared cache) the zoo model ``name``; returns its model-log entry."""
-    with pinned_threads(spec.threads):
+    with torch_threads(spec.threads):
         ctx = worker_context(spec)
         if name in ctx._models:  # trained or loaded by an earlier task of this worker
             return {**ctx.model_log.get(name, {}), "cached": True}
@@ -226,7 +203,7 @@ def claims_task(spec: RunSpec, claims: Sequence, inject: Sequence[str] = (), rec
     from .._json import jsonable
     from ._files import atomic_write_text
 
-    with pinned_threads(spec.threads):
+    with torch_threads(spec.threads):
         ctx = worker_context(spec)
         records = []
         for claim in resolve_claims(claims):
@@ -264,7 +241,7 @@ def lipschitz_task(spec: RunSpec, name: str) -> dict:
     from ..errors import NotRepresentableError
     from ._claims_bounds import lipschitz_bounds
 
-    with pinned_threads(spec.threads):
+    with torch_threads(spec.threads):
         ctx = worker_context(spec)
         seed_globals(task_seed(spec.profile.seed, "lipschitz:" + name))
         try:
@@ -280,7 +257,7 @@ def comparative_task(spec: RunSpec, lipschitz: dict | None = None) -> dict:
     from .._json import jsonable
     from ._comparative import comparative_study
 
-    with pinned_threads(spec.threads):
+    with torch_threads(spec.threads):
         ctx = worker_context(spec)
         seeded = {f"lipschitz:{name}": b for name, b in (lipschitz or {}).items()}
         # a copy: the worker's context keeps only complete memos (a later claim may need all of an entry)
