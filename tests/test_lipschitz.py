@@ -608,7 +608,7 @@ def test_every_zoo_model_is_certified_soundly_or_refused(cls):
     rng = np.random.default_rng(0)
     A = rng.normal(size=(4, 8)) / 2
     if cls is ut.models.ISTA:
-        model = cls(A, 0.1, 3, dtype=torch.float64, device="cpu")
+        model = cls(A, 3, lam=0.1, dtype=torch.float64, device="cpu")
     elif cls is ut.models.UnfoldedRPCA:  # acts on matrices; SVT is not elementwise
         model = cls((2, 2), 3, dtype=torch.float64, device="cpu")
     else:

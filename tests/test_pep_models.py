@@ -26,7 +26,7 @@ def _net(cls, A, K=5, **kw):
 
 def test_ista_and_learned_step_read_the_step_schedule(A):
     L = float(np.linalg.norm(A, 2) ** 2)
-    ista = models.ISTA(A, 0.1, 4, dtype=torch.float64)
+    ista = models.ISTA(A, 4, lam=0.1, dtype=torch.float64)
     b = conv.worst_case(ista)
     assert b.certified and b.witness["schedule"]["method"] == "prox_grad"
     assert b.value == pytest.approx(L / 16, rel=1e-5)                           # L / (4N)
