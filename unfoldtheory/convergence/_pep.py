@@ -189,6 +189,33 @@ def _contraction_factors(steps: np.ndarray, q: float) -> np.ndarray:
     return np.maximum(np.abs(1.0 - steps * q), np.abs(1.0 - steps))
 
 
+def _h_function(labels: list[str], syms: list, points: list, subgrads: list, star_subgrad: np.ndarray,
+                nf: int) -> _Func:
+    """The closed convex part h (or g) of the composite: its interpolation points ``*`` and ``labels``, with
+    symbols ``syms`` (None at ``*``), point and subgradient vectors, and its function values stored after the
+    ``nf`` values of f."""
+    return _Func("h", ["*"] + labels, [None] + syms, np.array([np.zeros_like(star_subgrad)] + points),
+                 np.array([star_subgrad] + subgrads), np.concatenate([[-1], nf + np.arange(len(labels))]),
+                 0.0, 0.0, 0.0)
+
+
+def _performance(F_bound: list, nf: int, n: int, objective: bool, composite: bool,
+                 final: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Scaled function-value bounds, their count, the metric matrix ``C`` and the objective vector ``c``:
+    ``F(x_N) - F*`` (the last value of f, plus the last of h for a composite) or ``||x_N - x*||^2``."""
+    F_bound = np.maximum(np.array(F_bound), 1e-300)
+    nF = len(F_bound)
+    cF = np.zeros(nF)
+    C = np.zeros((n, n))
+    if objective:
+        cF[nf - 1] = 1.0
+        if composite:
+            cF[nF - 1] = 1.0
+    else:
+        C = np.outer(final, final)
+    return F_bound, nF, C, cF * F_bound
+
+
 def _build_model(steps: np.ndarray, q: float, method: str, metric: str) -> _Model:
     """The PEP with L = 1 and mu = q < 1 (see the module docstring)."""
     N = len(steps)
@@ -225,27 +252,14 @@ def _build_model(steps: np.ndarray, q: float, method: str, metric: str) -> _Mode
     F_bound = [R[k] ** 2 / 2 for k in fpts]                               # 0 <= f_k - f* <= L/2 R_k^2
     F_labels = [f"f(x{k})" for k in fpts]
     if prox:
-        hsyms = [None] + [(("x", k), ("s", k)) for k in hpts]
-        funcs.append(_Func("h", ["*"] + hpts, hsyms,
-                           np.array([np.zeros(n)] + [sym[("x", k)] for k in hpts]),
-                           np.array([np.zeros(n)] + [sym[("s", k)] for k in hpts]),
-                           np.concatenate([[-1], nf + np.arange(N)]), 0.0, 0.0, 0.0))
+        funcs.append(_h_function(hpts, [(("x", k), ("s", k)) for k in hpts], [sym[("x", k)] for k in hpts],
+                                 [sym[("s", k)] for k in hpts], np.zeros(n), nf))
         F_bound += [R[k] * bound[("s", k)] for k in hpts]                 # 0 <= h_k - h* <= <s_k, x_k>
         F_labels += [f"h(x{k})" for k in hpts]
-    F_bound = np.maximum(np.array(F_bound), 1e-300)
-    nF = len(F_bound)
-    cF = np.zeros(nF)
-    C = np.zeros((n, n))
-    if objective:
-        cF[nf - 1] = 1.0
-        if prox:
-            cF[nF - 1] = 1.0
-    else:
-        C = np.outer(sym[("x", N)], sym[("x", N)])
-
+    F_bound, nF, C, c = _performance(F_bound, nf, n, objective, prox, sym[("x", N)])
     stages = _make_stages(steps, prox, set(basis), bound)
     return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
-                  F_labels=F_labels, C=C, c=cF * F_bound, stages=stages, steps=steps, prox=prox, final=("x", N))
+                  F_labels=F_labels, C=C, c=c, stages=stages, steps=steps, prox=prox, final=("x", N))
 
 
 def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: bool, metric: str) -> _Model:
@@ -307,25 +321,14 @@ def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: 
     F_bound = [r * r / 2 for r in Rv] + ([R[N] ** 2 / 2] if objective else [])
     F_labels = [f"f(v{k})" for k in range(1, N + 1)] + ([f"f(x{N})"] if objective else [])
     if prox:
-        hsyms = [None] + [(("x", k), ("s", k)) for k in range(1, N + 1)]
-        funcs.append(_Func("h", ["*"] + [f"x{k}" for k in range(1, N + 1)], hsyms,
-                           np.array([np.zeros(n)] + xs[1:]),
-                           np.array([np.zeros(n)] + [sym[("s", k)] for k in range(1, N + 1)]),
-                           np.concatenate([[-1], nf + np.arange(N)]), 0.0, 0.0, 0.0))
-        F_bound += [R[k] * bound[("s", k)] for k in range(1, N + 1)]
-        F_labels += [f"h(x{k})" for k in range(1, N + 1)]
-    F_bound = np.maximum(np.array(F_bound), 1e-300)
-    nF = len(F_bound)
-    cF = np.zeros(nF)
-    C = np.zeros((n, n))
-    if objective:
-        cF[nf - 1] = 1.0
-        if prox:
-            cF[nF - 1] = 1.0
-    else:
-        C = np.outer(xs[N], xs[N])
+        ks = range(1, N + 1)
+        funcs.append(_h_function([f"x{k}" for k in ks], [(("x", k), ("s", k)) for k in ks], xs[1:],
+                                 [sym[("s", k)] for k in ks], np.zeros(n), nf))
+        F_bound += [R[k] * bound[("s", k)] for k in ks]
+        F_labels += [f"h(x{k})" for k in ks]
+    F_bound, nF, C, c = _performance(F_bound, nf, n, objective, prox, xs[N])
     return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
-                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=prox, final=("x", N))
+                  F_labels=F_labels, C=C, c=c, stages=[], steps=steps, prox=prox, final=("x", N))
 
 
 def _momentum_quadratic_xN(steps: np.ndarray, betas: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -407,23 +410,14 @@ def _build_admm_model(steps: np.ndarray, q: float, metric: str) -> _Model:
     funcs = [_Func("f", fl, fsyms, np.array(fX), np.array(fG), np.arange(-1, nf), c, c * q, -2.0 * c * q)]
     F_bound = [Bs * r + r * r / 2 for r in Xb] + ([Bs * Zb[N] + Zb[N] ** 2 / 2] if objective else [])
     F_labels = [f"f(x{k})" for k in range(1, N + 1)] + ([f"f(z{N})"] if objective else [])
-    gsyms = [None] + [(("z", k), ("b", k)) for k in range(1, N + 1)]
-    funcs.append(_Func("h", ["*"] + [f"z{k}" for k in range(1, N + 1)], gsyms, np.array([zero] + zs),
-                       np.array([sym[("b", "*")]] + [sym[("b", k)] for k in range(1, N + 1)]),
-                       np.concatenate([[-1], nf + np.arange(N)]), 0.0, 0.0, 0.0))
-    F_bound += [max(Bs, Bb[k - 1]) * Zb[k] for k in range(1, N + 1)]
-    F_labels += [f"g(z{k})" for k in range(1, N + 1)]
-    F_bound = np.maximum(np.array(F_bound), 1e-300)
-    nF = len(F_bound)
-    cF = np.zeros(nF)
-    C = np.zeros((n, n))
-    if objective:
-        cF[nf - 1] = 1.0
-        cF[nF - 1] = 1.0
-    else:
-        C = np.outer(zs[-1], zs[-1])
+    ks = range(1, N + 1)
+    funcs.append(_h_function([f"z{k}" for k in ks], [(("z", k), ("b", k)) for k in ks], zs,
+                             [sym[("b", k)] for k in ks], sym[("b", "*")], nf))
+    F_bound += [max(Bs, Bb[k - 1]) * Zb[k] for k in ks]
+    F_labels += [f"g(z{k})" for k in ks]
+    F_bound, nF, C, c = _performance(F_bound, nf, n, objective, True, zs[-1])
     return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
-                  F_labels=F_labels, C=C, c=cF * F_bound, stages=[], steps=steps, prox=True, init=(0, 1),
+                  F_labels=F_labels, C=C, c=c, stages=[], steps=steps, prox=True, init=(0, 1),
                   final=("z", N))
 
 
