@@ -189,6 +189,19 @@ def _contraction_factors(steps: np.ndarray, q: float) -> np.ndarray:
     return np.maximum(np.abs(1.0 - steps * q), np.abs(1.0 - steps))
 
 
+def _scaled_basis(basis: list, bound: dict) -> tuple[int, np.ndarray, dict]:
+    """The Gram basis scaled by the a-priori bounds: its size, the scales ``beta`` and, for each basis symbol,
+    its coordinate vector (``bound[b]`` at its own position, zero elsewhere)."""
+    n = len(basis)
+    beta = np.array([bound[b] for b in basis])
+    sym: dict = {}
+    for p, b in enumerate(basis):
+        v = np.zeros(n)
+        v[p] = bound[b]
+        sym[b] = v
+    return n, beta, sym
+
+
 def _h_function(labels: list[str], syms: list, points: list, subgrads: list, star_subgrad: np.ndarray,
                 nf: int) -> _Func:
     """The closed convex part h (or g) of the composite: its interpolation points ``*`` and ``labels``, with
@@ -229,14 +242,7 @@ def _build_model(steps: np.ndarray, q: float, method: str, metric: str) -> _Mode
     bound = {("x", k): R[k] for k in range(N + 1)}
     bound.update({("g", k): R[k] for k in fpts})                          # ||g_k|| <= L ||x_k - x*||
     bound.update({("s", k): max(fac[k - 1] * R[k - 1] / steps[k - 1], 1e-300) for k in hpts})
-    n = len(basis)
-    beta = np.array([bound[b] for b in basis])
-    pos = {b: p for p, b in enumerate(basis)}
-    sym: dict = {}
-    for b in basis:
-        v = np.zeros(n)
-        v[pos[b]] = bound[b]                    # unscaled vector b = bound_b * (scaled basis vector)
-        sym[b] = v
+    n, beta, sym = _scaled_basis(basis, bound)  # unscaled vector b = bound_b * (scaled basis vector)
     for k in range(N):                          # x_{k+1} = x_k - s_k (g_k + s_{k+1})
         step = sym[("g", k)] + (sym[("s", k + 1)] if prox else 0.0)
         sym[("x", k + 1)] = sym[("x", k)] - steps[k] * step
@@ -294,14 +300,7 @@ def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: 
         bound[("g", "N")] = R[N]
     if prox:
         bound.update({("s", k): max(fac[k - 1] * Rv[k - 1] / steps[k - 1], 1e-300) for k in range(1, N + 1)})
-    n = len(basis)
-    beta = np.array([bound[b] for b in basis])
-    pos = {b: p for p, b in enumerate(basis)}
-    sym: dict = {}
-    for b in basis:
-        v = np.zeros(n)
-        v[pos[b]] = bound[b]
-        sym[b] = v
+    n, beta, sym = _scaled_basis(basis, bound)
     xs = [sym[("x", 0)]]
     for k in range(1, N + 1):
         prev2 = xs[max(k - 2, 0)]
@@ -379,14 +378,7 @@ def _build_admm_model(steps: np.ndarray, q: float, metric: str) -> _Model:
         basis.append(("a", "N"))
         bound[("a", "N")] = Bs + Zb[N]
     bound = {b: max(v, 1e-300) for b, v in bound.items()}
-    n = len(basis)
-    beta = np.array([bound[b] for b in basis])
-    pos = {b: p for p, b in enumerate(basis)}
-    sym: dict = {}
-    for b in basis:
-        v = np.zeros(n)
-        v[pos[b]] = bound[b]
-        sym[b] = v
+    n, beta, sym = _scaled_basis(basis, bound)
     z, u = sym[("z", 0)], np.zeros(n)
     xs, zs = [], []
     for k in range(1, N + 1):
