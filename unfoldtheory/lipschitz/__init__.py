@@ -458,9 +458,11 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
         float64, the Jacobian recomputed from the form there, rounding subtracted), ``hi`` the solver's dual
         bound inflated for its tolerances (``§4``).  ``witness={"y", "pattern", "jacobian",
         "interior_margin"}``; ``converged`` is True when the gap closed within the node budget; ``checks``
-        hold each MILP's size, nodes, status and values.  ``certified=True`` means ``lo`` was re-verified in
-        float64 and ``hi`` is a finite dual bound of a completed or stopped branch and bound (it rests on
-        HiGHS's LP bounds; the tests compare it with brute-force region enumeration).
+        hold each MILP's size, nodes, status and values.  ``checks["lower_end_certified"]`` says ``lo`` was
+        re-verified in float64.  ``hi`` is a finite dual bound of a completed or stopped branch and bound: it
+        rests on HiGHS's floating-point LP bounds and is not re-derived independently (the tests compare it
+        with brute-force region enumeration), so the Bound is ``certified=False`` with that reason, unless the
+        l2 upper end is the re-verified LipSDP certificate (``l2_lipsdp``), which makes it ``certified=True``.
 
     Raises
     ------
@@ -499,7 +501,9 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
         return dataclasses.replace(b, checks=checks)
     hi = max(up.value, lo)
     tol = max(mip_rel_gap, 1e-6)
+    # the upper end is now the re-verified LipSDP certificate, the lower end the witness region: both certified
     return dataclasses.replace(b, checks=checks, value=hi, interval=(lo, hi), converged=bool(hi - lo <= tol * hi),
+                               certified=bool(checks.get("lower_end_certified")), reason="",
                                status=b.status + "; upper end from the certified LipSDP bound",
                                solver=b.solver + " + LipSDP-Neuron (certified) for the l2 upper end")
 

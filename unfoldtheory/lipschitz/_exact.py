@@ -989,6 +989,10 @@ def maximize_norm(form: Form, prob: Problem, mode: str, seed_wt: dict | None, *,
     return hi, raw, best, ok
 
 
+_UPPER_END_REASON = ("the upper end is HiGHS's branch-and-bound dual bound, inflated for its tolerances but not "
+                     "re-verified independently (the lower end, interval[0], is certified by its witness region)")
+
+
 def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit: int | None,
                time_limit: float | None, gap: float, l2_rounds: int, seed: int,
                tighten_bounds: bool = True, starts: Any = None) -> Bound:
@@ -1074,11 +1078,12 @@ def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit:
     checks["nodes"] = int(sum(r["nodes"] for _, r in runs))
     seconds = time.perf_counter() - start
     if best is None:
-        return Bound(value=hi, side="upper", certified=bool(math.isfinite(hi)), method="exact_milp",
+        checks["lower_end_certified"] = False
+        return Bound(value=hi, side="upper", certified=False, method="exact_milp",
                      quantity=quantity, solver=solver,
                      status="no witness region with nonempty interior was certified", converged=False,
                      checks=checks, seconds=seconds,
-                     reason="" if math.isfinite(hi) else "the MILP gave no finite dual bound")
+                     reason=_UPPER_END_REASON if math.isfinite(hi) else "the MILP gave no finite dual bound")
     lo = min(best["value"], hi)
     tol = max(gap, 1e-6)
     # converged: the attained lower end meets the solver's (uninflated) upper end within the gap
@@ -1091,11 +1096,14 @@ def exact_impl(form: Form, norm: str, domain: Any, max_neurons: int, node_limit:
             "MILP budget reached (node or time limit): bracket" if not budget_ok else "gap left open")
     witness = {"y": best["y"], "pattern": best["pattern"], "jacobian": best["jacobian"],
                "interior_margin": best["interior_margin"]}
-    # the dual bound of a stopped branch and bound is still a valid bound (only looser): certified either way
-    return Bound(value=hi, side="upper", certified=bool(math.isfinite(hi)), method="exact_milp",
+    # the lower end is re-verified in float64 (checks["lower_end_certified"]); the upper end is HiGHS's dual
+    # bound, inflated for its tolerances but not re-derived independently, so the Bound (whose value is the
+    # upper end) is not called certified
+    checks["lower_end_certified"] = True
+    return Bound(value=hi, side="upper", certified=False, method="exact_milp",
                  quantity=quantity, solver=solver, status=status, checks=checks, witness=witness,
-                 seconds=seconds, converged=converged, interval=(lo, hi),
-                 reason="" if math.isfinite(hi) else "the MILP gave no finite dual bound")
+                 seconds=seconds, converged=converged, interval=(lo, hi), reason=_UPPER_END_REASON
+                 if math.isfinite(hi) else "the MILP gave no finite dual bound")
 
 
 def direction_pool(form: Form, Y: np.ndarray, norm: str, k: int, seed: int) -> list:
