@@ -1243,10 +1243,7 @@ def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, s
     else:
         raise InvalidInputError(f"metric must be one of {METRICS} ('objective': f(x_N) - f*, 'distance': "
                                 f"||x_N - x*||^2); got {metric!r}.")
-    if np.isscalar(steps) and not isinstance(steps, (str, bytes)):
-        raise InvalidInputError(f"steps must be a sequence of step sizes (in units of 1/L), e.g. [1.0] * N; "
-                                f"got the scalar {steps!r}.")
-    steps = as_float_array(steps, "steps", ndim=1)
+    steps = _schedule(steps, "steps", "a sequence of step sizes (in units of 1/L), e.g. [1.0] * N")
     if steps.size == 0:
         raise InvalidInputError("steps is empty; pass at least one step size (in units of 1/L).")
     if np.any(steps <= 0):
@@ -1270,6 +1267,13 @@ def _validate(steps, L, mu, method, metric) -> tuple[np.ndarray, float, float, s
     return steps.copy(), L, mu, method, metric
 
 
+def _schedule(value, name: str, what: str) -> np.ndarray:
+    """A per-step schedule as a finite 1-D float array; a bare scalar is refused with ``what`` as the fix."""
+    if np.isscalar(value) and not isinstance(value, (str, bytes)):
+        raise InvalidInputError(f"{name} must be {what}; got the scalar {value!r}.")
+    return as_float_array(value, name, ndim=1)
+
+
 def _validate_momentum(momentum, method: str, N: int) -> np.ndarray | None:
     if method not in MOMENTUM_METHODS:
         if momentum is not None:
@@ -1280,10 +1284,7 @@ def _validate_momentum(momentum, method: str, N: int) -> np.ndarray | None:
     if momentum is None:
         raise InvalidInputError(f"method={method!r} needs momentum=[beta_1, ..., beta_N] (one coefficient "
                                 f"per step, N = len(steps) = {N}).")
-    if np.isscalar(momentum) and not isinstance(momentum, (str, bytes)):
-        raise InvalidInputError(f"momentum must be a sequence of N = {N} coefficients; got the scalar "
-                                f"{momentum!r} (use [beta] * N for a constant one).")
-    betas = as_float_array(momentum, "momentum", ndim=1)
+    betas = _schedule(momentum, "momentum", f"a sequence of N = {N} coefficients ([beta] * N for a constant one)")
     if betas.size != N:
         raise InvalidInputError(f"momentum must have one coefficient per step: len(momentum) = {betas.size} "
                                 f"but len(steps) = {N}.")
