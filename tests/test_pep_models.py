@@ -61,8 +61,12 @@ def test_untied_thresholds_are_not_applicable_with_the_reason(A):
         adm.theta[0] *= 0.5
     with pytest.raises(ut.errors.NotRepresentableError, match="lam / rho_k"):
         conv.worst_case(adm)
-    with pytest.raises(ut.errors.NotRepresentableError, match="no step schedule"):
-        conv.worst_case(models.LISTA(A, 3, lam=0.1, dtype=torch.float64))
+    lista = models.LISTA(A, 3, lam=0.1, dtype=torch.float64)      # at its initialisation LISTA is ISTA
+    assert schedule_of(lista).method == "prox_grad"
+    with torch.no_grad():
+        lista.W2[1].add_(0.01)
+    with pytest.raises(ut.errors.NotRepresentableError, match=r"layer 2: its state edges .* not proximal gradient"):
+        conv.worst_case(lista)
 
 
 def test_model_class_overrides(A):
