@@ -151,10 +151,12 @@ def test_suite_claim_on_a_trained_model(A, name):
     Y = np.random.default_rng(3).standard_normal((20, A.shape[0]))
     net = _net(getattr(models, name), A, K=4)
     ctx = SimpleNamespace(lasso=prob, test=SimpleNamespace(y=Y), reference=ut.reference.solve(prob, Y),
-                          model=lambda _: net)
+                          model=lambda _: net, out=None)
     ev = claim.check(ctx)
     status, ok, _, _ = judge(claim, ev)
     assert status == "holds" and ok and ev.bound.certified and ev.empirical <= ev.bound.value
+    assert len(ev.details["pep_per_layer"]) == len(ev.details["observed_per_layer"]) == 4
+    assert ev.checks["observed <= certified worst case at every layer"]
     with torch.no_grad():
         net.theta[1] *= 3.0
     ev = claim.check(ctx)
