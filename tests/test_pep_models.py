@@ -61,8 +61,12 @@ def test_untied_thresholds_are_not_applicable_with_the_reason(A):
         adm.theta[0] *= 0.5
     with pytest.raises(ut.errors.NotRepresentableError, match="lam / rho_k"):
         conv.worst_case(adm)
-    with pytest.raises(ut.errors.NotRepresentableError, match="no step schedule"):
-        conv.worst_case(models.LISTA(A, 3, lam=0.1, dtype=torch.float64))
+    lista = models.LISTA(A, 3, lam=0.1, dtype=torch.float64)      # at its initialisation LISTA is ISTA
+    assert schedule_of(lista).method == "prox_grad"
+    with torch.no_grad():
+        lista.W2[1].add_(0.01)
+    with pytest.raises(ut.errors.NotRepresentableError, match=r"layer 2: its state edges .* not proximal gradient"):
+        conv.worst_case(lista)
 
 
 def test_model_class_overrides(A):
@@ -147,10 +151,12 @@ def test_suite_claim_on_a_trained_model(A, name):
     Y = np.random.default_rng(3).standard_normal((20, A.shape[0]))
     net = _net(getattr(models, name), A, K=4)
     ctx = SimpleNamespace(lasso=prob, test=SimpleNamespace(y=Y), reference=ut.reference.solve(prob, Y),
-                          model=lambda _: net)
+                          model=lambda _: net, out=None)
     ev = claim.check(ctx)
     status, ok, _, _ = judge(claim, ev)
     assert status == "holds" and ok and ev.bound.certified and ev.empirical <= ev.bound.value
+    assert len(ev.details["pep_per_layer"]) == len(ev.details["observed_per_layer"]) == 4
+    assert ev.checks["observed <= certified worst case at every layer"]
     with torch.no_grad():
         net.theta[1] *= 3.0
     ev = claim.check(ctx)

@@ -243,49 +243,39 @@ def convergence_profile(model: Any, problem: Any, y: Any, x_true: Any = None, *,
                     "holds": bool(np.all(check.observed <= check.extended_bound * (1 + slack) + slack)),
                     "note": "proof of ALISTA Thm 1 with thresholds >= the theorem's"}
 
-    # ---------------------------------------------------------------- PEP (proximal gradient on the LASSO)
-    steps = _prox_grad_steps(model, problem)
-    if pep and steps is not None:
-        L = problem.L
-        R2 = float(np.max(np.sum(X_ref ** 2, axis=1)))
-        vals = np.empty(K)
-        certified = True
-        try:
-            if np.allclose(steps * L, 1.0, rtol=1e-12, atol=0):
-                vals[:] = L / (4 * layers)        # tight closed form (Taylor, Hendrickx & Glineur, JOTA 2018, Thm 3.1)
-                how = "closed form L/(4k) (step 1/L)"
-            else:
-                from ._pep import worst_case
+    # ---------------------------------------------------------------- PEP (the schedule the network runs)
+    sch = _schedule_on(model, problem) if pep else None
+    if sch is not None:
+        from ._per_layer import worst_case_per_layer
 
-                for k in range(1, K + 1):
-                    b = worst_case(list(steps[:k] * L), L=L, mu=0.0, method="prox_grad", metric="objective")
-                    vals[k - 1] = b.value
-                    certified &= bool(b.certified)
-                how = "PEP worst case of the learned schedule"
-            rates["pep"] = {"values": vals * R2, "metric": "objective_gap", "against": "reference",
-                            "certified": bool(certified),
-                            "holds": bool(np.all(gap <= vals * R2 * (1 + slack) + slack * (1 + np.abs(f_star).max()))),
-                            "note": f"{how} times max ||x_0 - x_ref||^2"}
-        except UnfoldTheoryError as exc:       # a failed solve is reported, never a silent number
-            notes.append(f"PEP worst case not computed: {exc}")
+        L = sch.L
+        R2 = float(np.max(np.sum(X_ref ** 2, axis=1)))
+        if sch.method == "prox_grad" and np.allclose(sch.steps, 1.0, rtol=1e-12, atol=0):
+            vals = L / (4 * layers)        # tight closed form (Taylor, Hendrickx & Glineur, JOTA 2018, Thm 3.1)
+            certified, how = True, "closed form L/(4k) (step 1/L)"
+        else:
+            bounds = worst_case_per_layer(sch, metric="objective")
+            vals = np.array([b.value for b in bounds])
+            certified = all(b.certified for b in bounds)
+            how = f"PEP worst case of the schedule read from the model ({sch.method})"
+            notes += [f"PEP after layer {k}: {b.reason}" for k, b in enumerate(bounds, 1) if not b.certified]
+        rates["pep"] = {"values": vals * R2, "metric": "objective_gap", "against": "reference",
+                        "certified": bool(certified),
+                        "holds": bool(np.all(gap <= vals * R2 * (1 + slack) + slack * (1 + np.abs(f_star).max()))),
+                        "note": f"{how} times max ||x_0 - x_ref||^2"}
     return ConvergenceProfile(type(model).__name__, layers, d_ref.max(axis=1), d_ref.mean(axis=1), gap, d_true,
                               rates, ref_cert, check, notes, time.perf_counter() - t0)
 
 
-def _prox_grad_steps(model: Any, problem: Any) -> np.ndarray | None:
-    """The steps gamma_k if the network is proximal gradient on ``problem`` (theta_k = lam gamma_k and
-    W_k = gamma_k A), else None."""
-    from ..models.coupled import LearnedStepISTA
-    from ..models.ista import ISTA
+def _schedule_on(model: Any, problem: Any) -> Any:
+    """The (momentum) proximal gradient schedule the network runs on ``problem`` (its ``A`` and ``lam``), or
+    None with the reason logged when it runs none (``docs/theory/pep.md §6, §8``)."""
+    from ..errors import NotRepresentableError
+    from ._schedules import schedule_of
 
-    A = np.asarray(problem.A, dtype=float)
-    if isinstance(model, ISTA):
-        ok = np.allclose(model._np(model.A), A, rtol=1e-6, atol=1e-7) and abs(model.lam - problem.lam) <= 1e-12
-        return np.full(model.num_layers, model.step) if ok else None
-    if isinstance(model, LearnedStepISTA):
-        g = model._np(model.gamma)
-        th = model._np(model.theta)
-        ok = (np.all(g > 0) and np.allclose(th, problem.lam * g, rtol=1e-6, atol=1e-9)
-              and np.allclose(model._np(model.A), A, rtol=1e-6, atol=1e-7))
-        return g if ok else None
-    return None
+    try:
+        sch = schedule_of(model, lam=problem.lam, A=problem.A)
+    except (NotRepresentableError, InvalidInputError) as exc:
+        logger.info("no PEP rate for %s: %s", type(model).__name__, exc)
+        return None
+    return sch if sch.method in ("prox_grad", "momentum_prox_grad") else None

@@ -1563,7 +1563,7 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
                strategy: str = "generate", nested: bool = True, tol: float = 1e-5, repair_rtol: float = 1e-6,
                max_rounds: int = 30, max_dense_dim: int = 64, verbose: bool = False,
                momentum: Sequence[float] | None = None, lam: float | None = None,
-               tie_rtol: float = 1e-6) -> Bound:
+               tie_rtol: float = 1e-6, A: Any = None, structure_rtol: float = 1e-5) -> Bound:
     r"""Exact worst-case performance of a step-size schedule, certified by performance estimation (PEP).
 
     Problem
@@ -1586,6 +1586,8 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
         ``steps`` may also be a zoo model (``ISTA``, ``LearnedStepISTA``, ``UnfoldedFISTA``, ``UnfoldedADMM``):
         the method, schedule, ``L = ||A||^2`` and ``mu = lambda_min(A^T A)`` are read from it, and untied
         thresholds raise :class:`~unfoldtheory.errors.NotRepresentableError` (``docs/theory/pep.md §6``).
+        Any other network (your own torch module, with ``A=``) is read from its analysis form: its layers
+        must be (momentum) proximal gradient steps on ``A`` (``docs/theory/pep.md §8``).
     Algorithm
         The Gram-matrix SDP with the smooth strongly convex interpolation conditions of Taylor, Hendrickx
         & Glineur (Math. Program. 2017, Thm. 4) (convex interpolation for ``h``) in the minimal basis
@@ -1654,6 +1656,13 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
         With a model: the l1 weight of the LASSO (default: the model's).
     tie_rtol : float
         With a model: relative tolerance of the threshold tie ``theta_k = gamma_k lam`` (``lam / rho_k``).
+    A : array_like, optional
+        With a model that is not one of the four zoo classes (a plain torch module, another zoo model, a
+        :class:`~unfoldtheory.form.Form`): the measurement matrix of its LASSO (default ``model.A``); the
+        schedule is read from the analysis form (:func:`~unfoldtheory.convergence.schedule_of_form`,
+        ``docs/theory/pep.md §8``).
+    structure_rtol : float
+        With such a model: relative tolerance of the match between its layers and the method's.
 
     Returns
     -------
@@ -1685,12 +1694,13 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
 
     if is_model(steps):
         return _worst_case_of_model(steps, L=L, mu=mu, method=method, metric=metric, momentum=momentum,
-                                    lam=lam, tie_rtol=tie_rtol, solver=solver, strategy=strategy,
+                                    lam=lam, tie_rtol=tie_rtol, A=A, structure_rtol=structure_rtol,
+                                    solver=solver, strategy=strategy,
                                     nested=nested, tol=tol, repair_rtol=repair_rtol, max_rounds=max_rounds,
                                     max_dense_dim=max_dense_dim, verbose=verbose)
-    if lam is not None:
-        raise InvalidInputError("lam is only used when worst_case reads the schedule from a model; got a "
-                                "schedule of steps.")
+    if lam is not None or A is not None:
+        raise InvalidInputError(f"{'lam' if lam is not None else 'A'} is only used when worst_case reads the "
+                                f"schedule from a model; got a schedule of steps.")
     L = 1.0 if L is None else L
     mu = 0.0 if mu is None else mu
     method = "gd" if method is None else method
@@ -1761,7 +1771,8 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
 
 
 def _worst_case_of_model(model: Any, *, L: float | None, mu: float | None, method: str | None, metric: str,
-                         momentum: Any, lam: float | None, tie_rtol: float, **kw: Any) -> Bound:
+                         momentum: Any, lam: float | None, tie_rtol: float, A: Any = None,
+                         structure_rtol: float = 1e-5, **kw: Any) -> Bound:
     """:func:`worst_case` of the schedule a zoo model runs (``docs/theory/pep.md §6``)."""
     import dataclasses
 
@@ -1769,7 +1780,7 @@ def _worst_case_of_model(model: Any, *, L: float | None, mu: float | None, metho
 
     if momentum is not None:
         raise InvalidInputError("momentum is read from the model; do not pass it together with a model.")
-    sch = schedule_of(model, lam=lam, tie_rtol=tie_rtol)
+    sch = schedule_of(model, lam=lam, tie_rtol=tie_rtol, A=A, structure_rtol=structure_rtol)
     if method is not None and method != sch.method:
         raise InvalidInputError(f"{sch.model} runs method {sch.method!r}; got method={method!r}.")
     # a larger class than the model's own (L >= ||A||^2, mu <= lambda_min(A^T A)) is allowed: the worst case

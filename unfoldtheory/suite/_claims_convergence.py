@@ -213,21 +213,52 @@ def _ista_observed() -> Claim:
                  relation="<=", check=check, paradigms=("classical",))
 
 
+def _per_layer_figure(ctx, bounds: list, observed: np.ndarray, fname: str, title: str):
+    """Certified worst case after every layer against the observed worst test instance (log scale)."""
+    plt = _plot.pyplot()
+    if plt is None:
+        return None
+    ks = np.arange(1, len(bounds) + 1)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogy(ks, [b.value for b in bounds], "o-", label="PEP worst case of the schedule (certified)")
+    ax.semilogy(ks, np.maximum(observed, 1e-300), "s--", label="observed worst test instance")
+    ax.set(xlabel="layer k", ylabel="gap / (initial distance)^2", title=title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _plot.save(ctx, fig, fname)
+
+
+def _per_layer_evidence(bounds: list, observed: np.ndarray) -> tuple[dict, dict]:
+    """The checks and details every per-layer PEP claim reports."""
+    checks = {"every layer's PEP value certified": all(b.certified for b in bounds),
+              "observed <= certified worst case at every layer":
+                  bool(all(o <= b.value for o, b in zip(observed, bounds)))}
+    details = {"pep_per_layer": [b.value for b in bounds], "observed_per_layer": observed.tolist(),
+               "exact_per_layer": [bool(b.checks.get("exact", False)) for b in bounds]}
+    return checks, details
+
+
 def _learned_schedule() -> Claim:
     def check(ctx) -> Evidence:
         """The step schedule learned by LearnedStepISTA, run as proximal gradient on the LASSO (threshold
         lam * gamma_k): the PEP worst case of that schedule bounds the observed worst test instance, whatever
-        gamma_k L (values above 2 are allowed)."""
-        from ..convergence import worst_case
+        gamma_k L (values above 2 are allowed), after every layer (the figure draws both against k)."""
+        from ..convergence import Schedule, worst_case_per_layer
 
         net = ctx.model("LearnedStepISTA")
-        steps = net.gamma.detach().numpy() * ctx.lasso.L
-        b = worst_case(list(steps), L=ctx.lasso.L, method="prox_grad")
+        L = ctx.lasso.L
+        steps = net.gamma.detach().double().numpy() * L
+        sch = Schedule("LearnedStepISTA steps, tied thresholds", "prox_grad", steps, L, 0.0, ctx.lasso.lam)
+        bounds = worst_case_per_layer(sch)
         observed = _observed_prox_grad(ctx, steps)
-        return Evidence(bound=b, empirical=float(observed[-1]), empirical_label="worst test instance",
+        checks, details = _per_layer_evidence(bounds, observed)
+        figure = _per_layer_figure(ctx, bounds, observed, "pep_learned_schedule.png",
+                                   "learned step schedule: certified vs observed")
+        return Evidence(bound=bounds[-1], empirical=float(observed[-1]), empirical_label="worst test instance",
                         assumptions={"every learned step positive": bool(np.all(steps > 0))},
-                        checks={"certified": b.certified},
-                        details={"steps_times_L": steps.tolist(), "max_step_L": float(steps.max())})
+                        checks={"certified": bounds[-1].certified, **checks},
+                        details={"steps_times_L": steps.tolist(), "max_step_L": float(steps.max()), **details},
+                        figure=figure)
 
     return Claim(id="pep.learned_schedule", title="PEP certifies the learned step schedule of LearnedStepISTA",
                  reference="Taylor, Hendrickx & Glineur (Math. Program. 2017), PEP; Ablin et al. (NeurIPS 2019)",
@@ -241,14 +272,13 @@ def _trained_schedule(name: str) -> Claim:
     def check(ctx) -> Evidence:
         """The trained network's own schedule (steps and momentum, or penalties) read from the model: when
         its thresholds are tied to the schedule (theta_k = gamma_k lam, or lam / rho_k) the network is the
-        method on the LASSO, and the certified PEP worst case bounds the observed worst test instance of
-        (F(x_K) - F*) / (initial distance)^2 (||x*||^2 from x_0 = 0; for ADMM ||x*||^2 + ||b*||^2 / rho_1^2
-        with b* = -A^T(A x* - y)).  Untied thresholds: not applicable, with the reason."""
-        import torch
-
-        from ..convergence import worst_case
-        from ..convergence._schedules import initial_distance2, schedule_of
+        method on the LASSO, and the certified PEP worst case of its first k layers bounds the observed worst
+        test instance of (F(x_k) - F*) / (initial distance)^2 at every layer k (||x*||^2 from x_0 = 0; for ADMM
+        ||x*||^2 + ||b*||^2 / rho_1^2 with b* = -A^T(A x* - y)).  Untied thresholds: not applicable, with the
+        reason."""
+        from ..convergence import initial_distance2, schedule_of, worst_case_per_layer
         from ..errors import NotRepresentableError
+        from ..metrics import layer_outputs
 
         net = ctx.model(name)
         prob, sol, Y = ctx.lasso, ctx.reference, ctx.test.y
@@ -257,16 +287,21 @@ def _trained_schedule(name: str) -> Claim:
         except NotRepresentableError as exc:
             return Evidence(bound=None, empirical=None, reason=str(exc),
                             assumptions={"thresholds tied to the schedule": False})
-        b = worst_case(net, lam=prob.lam)
-        with torch.no_grad():
-            xK = net(torch.as_tensor(Y, dtype=torch.float64)).numpy()
+        bounds = worst_case_per_layer(sch)
         r2 = initial_distance2(sch, np.asarray(prob.A, dtype=np.float64), sol.x, Y)
         keep = r2 > 1e-12
-        observed = (prob.objective(xK, Y) - (sol.objective - sol.gap))[keep] / r2[keep]
-        return Evidence(bound=b, empirical=float(np.max(observed)), empirical_label="worst test instance",
+        f_low = sol.objective - sol.gap
+        observed = np.array([float(np.max((prob.objective(x, Y) - f_low)[keep] / r2[keep]))
+                             for x in layer_outputs(net, Y)])
+        checks, details = _per_layer_evidence(bounds, observed)
+        figure = _per_layer_figure(ctx, bounds, observed, f"pep_trained_{name}.png",
+                                   f"trained {name}: certified vs observed")
+        return Evidence(bound=bounds[-1], empirical=float(observed[-1]), empirical_label="worst test instance",
                         assumptions={"thresholds tied to the schedule": True},
-                        checks={"certified": b.certified},
-                        details={"schedule": sch.to_dict(), "exact": bool(b.checks.get("exact", False))})
+                        checks={"certified": bounds[-1].certified, **checks},
+                        details={"schedule": sch.to_dict(), "exact": bool(bounds[-1].checks.get("exact", False)),
+                                 **details},
+                        figure=figure)
 
     return Claim(id=f"pep.trained_{name}", title=f"PEP certifies the trained {name} ({method})",
                  reference=("Beck & Teboulle (2009); Taylor, Hendrickx & Glineur (Math. Program. 2017), PEP"
