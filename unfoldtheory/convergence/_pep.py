@@ -1079,7 +1079,8 @@ def _certify(dd: _Dual, lam: np.ndarray, tau: float, units: np.ndarray | None = 
     also done on ``D S D`` with ``D = diag(units)`` rounded to powers of two (an exact congruence, so the
     same matrix is tested, with rounding error bounds that scale with ``D``: much smaller margins when the
     a-priori scaling is loose, as at long horizons).  A failing test there falls back on
-    ``tr(D^-1 G D^-1) <= sum_p a_p^2/d_p^2``.  The smaller of the two certified values is kept.
+    ``tr(D^-1 G D^-1) <= sum_p a_p^2/d_p^2``.  With a-priori bounds ``a`` (finite), the test is also done
+    in the a-priori scaled basis ``D = diag(a)``.  The smallest certified value is kept.
     """
     n, m = dd.n, len(dd.pairs)
     lam = np.where(np.isfinite(lam), np.maximum(lam, 0.0), 0.0).astype(np.float64)
@@ -1112,9 +1113,17 @@ def _certify(dd: _Dual, lam: np.ndarray, tau: float, units: np.ndarray | None = 
         d[P] = 1.0
         if not np.all(d == 1.0):
             scalings.append(d)
+    if dd.apriori is not None and np.all(np.isfinite(apriori)) and float(np.max(apriori)) < 1e100:
+        # the a-priori scaling itself (where the scaled basis is not one): the fallback's weight is then ~ n
+        d = 2.0 ** np.round(np.log2(np.maximum(apriori, 1e-100)))
+        d[P] = 1.0
+        scalings.append(d)
     best = None
     for d in scalings:
-        Sd = S0 * np.outer(d, d)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            Sd = S0 * np.outer(d, d)
+        if not np.isfinite(Sd).all():
+            continue
         form_err = (3 * m + 16) * _EPS * float(np.linalg.norm(S0abs * np.outer(d, d)))
         with np.errstate(over="ignore", invalid="ignore"):
             weight = float(np.sum(apriori ** 2 / d ** 2))  # bound on tr(D^-1 G D^-1) (inf: none known)
