@@ -47,10 +47,11 @@ LEARNED_SEED = 15
 
 def learned_schedule(N: int, seed: int = LEARNED_SEED) -> tuple[list[float], list[float]]:
     """A fixed-seed stand-in for a trained schedule: steps uniform in [0.7, 1.3] (units of 1/L) and FISTA's
-    momentum times a factor uniform in [0.8, 1.1] (so beta_k in [0, 1.1))."""
+    momentum times a factor uniform in [0.8, 1.0] (beta_k < 1: a factor above 1 makes beta_k > 1 at long
+    horizons, a divergent schedule)."""
     rng = np.random.default_rng(seed)
     steps = rng.uniform(0.7, 1.3, N)
-    betas = np.asarray(fista_momentum(N)) * rng.uniform(0.8, 1.1, N)
+    betas = np.asarray(fista_momentum(N)) * rng.uniform(0.8, 1.0, N)
     return steps.tolist(), betas.tolist()
 
 
