@@ -398,3 +398,66 @@ def test_admm_l_scaling_and_constant_penalty_monotone():
     assert wc(steps, L=3.0, method="admm") == pytest.approx(3.0 * a, rel=1e-6)
     vals = [wc([1.0] * N, method="admm") for N in (1, 2, 4)]
     assert vals[0] > vals[1] > vals[2]
+
+
+# ------------------------------------------------------------------------- momentum at longer horizons
+def test_fista_at_twenty_five_steps_is_certified_on_the_chain():
+    """N = 25 (the dense momentum PEP failed past N ~ 15): the chain relaxation (docs/theory/pep.md §4) is
+    certified, above the explicit quadratic worst case and below Beck & Teboulle's bound."""
+    N = 25
+    b = conv.worst_case([1.0] * N, method="momentum_prox_grad", momentum=fista_momentum(N))
+    assert b.certified and b.checks["form"] == "chain"
+    low = conv.quadratic_lower_bound([1.0] * N, method="momentum_prox_grad", momentum=fista_momentum(N))
+    assert b.value >= low.value
+    t = [1.0]
+    for _ in range(N):
+        t.append((1 + math.sqrt(4 * t[-1] ** 2 + 1)) / 2)
+    assert b.value <= 1.0 / (2 * t[N - 1] ** 2)                       # Beck & Teboulle Thm 4.4
+    assert b.checks["exact"] and b.checks["max_violation"] <= b.checks["violation_tol"]
+
+
+def test_momentum_chain_agrees_with_the_dense_pep_and_pepit():
+    """At N = 10 the chain (default) and the plain dense PEP (strategy="full") agree; at N = 6 PEPit too."""
+    for N in (10, 6):
+        kw = {"method": "momentum_gd", "momentum": fista_momentum(N)}
+        chain = conv.worst_case([1.0] * N, **kw)
+        assert chain.certified and chain.checks["form"] == "chain"
+        if N == 10:
+            full = conv.worst_case([1.0] * N, strategy="full", **kw)
+            assert full.certified and chain.value == pytest.approx(full.value, rel=REL)
+        else:
+            pytest.importorskip("PEPit")
+            ref = conv.pepit_worst_case([1.0] * N, 0.0, "momentum_gd", "objective", momentum=kw["momentum"])
+            assert chain.value == pytest.approx(ref.value, rel=REL)
+
+
+def test_momentum_certificate_needs_no_a_priori_bound_on_the_values():
+    """The momentum PEP's scaling is not an a-priori bound: the certificate raises the multipliers of the
+    pairs with the optimum until E lam >= c holds exactly (values are >= 0 on the class)."""
+    N = 20
+    rng = np.random.default_rng(7)
+    steps, betas = rng.uniform(0.7, 1.3, N), np.asarray(fista_momentum(N)) * rng.uniform(0.8, 1.1, N)
+    model = _pep._build_momentum_model(steps, betas, 0.0, True, "objective")
+    assert model.values_nonneg and np.all(model.apriori >= 0)
+    pairs = model.local_pairs()
+    res = _pep._solve_chain(model, pairs, ["CLARABEL"], [])
+    dd = _pep._dual_data(model, pairs)
+    lam = dd.dominate(dd.repair_flow(np.maximum(res.lam, 0.0))[0])
+    assert np.all(dd.E @ lam - dd.c >= 0)
+    cert = _pep._certify(dd, res.lam, res.tau, _pep._units(model, res.G))
+    assert math.isfinite(cert.value) and cert.value == pytest.approx(res.value, rel=1e-6)
+    b = conv.worst_case(steps, method="momentum_prox_grad", momentum=betas)
+    assert b.certified and b.value >= conv.quadratic_lower_bound(
+        steps, method="momentum_prox_grad", momentum=betas).value
+
+
+@pytest.mark.slow
+def test_fista_at_one_hundred_steps():
+    N = 100
+    b = conv.worst_case([1.0] * N, method="momentum_prox_grad", momentum=fista_momentum(N))
+    assert b.certified and b.checks["form"] == "chain"
+    low = conv.quadratic_lower_bound([1.0] * N, method="momentum_prox_grad", momentum=fista_momentum(N))
+    t = [1.0]
+    for _ in range(N):
+        t.append((1 + math.sqrt(4 * t[-1] ** 2 + 1)) / 2)
+    assert low.value <= b.value <= 1.0 / (2 * t[N - 1] ** 2)

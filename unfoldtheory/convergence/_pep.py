@@ -138,6 +138,38 @@ class _Model:
     prox: bool
     init: tuple = (0,)          # initial condition: sum of G_pp over these scaled basis vectors <= 1
     final: Any = None           # the symbol of the last iterate (distance metric)
+    #: valid bounds on sqrt(G_pp) in the scaled basis for every function of the class (None: all 1, i.e. the
+    #: scaling is itself an a-priori bound); inf where no finite bound is known
+    apriori: np.ndarray | None = None
+    #: every value F_i is >= 0 for every function of the class (the optimum's (sub)gradients are 0)
+    values_nonneg: bool = False
+    #: the interpolation pairs with |i - j| <= band (in iteration index) are local (chain stages)
+    band: int = 1
+    #: ``stage_maker(units, band)`` builds the chain's stages (None: :func:`_make_stages`)
+    stage_maker: Any = None
+    #: iteration index of each point of each function (for the band), None: its position in ``labels``
+    times: list | None = None
+
+    def make_stages(self, units: dict, band: int | None = None) -> list[_Stage]:
+        """The chain's stages with block coordinates in ``units`` (any positive choice)."""
+        if self.stage_maker is None:
+            return _make_stages(self.steps, self.prox, set(self.basis), units)
+        return self.stage_maker(units, self.band if band is None else band)
+
+    def widen(self, band: int) -> None:
+        """Make every pair within ``band`` iterations local (rebuilds the chain's stages)."""
+        self.band = band
+        self.stages = self.make_stages(self.bound, band)
+        self.__dict__.pop("_stage_cache", None)
+        self.__dict__.pop("_stages_with", None)
+
+    def pair_span(self, pair: Pair) -> int:
+        """How many iterations apart the two points of a pair are (0 for a pair with the optimum)."""
+        fi, i, j = pair
+        if i == 0 or j == 0:
+            return 0
+        t = self.times[fi] if self.times is not None else None
+        return abs(t[i] - t[j]) if t is not None else abs(i - j)
 
     def all_pairs(self) -> list[Pair]:
         out = []
@@ -147,6 +179,7 @@ class _Model:
         return out
 
     def local_pairs(self) -> list[Pair]:
+        """The pairs with the optimum and between consecutive points."""
         out = []
         for fi, fn in enumerate(self.funcs):
             k = len(fn.labels)
@@ -268,39 +301,95 @@ def _build_model(steps: np.ndarray, q: float, method: str, metric: str) -> _Mode
                   F_labels=F_labels, C=C, c=c, stages=stages, steps=steps, prox=prox, final=("x", N))
 
 
+def _momentum_apriori(steps: np.ndarray, betas: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""A-priori bounds of the momentum recursion valid for every function of the class (L = 1,
+    :math:`\|x_0\| \le 1`): :math:`\|v_k\| \le (1 + |\beta_k|) R_{k-1} + |\beta_k| R_{k-2}` and
+    :math:`\|x_k\| \le R_k = \max(|1 - \gamma_k q|, |1 - \gamma_k|) \|v_k\|` (a gradient step, then the
+    nonexpansive prox).  They grow like :math:`(1 + 2\beta)^k` and may overflow to ``inf`` (no finite bound:
+    the certificate then does without them).  Returns ``(Rv, R)`` (``R[0] = 1``)."""
+    N = len(steps)
+    fac = _contraction_factors(steps, q)
+    R = np.ones(N + 1)
+    Rv = np.ones(N)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(1, N + 1):
+            b = abs(betas[k - 1])
+            Rv[k - 1] = R[0] if k == 1 else (1 + b) * R[k - 1] + b * R[max(k - 2, 0)]
+            R[k] = fac[k - 1] * Rv[k - 1]
+    return np.nan_to_num(Rv, nan=math.inf), np.nan_to_num(R, nan=math.inf)
+
+
+def _momentum_units(steps: np.ndarray, betas: np.ndarray, q: float) -> dict:
+    """Units of the momentum PEP's vectors and values: their largest size over the 1-D quadratic worst cases
+    ``f = (c/2) x^2`` (``c`` on a grid of ``[q, 1]``, ``h = 0``, ``x_0 = 1``), floored.  Only a change of
+    variables that conditions the SDP (``docs/theory/pep.md §4``); the certificate does not rely on it.
+
+    Returns arrays ``x`` (``||x_k||``, k = 0..N), ``d`` (``||x_k - x_{k-1}||``), ``v`` and ``g`` (k = 1..N).
+    """
+    N = len(steps)
+    c = np.linspace(q, 1.0, 65)
+    xs = np.zeros((N + 1, c.size))
+    vs = np.zeros((N, c.size))
+    xs[0] = 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(1, N + 1):
+            prev2 = xs[max(k - 2, 0)]
+            vs[k - 1] = xs[k - 1] + betas[k - 1] * (xs[k - 1] - prev2)
+            xs[k] = (1.0 - steps[k - 1] * c) * vs[k - 1]
+        ds = np.vstack([np.zeros((1, c.size)), np.diff(xs, axis=0)])
+        gs = c[None, :] * vs
+    big = 1e150
+
+    def size(a: np.ndarray, floor: np.ndarray) -> np.ndarray:
+        m = np.nan_to_num(np.max(np.abs(a), axis=1), nan=big, posinf=big)
+        return np.clip(np.maximum(m, floor), 1e-150, big)
+
+    x = size(xs, np.full(N + 1, 1e-6))
+    v = size(vs, 1e-6 * x[:-1])
+    g = size(gs, 1e-3 * v)
+    d = size(ds, 1e-3 * x)
+    return {"x": x, "d": d, "v": v, "g": g}
+
+
 def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: bool, metric: str) -> _Model:
     r"""The PEP of the momentum recursion (``docs/theory/pep.md §4``), L = 1, mu = q < 1, x_* = 0:
     :math:`v_k = x_{k-1} + \beta_k (x_{k-1} - x_{k-2})`, :math:`x_k = v_k - \gamma_k (g_k + s_k)` with
     :math:`g_k = \nabla f(v_k)`, :math:`s_k \in \partial h(x_k)` (prox step), :math:`x_{-1} = x_0`.
 
     Basis: ``x_0``, ``g_k`` (k = 1..N), ``s_k`` (k = 1..N, prox only) and ``g_N'`` = grad f(x_N) for the
-    objective metric.  A-priori bounds: :math:`\|v_k\| \le (1 + |\beta_k|) R_{k-1} + |\beta_k| R_{k-2}`,
-    :math:`R_k = \max(|1 - \gamma_k q|, |1 - \gamma_k|) \|v_k\|` (a gradient step, then the nonexpansive
-    prox), :math:`\|g_k\| \le \|v_k\|` and :math:`\|s_k\| \le R_k' / \gamma_k` with
-    :math:`R_k'` the bound after the gradient step (the resolvent's complement is nonexpansive).
+    objective metric, each in the unit of its size in the 1-D quadratic worst cases
+    (:func:`_momentum_units`; ``x_0`` in unit 1).  The a-priori bounds of :func:`_momentum_apriori`, relative
+    to these units, are ``apriori`` (used by the certificate only in the fallback of a failed PSD test);
+    every value is ``>= 0`` (``values_nonneg``).  The chain's stages hold ``x_{k-1}``,
+    ``d_{k-1} = x_{k-1} - x_{k-2}`` and the (sub)gradients of ``band + 1`` steps
+    (:func:`_momentum_stages`).
     """
     N = len(steps)
     objective = metric == "objective"
-    fac = _contraction_factors(steps, q)
-    R = [1.0]                                  # R[k] bounds ||x_k||
-    Rv = []
-    for k in range(1, N + 1):
-        b = abs(betas[k - 1])
-        rv = R[0] if k == 1 else (1 + b) * R[k - 1] + b * R[max(k - 2, 0)]
-        Rv.append(max(rv, 1e-300))
-        R.append(max(fac[k - 1] * rv, 1e-300))
+    Rv, R = _momentum_apriori(steps, betas, q)
+    un = _momentum_units(steps, betas, q)
     basis = [("x", 0)] + [("g", k) for k in range(1, N + 1)]
     if objective:
         basis.append(("g", "N"))
     if prox:
         basis += [("s", k) for k in range(1, N + 1)]
-    bound = {("x", 0): 1.0}
-    bound.update({("g", k): Rv[k - 1] for k in range(1, N + 1)})
+    unit = {("x", 0): 1.0}
+    unit.update({("g", k): un["g"][k - 1] for k in range(1, N + 1)})
     if objective:
-        bound[("g", "N")] = R[N]
+        unit[("g", "N")] = max(un["x"][N], 1e-150)
     if prox:
-        bound.update({("s", k): max(fac[k - 1] * Rv[k - 1] / steps[k - 1], 1e-300) for k in range(1, N + 1)})
-    n, beta, sym = _scaled_basis(basis, bound)
+        unit.update({("s", k): un["g"][k - 1] for k in range(1, N + 1)})
+    with np.errstate(over="ignore", invalid="ignore"):
+        bnd = {("x", 0): 1.0}                   # a-priori bounds: ||g_k|| <= ||v_k||, ||s_k|| <= R'_k / gamma_k
+        bnd.update({("g", k): Rv[k - 1] for k in range(1, N + 1)})
+        if objective:
+            bnd[("g", "N")] = R[N]
+        if prox:
+            fac = _contraction_factors(steps, q)
+            bnd.update({("s", k): fac[k - 1] * Rv[k - 1] / steps[k - 1] for k in range(1, N + 1)})
+        apriori = np.array([bnd[b] / unit[b] for b in basis])
+    apriori = np.where(np.isfinite(apriori), apriori, math.inf)
+    n, beta, sym = _scaled_basis(basis, unit)
     xs = [sym[("x", 0)]]
     for k in range(1, N + 1):
         prev2 = xs[max(k - 2, 0)]
@@ -309,6 +398,9 @@ def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: 
         step = sym[("g", k)] + (sym[("s", k)] if prox else 0.0)
         xs.append(v - steps[k - 1] * step)
         sym[("x", k)] = xs[k]
+    # units of the chain's derived base vectors (x_k, d_k): the same quadratic sizes
+    unit.update({("x", k): un["x"][k] for k in range(1, N + 1)})
+    unit.update({("d", k): un["d"][k] for k in range(1, N + 1)})
     c = 1.0 / (2.0 * (1.0 - q))
     fl = ["*"] + [f"v{k}" for k in range(1, N + 1)] + (["xN"] if objective else [])
     fX = [np.zeros(n)] + [sym[("v", k)] for k in range(1, N + 1)] + ([xs[N]] if objective else [])
@@ -317,17 +409,65 @@ def _build_momentum_model(steps: np.ndarray, betas: np.ndarray, q: float, prox: 
     fsyms = [None] + [(("v", k), ("g", k)) for k in range(1, N + 1)] + ([(("x", N), ("g", "N"))]
                                                                        if objective else [])
     funcs = [_Func("f", fl, fsyms, np.array(fX), np.array(fG), np.arange(-1, nf), c, c * q, -2.0 * c * q)]
-    F_bound = [r * r / 2 for r in Rv] + ([R[N] ** 2 / 2] if objective else [])
+    # value units: 0 <= f(v_k) - f* <= ||g_k|| ||v_k|| (convexity, grad f(x*) = 0), likewise for h
+    F_unit = [un["g"][k - 1] * un["v"][k - 1] for k in range(1, N + 1)]
+    F_unit += [unit[("g", "N")] * un["x"][N]] if objective else []
     F_labels = [f"f(v{k})" for k in range(1, N + 1)] + ([f"f(x{N})"] if objective else [])
+    times = [[0] + list(range(1, N + 1)) + ([N] if objective else [])]
     if prox:
         ks = range(1, N + 1)
         funcs.append(_h_function([f"x{k}" for k in ks], [(("x", k), ("s", k)) for k in ks], xs[1:],
                                  [sym[("s", k)] for k in ks], np.zeros(n), nf))
-        F_bound += [R[k] * bound[("s", k)] for k in ks]
+        F_unit += [un["g"][k - 1] * un["x"][k] for k in ks]
         F_labels += [f"h(x{k})" for k in ks]
-    F_bound, nF, C, c = _performance(F_bound, nf, n, objective, prox, xs[N])
-    return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=bound, funcs=funcs, nF=nF, F_bound=F_bound,
-                  F_labels=F_labels, C=C, c=c, stages=[], steps=steps, prox=prox, final=("x", N))
+        times.append([0] + list(ks))
+    F_bound, nF, C, c = _performance(F_unit, nf, n, objective, prox, xs[N])
+
+    def maker(units: dict, band: int) -> list[_Stage]:
+        return _momentum_stages(steps, betas, prox, objective, band, units)
+
+    return _Model(n=n, basis=basis, beta=beta, sym=sym, bound=unit, funcs=funcs, nF=nF, F_bound=F_bound,
+                  F_labels=F_labels, C=C, c=c, stages=maker(unit, 1), steps=steps, prox=prox, final=("x", N),
+                  apriori=apriori, values_nonneg=True, band=1, stage_maker=maker, times=times)
+
+
+def _momentum_stages(steps: np.ndarray, betas: np.ndarray, prox: bool, objective: bool, band: int,
+                     scale: dict) -> list[_Stage]:
+    """The chain of the momentum PEP: stage ``k`` (k = 1..max(1, N - band)) holds ``x_{k-1}``,
+    ``d_{k-1} = x_{k-1} - x_{k-2}`` (absent for k = 1: ``x_{-1} = x_0``) and ``g_j`` (and ``s_j``) for
+    ``j = k..k + band``, and derives ``v_j = x_{j-1} + beta_j d_{j-1}``, ``x_j = v_j - gamma_j (g_j + s_j)``,
+    ``d_j = x_j - x_{j-1}``; the last one also holds ``grad f(x_N)`` (objective).  Consecutive stages share
+    ``x_k``, ``d_k`` and the (sub)gradients of their common steps, and a stage's vectors that reappear later
+    are all in the next stage (running intersection), so gluing the blocks along the chain is exact
+    (``docs/theory/pep.md §4``).  ``scale[b]`` is the unit of symbol ``b`` in the blocks.
+    """
+    N = len(steps)
+    K = max(1, N - band)
+    stages = []
+    for k in range(1, K + 1):
+        last = min(k + band, N) if k < K else N
+        base = [("x", k - 1)] + ([("d", k - 1)] if k > 1 else [])
+        for j in range(k, last + 1):
+            base.append(("g", j))
+            if prox:
+                base.append(("s", j))
+        if objective and k == K:
+            base.append(("g", "N"))
+        dim = len(base)
+        coef = {}
+        for a, b in enumerate(base):
+            e = np.zeros(dim)
+            e[a] = scale[b]
+            coef[b] = e
+        if k == 1:
+            coef[("d", 0)] = np.zeros(dim)
+        for j in range(k, last + 1):
+            v = coef[("x", j - 1)] + betas[j - 1] * coef[("d", j - 1)]
+            coef[("v", j)] = v
+            coef[("x", j)] = v - steps[j - 1] * (coef[("g", j)] + (coef[("s", j)] if prox else 0.0))
+            coef[("d", j)] = coef[("x", j)] - coef[("x", j - 1)]
+        stages.append(_Stage(base, coef))
+    return stages
 
 
 def _momentum_quadratic_xN(steps: np.ndarray, betas: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -488,6 +628,8 @@ class _Dual:
     star: dict                  # value node -> [index of pair (*, i), index of pair (i, *)]
     F_bound: np.ndarray
     init: tuple = (0,)          # basis vectors of the initial condition sum_p G_pp <= 1
+    apriori: np.ndarray | None = None    # valid bounds on sqrt(G_pp) (None: 1)
+    nonneg: bool = False        # every value F_i >= 0 on the class (residuals need no bound on F)
 
     @property
     def n(self) -> int:
@@ -521,6 +663,24 @@ class _Dual:
         """``<M_k, G> + E[:, k] . Fh`` for every pair (positive: violated)."""
         P = np.einsum("kan,nm->kam", self.U, G)
         return np.einsum("kam,kbm,kab->k", P, self.U, self.B) + self.E.T @ Fh
+
+    def dominate(self, lam: np.ndarray) -> np.ndarray:
+        """Raise the multipliers of the pairs ``(*, i)`` so that ``E lam - c >= 0`` holds in exact arithmetic
+        (the computed residual exceeds its rounding bound); with ``F >= 0`` the value equations then need no
+        bound on ``F`` (:func:`_certify`)."""
+        lam = lam.copy()
+        aE, nnz = np.abs(self.E), np.count_nonzero(self.E, axis=1)
+        for _ in range(3):
+            r = self.E @ lam - self.c
+            rb = (nnz + 4) * _EPS * (aE @ lam + np.abs(self.c))
+            low = np.flatnonzero(r < 2.0 * rb)
+            if not low.size:
+                break
+            for node in low:
+                kp = self.star.get(int(node), [None, None])[0]
+                if kp is not None:
+                    lam[kp] += (4.0 * rb[node] - r[node]) / self.F_bound[node]
+        return lam
 
     def repair_flow(self, lam: np.ndarray) -> tuple[np.ndarray, float]:
         """Make ``E lam = c`` hold by raising the multipliers of the pairs with the optimum."""
@@ -558,7 +718,8 @@ def _dual_data(model: _Model, pairs: list) -> _Dual:
             star.setdefault(int(fn.Fidx[j]), [None, None])[0] = k
         elif j == 0:
             star.setdefault(int(fn.Fidx[i]), [None, None])[1] = k
-    return _Dual(list(pairs), U, B, E, model.c, model.C, star, model.F_bound, tuple(model.init))
+    return _Dual(list(pairs), U, B, E, model.c, model.C, star, model.F_bound, tuple(model.init),
+                 model.apriori, model.values_nonneg)
 
 
 # ========================================================================================== solve
@@ -846,7 +1007,7 @@ def _solve_chain(model: _Model, pairs: list, order: list[str], attempts: list) -
     F_unit = np.maximum(F_abs, _UNIT_FLOOR * max(float(np.max(F_abs)), 1e-300))
     try:
         if _RESCALE:
-            stages2 = _make_stages(model.steps, model.prox, set(model.basis), unit)
+            stages2 = model.make_stages(unit)
             runs.append(_chain_once(model, pairs, order, [], stages2, F_unit))
     except SolverError:
         pass
@@ -856,7 +1017,7 @@ def _solve_chain(model: _Model, pairs: list, order: list[str], attempts: list) -
         if best is None or cert.value < best[0].value:
             best = (cert, run)
     run = best[1]
-    stages = model.stages if run is first else _make_stages(model.steps, model.prox, set(model.basis), unit)
+    stages = model.stages if run is first else model.make_stages(unit)
     G = _glue(stages, run["Ys"], model)
     return _Relaxation(run["value"], G, run["F"] / model.F_bound, run["lam"], run["tau"], run["status"],
                        run["solver"], "chain", max(len(st.base) for st in stages), len(stages),
@@ -906,21 +1067,27 @@ class _Certificate:
 def _certify(dd: _Dual, lam: np.ndarray, tau: float, units: np.ndarray | None = None) -> _Certificate:
     """Verify (and repair outward) a dual certificate in float64.
 
-    Every feasible point of the *full* PEP (every function of the class) has ``G_pp <= 1`` and
-    ``|Fh_i| <= 1`` in the scaled basis, so weak duality gives
-    ``perf = <C, G> + c.Fh <= tau + n * eps + sum |r_i|`` where ``-eps`` bounds the smallest eigenvalue of
-    ``S`` (rounding included) and ``r`` is the residual of the value equations.
+    Every feasible point of the *full* PEP (every function of the class) has ``G_pp <= a_p^2`` and
+    ``|Fh_i| <= 1`` in the scaled basis (``a = dd.apriori``, 1 by default), so weak duality gives
+    ``perf = <C, G> + c.Fh <= tau + eps sum_p a_p^2 + sum |r_i|`` where ``-eps`` bounds the smallest
+    eigenvalue of ``S`` (rounding included) and ``r`` is the residual of the value equations.  When every
+    value is nonnegative on the class (``dd.nonneg``: the momentum PEP, whose scaling is not an a-priori
+    bound), the multipliers of the pairs with the optimum are raised until ``E lam - c >= 0`` holds exactly,
+    and ``-(E lam - c) . F <= 0`` needs no bound on the values (``docs/theory/pep.md §4``).
 
     ``units`` (optional, e.g. the sizes of the basis vectors in the solver's worst case): the PSD test is
     also done on ``D S D`` with ``D = diag(units)`` rounded to powers of two (an exact congruence, so the
     same matrix is tested, with rounding error bounds that scale with ``D``: much smaller margins when the
     a-priori scaling is loose, as at long horizons).  A failing test there falls back on
-    ``tr(D^-1 G D^-1) <= sum_p 1/d_p^2``.  The smaller of the two certified values is kept.
+    ``tr(D^-1 G D^-1) <= sum_p a_p^2/d_p^2``.  With a-priori bounds ``a`` (finite), the test is also done
+    in the a-priori scaled basis ``D = diag(a)``.  The smallest certified value is kept.
     """
     n, m = dd.n, len(dd.pairs)
     lam = np.where(np.isfinite(lam), np.maximum(lam, 0.0), 0.0).astype(np.float64)
     tau = max(float(tau), 0.0) if math.isfinite(tau) else 0.0
     lam, eq0 = dd.repair_flow(lam)
+    if dd.nonneg:
+        lam = dd.dominate(lam)
     r = dd.E @ lam - dd.c
     S0 = dd.S0(lam)
     if not np.isfinite(S0).all():
@@ -931,19 +1098,35 @@ def _certify(dd: _Dual, lam: np.ndarray, tau: float, units: np.ndarray | None = 
     S0abs = dd.S0abs(lam)
     aE = np.abs(dd.E)
     nnz = np.count_nonzero(dd.E, axis=1)
-    res_term = float(np.sum(np.abs(r))) + float(np.sum((nnz + 4) * _EPS * (aE @ lam + np.abs(dd.c))))
+    r_err = (nnz + 4) * _EPS * (aE @ lam + np.abs(dd.c))
+    if dd.nonneg:
+        # perf <= tau - (E lam - c) . F with F >= 0: no term when E lam - c >= 0 exactly (computed value
+        # above its rounding bound); otherwise no bound on F is known
+        res_term = 0.0 if bool(np.all(r >= r_err)) else math.inf
+    else:
+        res_term = float(np.sum(np.abs(r))) + float(np.sum(r_err))
     P = list(dd.init)
+    apriori = np.ones(n) if dd.apriori is None else np.asarray(dd.apriori, dtype=np.float64)
     scalings = [np.ones(n)]
     if units is not None and np.all(np.isfinite(units)) and np.all(units > 0):
         d = 2.0 ** np.round(np.log2(np.asarray(units, dtype=np.float64)))
         d[P] = 1.0
         if not np.all(d == 1.0):
             scalings.append(d)
+    if dd.apriori is not None and np.all(np.isfinite(apriori)) and float(np.max(apriori)) < 1e100:
+        # the a-priori scaling itself (where the scaled basis is not one): the fallback's weight is then ~ n
+        d = 2.0 ** np.round(np.log2(np.maximum(apriori, 1e-100)))
+        d[P] = 1.0
+        scalings.append(d)
     best = None
     for d in scalings:
-        Sd = S0 * np.outer(d, d)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            Sd = S0 * np.outer(d, d)
+        if not np.isfinite(Sd).all():
+            continue
         form_err = (3 * m + 16) * _EPS * float(np.linalg.norm(S0abs * np.outer(d, d)))
-        weight = float(np.sum(1.0 / d ** 2))               # bound on tr(D^-1 G D^-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            weight = float(np.sum(apriori ** 2 / d ** 2))  # bound on tr(D^-1 G D^-1) (inf: none known)
         cert = _tau_search(Sd, form_err, P, tau, weight, res_term, lam, eq0)
         if best is None or cert.value < best.value:
             best = cert
@@ -1323,6 +1506,10 @@ _ADD_FLOOR = 1e-9
 _ATTAINED_MAX_DIM = 400
 #: Largest relative interpolation violation of a solver's worst case accepted as "satisfied" for exactness.
 _VIOL_TOL = 1e-6
+#: Widest band of the momentum chain (pairs within this many iterations in one block; blocks of size
+#: 2 + (band + 1) per function), and the relative violation of a non-local pair that widens it.
+_MAX_BAND = 4
+_WIDEN_VIOLATION = 1e-4
 #: Relative excess of a feasible (attained) worst case over the certified value that flags a broken solve.
 _CONTRADICTION = 1e-7
 
@@ -1355,6 +1542,7 @@ def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: flo
     prev, failed, checks_source, how, sol = None, "", "solver", "", math.nan
     feas = {"value": -math.inf, "theta": math.nan}
     viol_tol = _VIOL_TOL
+    widened = 0
     for rounds in range(1, max_rounds + 1):
         chain = strategy == "generate" and all(model.stage_of(p) is not None for p in pairs)
         try:
@@ -1414,10 +1602,17 @@ def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: flo
         if not bad:
             exhausted = True
             break
+        cap = max(8, 2 * (len(model.funcs[0].labels)))
+        if (model.n > max_dense_dim and model.stage_maker is not None and model.band < _MAX_BAND
+                and bad[0][0] > _WIDEN_VIOLATION):
+            # too large for the dense form: widen the band of the chain instead (docs/theory/pep.md §4)
+            model.widen(min(2 * model.band, _MAX_BAND))
+            widened = model.band
+            pairs = pairs + [p for _, p in bad if model.pair_span(p) <= model.band][:cap]
+            continue
         if model.n > max_dense_dim:
             dense_skipped = True
             break
-        cap = max(8, 2 * (len(model.funcs[0].labels)))
         pairs = pairs + [p for _, p in bad[:cap]]
     cert, res, used_pairs = best["cert"], best["res"], best["pairs"]
     primal = lower if how == "quadratic" else sol if viol_max <= viol_tol else None
@@ -1442,6 +1637,9 @@ def _solve_certified(model: _Model, *, order: list[str], strategy: str, tol: flo
         "quadratic_lower_bound": lower_s, "quadratic_curvature": c_low * L, "max_block": res.max_block,
         "n_blocks": res.n_blocks, "solve_seconds": res.seconds,
     }
+    if model.stage_maker is not None:
+        checks["band"] = model.band          # pairs within this many iterations are local (chain)
+        checks["band_widened"] = bool(widened)
     certified, reasons = True, []
     checks["accurate_certificate"] = bool(rel_repair <= repair_rtol)
     if not math.isfinite(value):
