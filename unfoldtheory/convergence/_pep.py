@@ -1759,7 +1759,7 @@ def check_nested_classes(inner: Bound, outer: Bound, rtol: float = 1e-6, atol: f
 def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float | None = None,
                method: str | None = None, metric: str = "objective", solver: str | list[str] | None = None, *,
                strategy: str = "generate", nested: bool = True, tol: float = 1e-5, repair_rtol: float = 1e-6,
-               max_rounds: int = 30, max_dense_dim: int = 64, verbose: bool = False,
+               max_rounds: int = 30, max_dense_dim: int | None = None, verbose: bool = False,
                momentum: Sequence[float] | None = None, lam: float | None = None,
                tie_rtol: float = 1e-6, A: Any = None, structure_rtol: float = 1e-5) -> Bound:
     r"""Exact worst-case performance of a step-size schedule, certified by performance estimation (PEP).
@@ -1842,10 +1842,12 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
         False (the value stays a valid upper bound, possibly loose).
     max_rounds : int
         Maximum rounds of constraint generation.
-    max_dense_dim : int
+    max_dense_dim : int, optional
         Largest Gram dimension for which constraint generation continues with the dense formulation
         once non-local inequalities are needed; beyond it the (certified) value of the last round is
-        returned with ``checks["exact"] = False`` and the reason in ``checks["exact_reason"]``.
+        returned with ``checks["exact"] = False`` and the reason in ``checks["exact_reason"]``.  Default
+        64, and 40 for the momentum methods (about 19 steps), whose dense rounds carry every pair of the
+        ``N`` points and cost minutes each near dimension 64 (``docs/theory/pep.md §4``).
     verbose : bool
         Log each round at INFO level.
     momentum : sequence of float, optional
@@ -1908,6 +1910,8 @@ def worst_case(steps: Sequence[float] | Any, L: float | None = None, mu: float |
     tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
     repair_rtol = check_scalar(repair_rtol, "repair_rtol", low=0.0)
     max_rounds = check_int(max_rounds, "max_rounds", minimum=1)
+    if max_dense_dim is None:
+        max_dense_dim = 40 if method.startswith("momentum") else 64
     max_dense_dim = check_int(max_dense_dim, "max_dense_dim", minimum=1)
     from ..reference._common import resolve_solvers
 
