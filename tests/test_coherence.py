@@ -262,3 +262,21 @@ def test_simplex_on_degenerate_dictionaries():
 def test_bad_method_is_rejected():
     with pytest.raises(ut.InvalidInputError, match="method"):
         coh.generalized_coherence(unit_columns(3, 6, 0), method="fast")
+
+
+def test_simplex_refactorization_path_gives_the_same_column():
+    """Forcing a recomputed inverse at every pivot (drift tolerance 0) changes nothing but the work."""
+    from unfoldtheory._bp_simplex import bp_simplex
+
+    A = unit_columns(15, 32, 9)
+    At = np.ascontiguousarray(A.T)
+    scores = np.abs(coh.analytic_weight(A).T @ A)
+    for i in (0, 7, 31):
+        row = scores[i].copy()
+        row[i] = -np.inf
+        S0 = np.argpartition(-row, 14)[:15]
+        fast = bp_simplex(A, At, i, S0, 1000)
+        slow = bp_simplex(A, At, i, S0, 1000, check_every=1, drift_tol=0.0)
+        assert fast is not None and slow is not None and fast.iterations > 0
+        assert slow.upper == pytest.approx(fast.upper, rel=1e-12)
+        assert slow.lower <= fast.upper * (1 + 1e-12) and fast.lower <= slow.upper * (1 + 1e-12)

@@ -6,9 +6,9 @@ Column ``i`` of Definition 1 (Liu, Chen, Wang, Yin, ICLR 2019, eqs. 8-9) is the 
 .. math:: 1/\tilde\mu_i = \min \|u\|_1 \quad\text{s.t.}\quad A_{-i} u = a_i .
 
 :func:`bp_simplex` solves the basis-pursuit LP by the primal simplex method on the sign-split form, with
-dense numpy linear algebra (an explicit basis inverse with rank-one updates, refactorized periodically) and a
-*long step*: the entering variable keeps increasing through the breakpoints where basic variables change sign
-while the (piecewise-linear, convex) objective still decreases.  Any nonsingular basis is a feasible start
+dense numpy linear algebra (an explicit basis inverse with rank-one updates, recomputed when the basic
+solution drifts) and a *long step*: the entering variable keeps increasing through the breakpoints where
+basic variables change sign while the (piecewise-linear, convex) objective still decreases.  Any nonsingular basis is a feasible start
 (signs are chosen from the basic solution), so the start can be any guess of the optimal support.
 :func:`certify_column` re-verifies a final basis from a fresh LU factorization in float64.  The method and
 its guarantees: docs/theory/lista_alista.md §4.
@@ -82,7 +82,7 @@ def certify_column(A: np.ndarray, At: np.ndarray, i: int, S: np.ndarray) -> Colu
 
 
 def bp_simplex(A: np.ndarray, At: np.ndarray, i: int, S0: np.ndarray, max_iter: int,
-               refactor_every: int = 150) -> ColumnResult | None:
+               check_every: int = 50, drift_tol: float = 1e-9) -> ColumnResult | None:
     r"""Solve :math:`\min \|u\|_1` s.t. :math:`A_{-i} u = a_i` from the start basis ``S0``; verify the end.
 
     Parameters
@@ -95,6 +95,10 @@ def bp_simplex(A: np.ndarray, At: np.ndarray, i: int, S0: np.ndarray, max_iter: 
         Start basis (distinct indices, none equal to ``i``); it must be nonsingular.
     max_iter : int
         Pivot budget; ``None`` is returned when it is spent.
+    check_every, drift_tol : int, float
+        Every ``check_every`` pivots the basic solution is checked against the basis,
+        :math:`\|A_S u_S - a_i\|_\infty`, and the inverse is recomputed when the drift of the rank-one
+        updates exceeds ``drift_tol``.
 
     Returns
     -------
@@ -128,13 +132,18 @@ def bp_simplex(A: np.ndarray, At: np.ndarray, i: int, S0: np.ndarray, max_iter: 
         return None
     Binv, x, s = f
     it = since = restarts = 0
+    refactor, fresh = False, True
     while it <= max_iter:
-        if since >= refactor_every:
+        if since >= check_every and not refactor:
+            since = 0
+            refactor = float(np.max(np.abs(A[:, S] @ (s * x) - a))) > drift_tol
+        if refactor:
+            refactor = False
             f = factor()
             if f is None:
                 return None
             Binv, x, s = f
-            since = 0
+            since, fresh = 0, True
         w = ones @ Binv                     # B^{-T} 1, the dual point
         g = At @ w
         g[i] = 0.0
@@ -147,9 +156,9 @@ def bp_simplex(A: np.ndarray, At: np.ndarray, i: int, S0: np.ndarray, max_iter: 
                 res.iterations = it
                 return res
             restarts += 1
-            if restarts > 2 or since == 0:
+            if restarts > 2 or fresh:
                 return None
-            since = refactor_every           # refactorize and continue
+            refactor = True                  # refactorize and continue
             continue
         sig = 1.0 if gj > 0.0 else -1.0
         d = Binv @ A[:, j]
@@ -183,4 +192,5 @@ def bp_simplex(A: np.ndarray, At: np.ndarray, i: int, S0: np.ndarray, max_iter: 
         in_basis[j] = True
         it += 1
         since += 1
+        fresh = False
     return None
