@@ -48,6 +48,10 @@ __all__ = ["analytic_weight", "mutual_coherence", "generalized_coherence", "gene
 UNIT_NORM_TOL = 1e-6
 #: Default cvxpy solvers (in order) for the per-column linear programs.
 LP_SOLVERS = ("HIGHS", "CLARABEL", "SCS")
+#: Batched ADMM iterations that guess the simplex's start bases, and the ADMM penalty per row of ``A``
+#: (docs/theory/lista_alista.md §4; they change the work, never the result).
+ADMM_ITERATIONS = 100
+ADMM_RHO_PER_ROW = 0.125
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -386,11 +390,13 @@ def _simplex_columns(A: np.ndarray, W: np.ndarray, lower: np.ndarray, col_method
                      verbose: bool) -> tuple[list[int], int]:
     r"""Solve every column LP by :func:`unfoldtheory._bp_simplex.bp_simplex` (docs/theory/lista_alista.md §4).
 
-    The start basis of column ``i`` is the ``m`` atoms :math:`a_j` (``j != i``) with the largest
-    :math:`|\tilde w_i^T a_j|` for the analytic weight :math:`\tilde w_i` (:func:`analytic_weight`).  Fills
-    ``W[:, i]`` and ``lower[i]`` for the certified columns; returns the others and the pivot count.
+    The start basis of column ``i`` is the support guessed by ``ADMM_ITERATIONS`` batched ADMM steps
+    (:func:`unfoldtheory._bp_simplex.admm_start_bases`); where that start fails (singular), the ``m`` atoms
+    :math:`a_j` (``j != i``) with the largest :math:`|\tilde w_i^T a_j|` for the analytic weight
+    :math:`\tilde w_i` (:func:`analytic_weight`).  Fills ``W[:, i]`` and ``lower[i]`` for the certified
+    columns; returns the others and the pivot count.
     """
-    from ._bp_simplex import bp_simplex
+    from ._bp_simplex import admm_start_bases, bp_simplex
 
     m, n = A.shape
     if m >= n:      # A_{-i} has fewer than m columns: no basis; the LP path handles it
@@ -400,16 +406,18 @@ def _simplex_columns(A: np.ndarray, W: np.ndarray, lower: np.ndarray, col_method
     except InvalidInputError:      # not of full row rank: no nonsingular basis exists
         return list(range(n)), 0
     t0 = time.perf_counter()
+    starts = admm_start_bases(A, ADMM_ITERATIONS, ADMM_RHO_PER_ROW * m)
     scores = np.abs(Wa.T @ A)      # row i: |w~_i^T a_j|
     At = np.ascontiguousarray(A.T)
     max_iter = 20 * m + 200
     failed: list[int] = []
     iterations = 0
     for i in range(n):
-        row = scores[i]
-        row[i] = -np.inf
-        S0 = np.argpartition(-row, m - 1)[:m]
-        res = bp_simplex(A, At, i, S0, max_iter)
+        res = bp_simplex(A, At, i, starts[i], max_iter) if starts is not None else None
+        if res is None:
+            row = scores[i]
+            row[i] = -np.inf
+            res = bp_simplex(A, At, i, np.argpartition(-row, m - 1)[:m], max_iter)
         if res is None:
             failed.append(i)
             continue
