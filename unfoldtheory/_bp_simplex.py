@@ -236,8 +236,8 @@ def admm_start_bases(A: np.ndarray, iterations: int, rho: float, block: int = 0)
         for _ in range(iterations):
             U = _project(V - L, A, Gi, blk)
             T = U + L
-            V = np.sign(T) * np.maximum(np.abs(T) - thr, 0.0)
-            L = T - V
+            L = np.clip(T, -thr, thr)        # the new multiplier: T - soft(T, thr)
+            V = T - L                        # soft(T, thr)
         score = np.abs(U)
         score[diag] = -np.inf
         out[cols] = np.argpartition(-score, m - 1, axis=0)[:m].T
@@ -245,7 +245,7 @@ def admm_start_bases(A: np.ndarray, iterations: int, rho: float, block: int = 0)
 
 
 def _project(X: np.ndarray, A: np.ndarray, Gi: np.ndarray, blk: tuple) -> np.ndarray:
-    """In place: each column ``x_i`` of ``X`` onto :math:`\{u : A u = a_i, u_i = 0\}` (see admm_start_bases)."""
+    r"""In place: each column ``x_i`` of ``X`` onto :math:`\{u : A u = a_i, u_i = 0\}` (see admm_start_bases)."""
     Ab, GiAb, smb, diag = blk
     X[diag] = 0.0
     Z = Gi @ (A @ X - Ab)
