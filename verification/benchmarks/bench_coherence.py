@@ -14,9 +14,11 @@ normalised) is passed, in this one process, to
 Printed per size: wall and process CPU seconds of each, the ratio lp / new, mu of each and their difference,
 the largest per-column difference ``max_i |mu_i(new) - mu_i(lp)|`` (objective values per column: W itself need
 not be unique), the simplex's certified bracket ``[lower, mu]`` and its largest relative per-column gap, and
-the number of simplex pivots.  The per-column LP is solved by HiGHS to its default tolerances (about 1e-7
-dual feasibility), so its column values can exceed the certified optima by about 1e-10: a column where
-``lp`` is below the simplex's verified lower bound would be a soundness failure and is flagged.
+the number of simplex pivots.  The per-column LP is solved by HiGHS to its default tolerances (1e-7 primal
+and dual feasibility), so its column values can exceed the certified optima (measured: by up to 2e-9 at
+250 x 500, where Clarabel at 1e-13 confirms the simplex's values to 2e-15); a column where ``lp`` is below
+the simplex's verified lower bound would be a soundness failure and is flagged (exit status 1, as is a
+difference in mu above 1e-9).
 
 BLAS threads are pinned to ``--threads`` (default 1) before numpy is imported.
 """
@@ -69,13 +71,17 @@ def main() -> int:
             print(f"[{m} x {n}] lp  : skipped (m * n = {m * n} > --skip-lp-above {args.skip_lp_above})")
             continue
         ref, wall_r, cpu_r = timed(A, "lp")
-        col = float(np.max(np.abs(new.column_upper - ref.column_upper)))
+        diff = ref.column_upper - new.column_upper
+        col = float(np.max(np.abs(diff)))
         below = int(np.sum(ref.column_upper < new.column_lower * (1 - 1e-12)))
-        ok &= below == 0 and abs(new.mu - ref.mu) <= 1e-9 and col <= 1e-9
+        ok &= below == 0 and abs(new.mu - ref.mu) <= 1e-9
         print(f"[{m} x {n}] lp  : {wall_r:8.2f} s wall {cpu_r:8.2f} s cpu   mu = {ref.mu:.15g}   ratio lp/new "
-              f"{wall_r / wall:.1f}x wall, {cpu_r / cpu:.1f}x cpu   |mu diff| {abs(new.mu - ref.mu):.1e}   "
-              f"max column |diff| {col:.1e}   lp columns below the certified lower bound: {below}", flush=True)
-    print("agreement to 1e-9 and soundness:", "ok" if ok else "FAILED")
+              f"{wall_r / wall:.1f}x wall, {cpu_r / cpu:.1f}x cpu   |mu diff| {abs(new.mu - ref.mu):.1e}", flush=True)
+        print(f"[{m} x {n}] per column: max |lp - new| {col:.1e} (lp - new in [{diff.min():.1e}, {diff.max():.1e}]; "
+              f"{int(np.sum(np.abs(diff) > 1e-9))} columns differ by more than 1e-9); lp columns below the "
+              f"certified lower bound: {below}", flush=True)
+    print("mu agreement to 1e-9 and soundness (no LP column below a certified lower bound):",
+          "ok" if ok else "FAILED")
     return 0 if ok else 1
 
 
