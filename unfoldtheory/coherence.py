@@ -248,13 +248,15 @@ def generalized_coherence(A: Any, solver: str | list[str] | None = None, *, meth
         (so :math:`\tilde\mu_i = 1/\|u^\star\|_1`), whose optimal basis gives :math:`w_i`.
 
         ``method="simplex"`` (default): a dense long-step primal simplex on the basis-pursuit LP, started
-        from the ``m`` atoms most correlated with the column's analytic weight and finished by a float64
-        verification of the final basis (docs/theory/lista_alista.md §4); about 40x faster than the LP
-        path at (m, n) = (250, 500).  Columns it does not certify (and every column when ``m >= n`` or
-        ``A`` is not of full row rank) go to the LP path.  ``method="lp"``: one LP per column, with the
-        default ``solver=None`` one HiGHS model (``highspy``, no cvxpy) built once and re-solved per
-        column by the warm-started dual simplex; with an explicit ``solver`` (or for columns where HiGHS
-        fails) one parametrised cvxpy problem compiled once, and the primal LP as the last fallback.
+        from a support guessed by 100 batched ADMM steps on all columns at once and finished by a float64
+        verification of the final basis (docs/theory/lista_alista.md §4); it runs with one BLAS thread
+        (threadpoolctl, restored afterwards).  Columns it does not certify (and every column when
+        ``m >= n`` or ``A`` is not of full row rank) go to the LP path.
+
+        ``method="lp"``: one LP per column, with the default ``solver=None`` one HiGHS model (``highspy``,
+        no cvxpy) built once and re-solved per column by the warm-started dual simplex; with an explicit
+        ``solver`` (or for columns where HiGHS fails) one parametrised cvxpy problem compiled once, and the
+        primal LP as the last fallback.
     Guarantee
         Every returned column is rescaled so that :math:`w_i^T a_i = 1` in float64, and ``mu_tilde`` is
         recomputed from the returned ``W`` as :math:`\max_{i\ne j}|w_i^T a_j|` (never the solver's objective):
@@ -295,8 +297,9 @@ def generalized_coherence(A: Any, solver: str | list[str] | None = None, *, meth
 
     Notes
     -----
-    Cost at (m, n) = (250, 500), unit-norm Gaussian ``A``: ``method="simplex"`` a few seconds, the LP path
-    several minutes (measured by ``verification/benchmarks/bench_coherence.py``).
+    Cost at (m, n) = (250, 500), unit-norm Gaussian ``A``, measured on a shared 2-core machine:
+    ``method="simplex"`` about 5 s of CPU (about 18 pivots per column), ``method="lp"`` about 7 minutes of
+    CPU (``verification/benchmarks/bench_coherence.py``; docs/theory/lista_alista.md §4).
     """
     cert = _generalized_coherence(A, solver, method, verbose, stacklevel=3)
     return cert.W, cert.mu
