@@ -280,3 +280,20 @@ def test_simplex_refactorization_path_gives_the_same_column():
         assert fast is not None and slow is not None and fast.iterations > 0
         assert slow.upper == pytest.approx(fast.upper, rel=1e-12)
         assert slow.lower <= fast.upper * (1 + 1e-12) and fast.lower <= slow.upper * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("eps", [1e-6, 1e-12])
+def test_simplex_on_ill_conditioned_dictionaries(eps):
+    """Two nearly equal rows (A A^T of condition about 1/eps^2): no warning escapes (RuntimeWarnings from the
+    library are errors in this suite), columns the simplex cannot certify go to the LP, values agree."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((6, 14))
+    A[5] = A[4] + eps * rng.standard_normal(14)
+    A /= np.linalg.norm(A, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cert = coh.generalized_coherence_certificate(A)
+    ref = coh.generalized_coherence_certificate(A, method="lp")
+    np.testing.assert_allclose(cert.column_upper, ref.column_upper, rtol=0, atol=1e-9)
+    done = np.array([s == "simplex" for s in cert.column_method])
+    assert np.all(cert.column_upper[done] <= cert.column_lower[done] * (1 + 1e-10))

@@ -18,6 +18,7 @@ guarantees: docs/theory/lista_alista.md §4.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,15 +61,17 @@ def certify_column(A: np.ndarray, At: np.ndarray, i: int, S: np.ndarray) -> Colu
     import scipy.linalg as sla
 
     B = A[:, S]
-    try:
-        lu = sla.lu_factor(B, check_finite=False)
-    except (ValueError, np.linalg.LinAlgError):
-        return None
     a = A[:, i]
-    u = sla.lu_solve(lu, a, check_finite=False)
-    s = np.where(u >= 0.0, 1.0, -1.0)
-    w = sla.lu_solve(lu, s, trans=1, check_finite=False)
-    z = sla.lu_solve(lu, a - B @ u, check_finite=False)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):   # a singular basis is rejected below
+        warnings.simplefilter("ignore", sla.LinAlgWarning)
+        try:
+            lu = sla.lu_factor(B, check_finite=False)
+        except (ValueError, np.linalg.LinAlgError):
+            return None
+        u = sla.lu_solve(lu, a, check_finite=False)
+        s = np.where(u >= 0.0, 1.0, -1.0)
+        w = sla.lu_solve(lu, s, trans=1, check_finite=False)
+        z = sla.lu_solve(lu, a - B @ u, check_finite=False)
     if not (np.isfinite(u).all() and np.isfinite(w).all() and np.isfinite(z).all()):
         return None
     scale = float(a @ w)
@@ -210,8 +213,14 @@ def admm_start_bases(A: np.ndarray, iterations: int, rho: float, block: int = 0)
     (Sherman-Morrison, :math:`G = A A^T`), so a block of columns costs three matrix-matrix products per
     iteration.  Columns are processed in blocks of ``block`` (default: as many as fit in about 32 MB per
     array).  Returns an ``(n, m)`` integer array: row ``i`` holds the ``m`` atoms with the largest
-    :math:`|u_j|` (``j != i``); ``None`` when ``A A^T`` is singular.  Only the simplex's start depends on it.
+    :math:`|u_j|` (``j != i``); ``None`` when ``A A^T`` is singular or the iterates are not finite.  Only the
+    simplex's start depends on it.
     """
+    with np.errstate(all="ignore"):      # an ill-conditioned A gives non-finite iterates: no guess then
+        return _admm_start_bases(A, iterations, rho, block)
+
+
+def _admm_start_bases(A: np.ndarray, iterations: int, rho: float, block: int) -> np.ndarray | None:
     m, n = A.shape
     try:
         Gi = np.linalg.inv(A @ A.T)
@@ -239,6 +248,8 @@ def admm_start_bases(A: np.ndarray, iterations: int, rho: float, block: int = 0)
             L = np.clip(T, -thr, thr)        # the new multiplier: T - soft(T, thr)
             V = T - L                        # soft(T, thr)
         score = np.abs(U)
+        if not np.isfinite(score).all():
+            return None
         score[diag] = -np.inf
         out[cols] = np.argpartition(-score, m - 1, axis=0)[:m].T
     return out
