@@ -296,4 +296,5 @@ def test_simplex_on_ill_conditioned_dictionaries(eps):
     ref = coh.generalized_coherence_certificate(A, method="lp")
     np.testing.assert_allclose(cert.column_upper, ref.column_upper, rtol=0, atol=1e-9)
     done = np.array([s == "simplex" for s in cert.column_method])
-    assert np.all(cert.column_upper[done] <= cert.column_lower[done] * (1 + 1e-10))
+    # 1e-10 at the verification; the values recomputed from W (entries up to about 1e6 here) add rounding.
+    assert np.all(cert.column_upper[done] <= cert.column_lower[done] * (1 + 1e-9))
