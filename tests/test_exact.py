@@ -367,7 +367,7 @@ def test_exact_is_unchanged_after_another_highs_user_in_the_process():
         "import unfoldtheory.lipschitz as lip\n"
         "from unfoldtheory.convergence import generalized_coherence\n"
         "A = np.random.default_rng(0).standard_normal((4, 8))\n"
-        "generalized_coherence(A / np.linalg.norm(A, axis=0))\n"
+        "generalized_coherence(A / np.linalg.norm(A, axis=0), method='lp')\n"
         "b = lip.exact(tiny_chain(0, m=3, K=2), 'linf')\n"
         "print(json.dumps([b.value, b.converged, b.checks['lower_end_certified']]))\n")
     root = Path(__file__).resolve().parents[1]

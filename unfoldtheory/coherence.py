@@ -12,7 +12,10 @@ unit-norm columns :math:`\|a_i\|_2 = 1`):
 :func:`generalized_coherence`
     ALISTA Definition 1 (eqs. 8-9): :math:`W \in \arg\min \max_{i \ne j} |w_i^T a_j|` over
     :math:`\operatorname{diag}(W^T A) = 1`, and :math:`\tilde\mu(A) = \max_{i \ne j} |w_i^T a_j|`.  The
-    problem separates into one linear program per column, solved with cvxpy.
+    problem separates into one linear program per column, solved by a verified long-step simplex on its
+    basis-pursuit dual (docs/theory/lista_alista.md §4), or one HiGHS / cvxpy LP per column.
+:func:`generalized_coherence_certificate`
+    The same, with per-column upper values and float64-verified dual lower bounds.
 
 Known relations (tested): :math:`\tilde\mu(A) \le \mu(A)` (``W = A`` with unit columns is feasible) and
 :math:`\tilde\mu(A) \le \max_{i\ne j}|\tilde w_i^T a_j|` for the analytic weight :math:`\tilde W`; the
@@ -28,6 +31,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,13 +41,17 @@ from .errors import InvalidInputError, SolverAttempt, SolverError
 
 logger = logging.getLogger("unfoldtheory.coherence")
 
-__all__ = ["analytic_weight", "mutual_coherence", "generalized_coherence", "offdiag_max",
-           "offdiag_frobenius"]
+__all__ = ["analytic_weight", "mutual_coherence", "generalized_coherence", "generalized_coherence_certificate",
+           "CoherenceCertificate", "offdiag_max", "offdiag_frobenius"]
 
 #: Tolerance on ``| ||a_i|| - 1 |`` below which columns count as unit-norm.
 UNIT_NORM_TOL = 1e-6
 #: Default cvxpy solvers (in order) for the per-column linear programs.
 LP_SOLVERS = ("HIGHS", "CLARABEL", "SCS")
+#: Batched ADMM iterations that guess the simplex's start bases, and the ADMM penalty per row of ``A``
+#: (docs/theory/lista_alista.md §4; they change the work, never the result).
+ADMM_ITERATIONS = 100
+ADMM_RHO_PER_ROW = 0.125
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -183,8 +191,48 @@ def analytic_weight(A: Any) -> np.ndarray:
     return W
 
 
-def generalized_coherence(A: Any, solver: str | list[str] | None = None, *, verbose: bool = False
-                          ) -> tuple[np.ndarray, float]:
+@dataclass
+class CoherenceCertificate:
+    r"""Result of :func:`generalized_coherence_certificate`: a minimax weight with per-column brackets.
+
+    Attributes
+    ----------
+    W : ndarray, shape (m, n)
+        Feasible weight: :math:`w_i^T a_i = 1` in float64 for every column.
+    mu : float
+        :math:`\max_{i \ne j} |w_i^T a_j|` recomputed from ``W`` (an upper bound on :math:`\tilde\mu(A)`,
+        equal to it up to the LP tolerance).
+    column_upper : ndarray, shape (n,)
+        :math:`\max_{j \ne i} |w_i^T a_j|` per column, from ``W``: an upper bound on the column optimum
+        :math:`\tilde\mu_i`.
+    column_lower : ndarray, shape (n,)
+        Float64-verified dual lower bound on :math:`\tilde\mu_i` (docs/theory/lista_alista.md §4); ``nan``
+        for columns solved by the LP fallback, whose value is the solver's (``column_method`` says which).
+    column_method : list of str
+        ``"simplex"`` or the LP solver that produced the column.
+    iterations : int
+        Simplex pivots over all columns solved by the simplex.
+    seconds : float
+        Wall-clock time of the whole computation.
+    """
+
+    W: np.ndarray
+    mu: float
+    column_upper: np.ndarray
+    column_lower: np.ndarray
+    column_method: list[str]
+    iterations: int
+    seconds: float
+
+    @property
+    def lower(self) -> float:
+        r"""A lower bound on :math:`\tilde\mu(A)`: the largest verified column lower bound (``nan`` if none)."""
+        vals = self.column_lower[np.isfinite(self.column_lower)]
+        return float(np.max(vals)) if vals.size else float("nan")
+
+
+def generalized_coherence(A: Any, solver: str | list[str] | None = None, *, method: str = "simplex",
+                          verbose: bool = False) -> tuple[np.ndarray, float]:
     r"""Generalized mutual coherence of ALISTA (Definition 1) and a minimising weight.
 
     Problem
@@ -197,17 +245,26 @@ def generalized_coherence(A: Any, solver: str | list[str] | None = None, *, verb
         :math:`w^T a_i = 1`, and :math:`\tilde\mu = \max_i \tilde\mu_i` (any column may use its own
         optimum since the objective is a maximum over columns).  Each LP is solved through its dual, the
         basis-pursuit problem :math:`\min \|u\|_1` s.t. :math:`A_{-i} u = a_i`
-        (so :math:`\tilde\mu_i = 1/\|u^\star\|_1`), whose equality multipliers give :math:`w_i`.  With the
-        default ``solver=None`` one HiGHS model (``highspy``, no cvxpy) is built once and re-solved per column
-        by the dual simplex warm-started from the previous basis; with an explicit ``solver`` (or for columns
-        where HiGHS fails) one parametrised cvxpy problem is compiled once and re-solved per column, and
-        columns where that fails fall back to the primal LP.
+        (so :math:`\tilde\mu_i = 1/\|u^\star\|_1`), whose optimal basis gives :math:`w_i`.
+
+        ``method="simplex"`` (default): a dense long-step primal simplex on the basis-pursuit LP, started
+        from a support guessed by 100 batched ADMM steps on all columns at once and finished by a float64
+        verification of the final basis (docs/theory/lista_alista.md §4); it runs with one BLAS thread
+        (threadpoolctl, restored afterwards).  Columns it does not certify (and every column when
+        ``m >= n`` or ``A`` is not of full row rank) go to the LP path.
+
+        ``method="lp"``: one LP per column, with the default ``solver=None`` one HiGHS model (``highspy``,
+        no cvxpy) built once and re-solved per column by the warm-started dual simplex; with an explicit
+        ``solver`` (or for columns where HiGHS fails) one parametrised cvxpy problem compiled once, and the
+        primal LP as the last fallback.
     Guarantee
         Every returned column is rescaled so that :math:`w_i^T a_i = 1` in float64, and ``mu_tilde`` is
         recomputed from the returned ``W`` as :math:`\max_{i\ne j}|w_i^T a_j|` (never the solver's objective):
-        it is the coherence *achieved* by a feasible ``W``, hence an upper bound on the exact optimum, equal
-        to it up to the LP tolerance (a warning is issued when it exceeds the solver's value by more than 1e-6
-        relative).
+        it is the coherence *achieved* by a feasible ``W``, hence an upper bound on the exact optimum.  A
+        column from the simplex also carries a float64-verified dual lower bound within ``1e-10`` relative
+        of its value; a warning is issued when ``mu_tilde`` exceeds the largest column value reported by
+        the solvers (or verified lower bound) by more than 1e-6 relative.
+        :func:`generalized_coherence_certificate` returns the per-column brackets.
 
     Parameters
     ----------
@@ -216,8 +273,11 @@ def generalized_coherence(A: Any, solver: str | list[str] | None = None, *, verb
         issued otherwise (the value is then scale dependent: scaling column ``j`` by ``c`` scales the entries
         ``|w_i^T a_j|``, ``i != j``, by ``c``).
     solver : str or list of str, optional
-        cvxpy solver name(s) to try in order.  Default ``None``: HiGHS called directly through ``highspy``,
-        then (for failed columns) cvxpy with ``("HIGHS", "CLARABEL", "SCS")`` (installed ones).
+        cvxpy solver name(s) to try in order on the LP path.  Default ``None``: HiGHS called directly
+        through ``highspy``, then (for failed columns) cvxpy with ``("HIGHS", "CLARABEL", "SCS")``
+        (installed ones).
+    method : {"simplex", "lp"}
+        ``"simplex"`` (default) or ``"lp"`` (one LP per column, the reference), see Algorithm.
     verbose : bool
         Log progress at INFO level.
 
@@ -231,33 +291,67 @@ def generalized_coherence(A: Any, solver: str | list[str] | None = None, *, verb
     Raises
     ------
     InvalidInputError
-        Bad ``A`` (non-finite, fewer than 2 columns, zero column) or bad ``solver``.
+        Bad ``A`` (non-finite, fewer than 2 columns, zero column), bad ``solver`` or ``method``.
     SolverError
         Every solver failed on some column.
 
     Notes
     -----
-    Cost: ``n`` LPs with ``m`` rows and ``2n`` columns each.  Measured on a loaded shared 2-core machine:
-    (m, n) = (64, 128) in about 1 s with the direct HiGHS path against about 2 s through cvxpy; at
-    (250, 500) each LP needs several hundred simplex iterations (about 1 s per column there), so the whole
-    computation takes minutes.
+    Cost at (m, n) = (250, 500), unit-norm Gaussian ``A``, measured on a shared 2-core machine:
+    ``method="simplex"`` about 5 s of CPU (about 18 pivots per column), ``method="lp"`` about 7 minutes of
+    CPU (``verification/benchmarks/bench_coherence.py``; docs/theory/lista_alista.md §4).
     """
+    cert = _generalized_coherence(A, solver, method, verbose, stacklevel=3)
+    return cert.W, cert.mu
+
+
+def generalized_coherence_certificate(A: Any, solver: str | list[str] | None = None, *,
+                                      method: str = "simplex", verbose: bool = False) -> CoherenceCertificate:
+    r""":func:`generalized_coherence` with its per-column brackets (a :class:`CoherenceCertificate`).
+
+    Same problem, algorithm, parameters and errors as :func:`generalized_coherence`.  Every column ``i``
+    has ``column_upper[i]`` (attained by the returned feasible ``W``) and, where the simplex solved it,
+    ``column_lower[i]``, a float64-verified dual bound (docs/theory/lista_alista.md §4), so
+    :math:`\max_i` ``column_lower`` :math:`\le \tilde\mu(A) \le` ``mu``.
+    """
+    return _generalized_coherence(A, solver, method, verbose, stacklevel=3)
+
+
+def _generalized_coherence(A: Any, solver: Any, method: Any, verbose: bool, stacklevel: int
+                           ) -> CoherenceCertificate:
     A = _check_dictionary(A)
     _warn_if_not_unit_norm(A, "A", "generalized_coherence")
+    if method not in ("simplex", "lp"):
+        raise InvalidInputError(f"method must be 'simplex' (default) or 'lp' (one LP per column); "
+                                f"got {method!r}.")
     from .reference._common import resolve_solvers  # light module; imports cvxpy lazily
 
-    order = resolve_solvers(solver, LP_SOLVERS)
+    # An explicit solver is validated up front; the default order only when the cvxpy path is needed (cvxpy
+    # takes seconds to import and the simplex and HiGHS paths do not use it).
+    order = resolve_solvers(solver, LP_SOLVERS) if solver is not None else None
     m, n = A.shape
     t0 = time.perf_counter()
     W = np.empty((m, n))
     solver_values = np.full(n, np.nan)
+    lower = np.full(n, np.nan)
+    col_method = [""] * n
     used: set[str] = set()
     todo = list(range(n))
-    if solver is None:
-        todo = _highs_direct(A, W, solver_values, used, verbose)
+    iterations = 0
+    if method == "simplex":
+        todo, iterations = _simplex_columns(A, W, lower, col_method, verbose)
+        solver_values[:] = lower
+        if len(todo) < n:
+            used.add("simplex")
+        if todo:
+            logger.info("generalized_coherence: %d of %d columns left to the LP path", len(todo), n)
+    if todo and solver is None:
+        todo = _highs_direct(A, W, solver_values, used, verbose, todo, col_method)
     if todo:
         import cvxpy as cp
 
+        if order is None:
+            order = resolve_solvers(None, LP_SOLVERS)
         # Basis pursuit, parametrised by the right-hand side and by a mask that forces u_i = 0.
         u = cp.Variable(n)
         rhs = cp.Parameter(m)
@@ -274,38 +368,103 @@ def generalized_coherence(A: Any, solver: str | list[str] | None = None, *, verb
                 warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"cvxpy\.")
                 w, val, name = _solve_column(bp, eq, A, i, order, cp)
             used.add(name)
+            col_method[i] = name
             W[:, i] = w / float(a_i @ w)       # exact feasibility of the diagonal constraint in float64
             solver_values[i] = val
             if verbose and (count + 1) % max(1, len(todo) // 10) == 0:
                 logger.info("generalized_coherence: %d/%d columns (%.1f s)", count + 1, len(todo),
                             time.perf_counter() - t0)
-    mu_tilde = offdiag_max(W, A)
+    M = W.T @ A
+    np.fill_diagonal(M, 0.0)
+    column_upper = np.max(np.abs(M), axis=1)
+    mu_tilde = float(np.max(column_upper))          # = offdiag_max(W, A)
     mu_solver = float(np.max(solver_values))
     if mu_tilde > mu_solver * (1 + 1e-6) + 1e-12:
         warnings.warn(f"generalized_coherence: the coherence achieved by the returned W ({mu_tilde:.9g}) "
                       f"exceeds the LP optimum reported by {sorted(used)} ({mu_solver:.9g}); the solve was "
-                      f"inaccurate. Try solver='CLARABEL'.", UserWarning, stacklevel=2)
-    logger.debug("generalized_coherence: m=%d n=%d mu_tilde=%.6g in %.2f s (%s)", m, n, mu_tilde,
-                 time.perf_counter() - t0, sorted(used))
-    return W, mu_tilde
+                      f"inaccurate. Try solver='CLARABEL'.", UserWarning, stacklevel=stacklevel)
+    seconds = time.perf_counter() - t0
+    logger.debug("generalized_coherence: m=%d n=%d mu_tilde=%.6g in %.2f s (%s)", m, n, mu_tilde, seconds,
+                 sorted(used))
+    return CoherenceCertificate(W, mu_tilde, column_upper, lower, col_method, iterations, seconds)
 
 
-def _highs_direct(A: np.ndarray, W: np.ndarray, values: np.ndarray, used: set, verbose: bool) -> list[int]:
+def _simplex_columns(A: np.ndarray, W: np.ndarray, lower: np.ndarray, col_method: list[str],
+                     verbose: bool) -> tuple[list[int], int]:
+    r"""Solve every column LP by :func:`unfoldtheory._bp_simplex.bp_simplex` (docs/theory/lista_alista.md §4).
+
+    The start basis of column ``i`` is the support guessed by ``ADMM_ITERATIONS`` batched ADMM steps
+    (:func:`unfoldtheory._bp_simplex.admm_start_bases`); where that start fails (singular), the ``m`` atoms
+    :math:`a_j` (``j != i``) with the largest :math:`|\tilde w_i^T a_j|` for the analytic weight
+    :math:`\tilde w_i` (:func:`analytic_weight`).  Fills ``W[:, i]`` and ``lower[i]`` for the certified
+    columns; returns the others and the pivot count.
+    """
+    from threadpoolctl import threadpool_limits
+
+    m, n = A.shape
+    if m >= n:      # A_{-i} has fewer than m columns: no basis; the LP path handles it
+        return list(range(n)), 0
+    try:
+        Wa = analytic_weight(A)
+    except InvalidInputError:      # not of full row rank: no nonsingular basis exists
+        return list(range(n)), 0
+    # The pivots are matrix-vector products and rank-one updates of size m, the ADMM products of size
+    # (m, n, n): a BLAS pool of several threads only adds synchronisation on a shared machine (measured at
+    # (250, 500) on a loaded 2-core machine: 408 s with 2 BLAS threads against 17 s with one), so this runs
+    # with one BLAS thread and restores the caller's pools afterwards.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _simplex_loop(A, Wa, W, lower, col_method, verbose)
+
+
+def _simplex_loop(A: np.ndarray, Wa: np.ndarray, W: np.ndarray, lower: np.ndarray, col_method: list[str],
+                  verbose: bool) -> tuple[list[int], int]:
+    """The body of :func:`_simplex_columns` (start bases, then one verified simplex per column)."""
+    from ._bp_simplex import admm_start_bases, bp_simplex
+
+    m, n = A.shape
+    t0 = time.perf_counter()
+    starts = admm_start_bases(A, ADMM_ITERATIONS, ADMM_RHO_PER_ROW * m)
+    scores = np.abs(Wa.T @ A)      # row i: |w~_i^T a_j|
+    At = np.ascontiguousarray(A.T)
+    max_iter = 20 * m + 200
+    failed: list[int] = []
+    iterations = 0
+    for i in range(n):
+        res = bp_simplex(A, At, i, starts[i], max_iter) if starts is not None else None
+        if res is None:
+            row = scores[i]
+            row[i] = -np.inf
+            res = bp_simplex(A, At, i, np.argpartition(-row, m - 1)[:m], max_iter)
+        if res is None:
+            failed.append(i)
+            continue
+        W[:, i] = res.w
+        lower[i] = res.lower
+        col_method[i] = "simplex"
+        iterations += res.iterations
+        if verbose and (i + 1) % max(1, n // 10) == 0:
+            logger.info("generalized_coherence: simplex %d/%d columns (%.1f s, %d pivots)", i + 1, n,
+                        time.perf_counter() - t0, iterations)
+    return failed, iterations
+
+
+def _highs_direct(A: np.ndarray, W: np.ndarray, values: np.ndarray, used: set, verbose: bool,
+                  columns: list[int], col_method: list[str]) -> list[int]:
     r"""Solve the per-column basis-pursuit LPs with one HiGHS model built once (no cvxpy).
 
     The model :math:`\min 1^T(u^+ + u^-)` s.t. :math:`A(u^+ - u^-) = a_i`, :math:`u^\pm \ge 0` is passed to
     HiGHS once; column ``i`` only changes the right-hand side and fixes :math:`u^\pm_i = 0`, and the dual
-    simplex restarts from the previous optimal basis (still dual feasible: the costs do not change).  The
-    equality multipliers are :math:`w_i` (up to scale), the optimal value is :math:`1/\tilde\mu_i`.  Fills
-    ``W[:, i]`` (rescaled so that :math:`w_i^T a_i = 1`) and ``values[i]``; returns the columns that failed
-    (left to the cvxpy path).  Returns every column when ``highspy`` is not installed.
+    simplex restarts from the previous column's optimal basis.  The equality multipliers are :math:`w_i` (up
+    to scale), the optimal value is :math:`1/\tilde\mu_i`.  For each ``i`` in ``columns``, fills ``W[:, i]``
+    (rescaled so that :math:`w_i^T a_i = 1`), ``values[i]`` and ``col_method[i]``; returns the columns that
+    failed (left to the cvxpy path).  Returns every column when ``highspy`` is not installed.
     """
     m, n = A.shape
     try:
         import highspy
         import scipy.sparse as sp
     except ImportError:      # pragma: no cover - highspy ships with cvxpy's HiGHS interface
-        return list(range(n))
+        return list(columns)
     t0 = time.perf_counter()
     with _silenced_stdout():  # HiGHS prints a banner from C when the first model is created
         h = highspy.Highs()
@@ -324,10 +483,10 @@ def _highs_direct(A: np.ndarray, W: np.ndarray, values: np.ndarray, used: set, v
     lp.a_matrix_.index_ = M.indices.astype(np.int32)
     lp.a_matrix_.value_ = M.data
     if h.passModel(lp) != highspy.HighsStatus.kOk:
-        return list(range(n))
+        return list(columns)
     rows = np.arange(m, dtype=np.int32)
     failed = []
-    for i in range(n):
+    for i in columns:
         pair = np.array([i, n + i], dtype=np.int32)
         a_i = np.ascontiguousarray(A[:, i])
         h.changeColsBounds(2, pair, np.zeros(2), np.zeros(2))
@@ -343,12 +502,13 @@ def _highs_direct(A: np.ndarray, W: np.ndarray, values: np.ndarray, used: set, v
                     and obj > 0:
                 W[:, i] = w / d
                 values[i] = 1.0 / obj
+                col_method[i] = "HIGHS (highspy)"
                 continue
         h.clearSolver()       # do not restart the next column from a bad state
         failed.append(i)
     used.add("HIGHS (highspy, warm-started)")
     if verbose:
-        logger.info("generalized_coherence: HiGHS direct %d columns in %.2f s (%d left to cvxpy)", n,
+        logger.info("generalized_coherence: HiGHS direct %d columns in %.2f s (%d left to cvxpy)", len(columns),
                     time.perf_counter() - t0, len(failed))
     return failed
 
