@@ -21,7 +21,7 @@ import unfoldtheory.convergence as cv
 
 torch.set_num_threads(1)
 A = ut.problems.SparseRecovery.gaussian(32, 64, seed=0).A
-W_minimax, mu_tilde = cv.generalized_coherence(A)          # Definition 1 (one LP per column)
+W_minimax, mu_tilde = cv.generalized_coherence(A)          # Definition 1 (certified per-column simplex)
 mu_analytic = ut.coherence.offdiag_max(ut.coherence.analytic_weight(A), A)
 print(f"mutual coherence {ut.coherence.mutual_coherence(A):.3f}, generalized coherence {mu_tilde:.3f}, "
       f"coherence of the analytic (Frobenius) weight {mu_analytic:.3f}")

@@ -11,6 +11,7 @@ quadratic_lower_bound      the worst case over 1-D quadratics of the class (atta
 check_nested_classes       class-inclusion monotonicity check for two results
 pepit_worst_case           the same problem built and solved by PEPit (optional; an independent reference)
 generalized_coherence      ALISTA Definition 1: minimax weight and generalized mutual coherence
+generalized_coherence_certificate  the same with the certified per-column bracket and how each column was solved
 analytic_weight            ALISTA stage 1: the closed-form (Frobenius) weight
 mutual_coherence           the classical mutual coherence
 lista_cp_coupling          LISTA-CP Thm 1: per-layer coupling residual W2_k - (I - W1_k A) and thresholds
@@ -22,7 +23,8 @@ convergence_profile        observed per-layer errors against the reference optim
 cvxpy is imported only when a solve runs.
 """
 
-from ..coherence import analytic_weight, generalized_coherence, mutual_coherence
+from ..coherence import (CoherenceCertificate, analytic_weight, generalized_coherence,
+                         generalized_coherence_certificate, mutual_coherence)
 from ._empirical import ConvergenceProfile, convergence_profile
 from ._pep import check_nested_classes, quadratic_lower_bound, worst_case
 from ._pepit import pepit_worst_case
@@ -33,6 +35,6 @@ from ._theorems import (AlistaCheck, CouplingResult, alista_oracle_thresholds, a
 
 __all__ = ["worst_case", "worst_case_per_layer", "schedule_of", "schedule_of_form", "Schedule", "initial_distance2",
            "quadratic_lower_bound", "check_nested_classes", "pepit_worst_case", "generalized_coherence",
-           "analytic_weight", "mutual_coherence", "lista_cp_coupling", "CouplingResult", "alista_theorem_check",
+           "generalized_coherence_certificate", "CoherenceCertificate", "analytic_weight", "mutual_coherence", "lista_cp_coupling", "CouplingResult", "alista_theorem_check",
            "AlistaCheck", "alista_oracle_thresholds", "fixed_support_instances", "convergence_profile",
            "ConvergenceProfile"]
