@@ -541,7 +541,9 @@ def test_docs_your_model_example_runs_and_readme_block_compiles(tmp_path):
     assert lines[0].startswith("Form('extracted MyLISTA'") and "6 layer outputs" in lines[0]
     upper, lower = float(lines[1]), float(lines[2])
     assert 0 < lower <= upper
-    assert lines[-1] == "holds"      # the coupling W2 = I - W1 A holds at the ISTA initialisation
+    assert lines[-2] == "holds"      # the coupling W2 = I - W1 A holds at the ISTA initialisation
+    L = float(np.linalg.norm(ut.problems.SparseRecovery.gaussian(m=20, n=40, p=0.1, seed=0).A, 2) ** 2)
+    assert float(lines[-1]) == pytest.approx(L / 24, rel=1e-5)    # PEP of 6 ISTA steps read from the form
     readme = (root / "README.md").read_text().split("## Your own model", 1)[1]
     compile(re.search(r"```python\n(.*?)```", readme, re.S).group(1), "README.md: Your own model", "exec")
 
