@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -79,10 +80,22 @@ def lipschitz_sandwich(ctx, name: str) -> dict:
         sw = {m: entry(b[m]) for m in ("naive", "layerwise", "lipsdp")}
         sw["lower_jacobian_search"] = entry(b["lower"])
         sw["lower_attack"] = entry(b["attack"])
-        dom = lip.domain_upper_bound(form, (lo, hi), time_limit=p.time_cap, polish_steps=p.polish_steps,
-                                     max_evaluations=p.domain_sdp_evaluations or p.sdp_evaluations)
+        # interval propagation over the box (the cheap naive call) says which neurons the box fixes; when it
+        # fixes none, every slope keeps its global interval, the domain SDP is the global one and the global
+        # certificate is the domain certificate (no second solve)
+        pre = lip.domain_upper_bound(form, (lo, hi), method="naive")
+        if pre.checks.get("fixed_neurons") == 0:
+            dom = dataclasses.replace(
+                b["lipsdp"], method="domain_lipsdp", quantity=pre.quantity,
+                status="no neuron is fixed on the box: the domain SDP is the global one, whose certificate holds",
+                checks={"fixed_neurons": 0, "uncertain_neurons": pre.checks.get("uncertain_neurons"),
+                        "reused_global_certificate": True})
+        else:
+            dom = lip.domain_upper_bound(form, (lo, hi), time_limit=p.time_cap, polish_steps=p.polish_steps,
+                                         max_evaluations=p.domain_sdp_evaluations or p.sdp_evaluations)
         sw["domain_lipsdp"] = entry(dom, "domain", fixed_neurons=dom.checks.get("fixed_neurons"),
-                                    uncertain_neurons=dom.checks.get("uncertain_neurons"))
+                                    uncertain_neurons=dom.checks.get("uncertain_neurons"),
+                                    reused_global_certificate=bool(dom.checks.get("reused_global_certificate")))
         # lower bound on the domain constant: secants at test inputs (no random scales, no ascent), kept only
         # when both points of the witness pair lie in the box
         dlow = lip.lower_bound(form, data=Y[:200], scales=(), num_random=0, ascent_steps=0, smooth_steps=0,

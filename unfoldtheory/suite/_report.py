@@ -178,6 +178,10 @@ def _entry_status(e: dict) -> str:
     if not e.get("computed", True):
         return e["reason"]
     kind = "certified" if e["certified"] else "not certified: " + e["reason"]
+    if e.get("reused_global_certificate"):
+        kind += "; no neuron is fixed on the box, so the global LipSDP certificate is the domain one"
+    elif e.get("fixed_neurons") is not None and e.get("uncertain_neurons") is not None:
+        kind += f"; {e['fixed_neurons']} of {e['fixed_neurons'] + e['uncertain_neurons']} neurons fixed on the box"
     if e["method"].startswith("exact") and e.get("interval"):
         kind += ("; lower end certified (witness region)" if e.get("lower_end_certified")
                  else "; lower end not certified")
