@@ -81,14 +81,17 @@ def lipschitz_sandwich(ctx, name: str) -> dict:
         sw["lower_jacobian_search"] = entry(b["lower"])
         sw["lower_attack"] = entry(b["attack"])
         # interval propagation over the box (the cheap naive call) says which neurons the box fixes; when it
-        # fixes none, every slope keeps its global interval, the domain SDP is the global one and the global
-        # certificate is the domain certificate (no second solve)
+        # fixes none beyond those pinned everywhere (identity neurons), every slope keeps its global interval
+        # (the zoo's activations have two slope values, so a neuron not fixed keeps [min, max]), the domain SDP
+        # is the global one and the global certificate is the domain certificate (no second solve)
         pre = lip.domain_upper_bound(form, (lo, hi), method="naive")
-        if pre.checks.get("fixed_neurons") == 0:
+        pinned = int(b["lipsdp"].checks.get("pinned_neurons_eliminated", -1))
+        if pre.checks.get("fixed_neurons") == pinned:
             dom = dataclasses.replace(
                 b["lipsdp"], method="domain_lipsdp", quantity=pre.quantity,
-                status="no neuron is fixed on the box: the domain SDP is the global one, whose certificate holds",
-                checks={"fixed_neurons": 0, "uncertain_neurons": pre.checks.get("uncertain_neurons"),
+                status=("the box fixes no neuron beyond those pinned everywhere: the domain SDP is the global one, "
+                        "whose certificate holds on the box"),
+                checks={"fixed_neurons": pinned, "uncertain_neurons": pre.checks.get("uncertain_neurons"),
                         "reused_global_certificate": True})
         else:
             dom = lip.domain_upper_bound(form, (lo, hi), time_limit=p.time_cap, polish_steps=p.polish_steps,

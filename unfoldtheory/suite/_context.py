@@ -90,7 +90,7 @@ PROFILES: dict[str, Profile] = {
                      exact_node_limit=50,
                      alista_sparsity=1, generalization_sizes=(20, 80), generalization_steps=40, pac_bayes_samples=300),
     "quick": Profile("quick", m=32, n=64, layers=8, train_steps=600, depth_sdp_evaluations=400, lower_steps=60,
-                     polish_steps=25),
+                     polish_steps=25, region_rounds=1, region_max_uncertain=8, region_node_limit=50),
     "full": Profile("full", m=250, n=500, layers=16, lam=0.05, train_steps=20000, batch_size=256, test_size=2000,
                     rpca_shape=(64, 64), rpca_rank=4, rpca_layers=10, rpca_steps=3000, attack_steps=100,
                     lower_steps=200, time_cap=1800.0, depth_points=5, exact_max_neurons=120,

@@ -179,7 +179,8 @@ def _entry_status(e: dict) -> str:
         return e["reason"]
     kind = "certified" if e["certified"] else "not certified: " + e["reason"]
     if e.get("reused_global_certificate"):
-        kind += "; no neuron is fixed on the box, so the global LipSDP certificate is the domain one"
+        kind += ("; the box fixes no neuron beyond those pinned everywhere, so the global LipSDP certificate is "
+                 "the domain one")
     elif e.get("fixed_neurons") is not None and e.get("uncertain_neurons") is not None:
         kind += f"; {e['fixed_neurons']} of {e['fixed_neurons'] + e['uncertain_neurons']} neurons fixed on the box"
     if e["method"].startswith("exact") and e.get("interval"):
