@@ -160,31 +160,40 @@ def soundness_checks(sandwich: dict, tolerance: float = DOMAIN_TOLERANCE) -> dic
 
 def sandwich_figure(plt, sandwich: dict, graded: dict, title: str, ax=None):
     """The sandwich on a log axis: one row per entry (marker at its value, the exact bracket as a segment),
-    lower bounds and domain entries marked; returns the Axes.  Drawn with lines and markers only, so the figure
+    colours by side and scope, the two gaps as segments below; returns the Axes.  Drawn with lines and markers only, so the figure
     can be redrawn from ``results.json``."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
-    marks = {"upper": "s", "lower": "v"}
+    from matplotlib import ticker
+
+    styles = {("upper", "global"): ("s", "#1f77b4", "certified upper (global)"),
+              ("upper", "domain"): ("s", "#2ca02c", "certified upper (data box)"),
+              ("lower", "global"): ("v", "#d62728", "certified lower (global)"),
+              ("lower", "domain"): ("v", "#ff7f0e", "certified lower (data box)")}
+    used: set = set()
     rows = [n for n in ENTRIES if n in sandwich and sandwich[n]["computed"]]
     for i, name in enumerate(rows):
         e = sandwich[name]
-        color = "#1f77b4" if e["scope"] == "global" else "#2ca02c"
-        if e["side"] == "lower":
-            color = "#d62728"
-        label = f"{name} ({e['scope']})"
         if name == "exact" and e.get("interval"):
             lo, hi = e["interval"]
-            ax.plot([lo, max(hi, lo)], [i, i], "-|", color="#9467bd", label=f"exact bracket ({e['scope']})")
+            ax.plot([lo, max(hi, lo)], [i, i], "-|", color="#9467bd", label="exact bracket")
             continue
+        marker, color, label = styles.get((e["side"], e["scope"]), ("o", "k", e["side"]))
         value = e["value"]
+        if e["side"] == "upper" and not e["certified"]:
+            marker, label = "x", f"uncertified {e['side']}"
         if value > 0 and math.isfinite(value):
-            ax.plot([value], [i], marks.get(e["side"], "o"), color=color, label=label)
-    for scope, style in (("global", "--"), ("domain", ":")):
+            ax.plot([value], [i], marker, color=color, label=None if label in used else label)
+            used.add(label)
+    for scope, y, style in (("global", -0.6, "--"), ("domain", -1.1, ":")):
         g = graded.get(scope, {})
         if g and math.isfinite(g["upper"]) and g["lower"] > 0:
-            ax.plot([g["lower"], g["upper"]], [-0.6, -0.6] if scope == "global" else [-1.0, -1.0], style,
-                    color="k", label=f"{scope} gap x{g['ratio']:.3g} ({g['grade']})")
+            ax.plot([g["lower"], g["upper"]], [y, y], style, color="k",
+                    label=f"{scope} gap x{g['ratio']:.3g} ({g['grade']})")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(rows, fontsize=7)
     ax.set_xlabel("Lipschitz constant of y -> x_K (l2)")
