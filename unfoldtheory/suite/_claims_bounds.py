@@ -92,7 +92,7 @@ def lipschitz_sandwich(ctx, name: str) -> dict:
                 status=("the box fixes no neuron beyond those pinned everywhere: the domain SDP is the global one, "
                         "whose certificate holds on the box"),
                 checks={"fixed_neurons": pinned, "uncertain_neurons": pre.checks.get("uncertain_neurons"),
-                        "reused_global_certificate": True})
+                        "reused_global_certificate": True}, seconds=pre.seconds)
         else:
             dom = lip.domain_upper_bound(form, (lo, hi), time_limit=p.time_cap, polish_steps=p.polish_steps,
                                          max_evaluations=p.domain_sdp_evaluations or p.sdp_evaluations)

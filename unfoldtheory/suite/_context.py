@@ -86,7 +86,7 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", m=12, n=24, layers=4, train_steps=60, batch_size=64, test_size=100, rpca_shape=(8, 8),
                      rpca_rank=1, rpca_layers=3, rpca_steps=20, attack_steps=10, sdp_evaluations=200,
                      depth_sdp_evaluations=100, lower_steps=20, polish_steps=5, time_cap=60.0, depth_points=2,
-                     domain_sdp_evaluations=100, region_rounds=2, region_max_uncertain=10, region_node_limit=50,
+                     domain_sdp_evaluations=100, region_rounds=1, region_max_uncertain=10, region_node_limit=50,
                      exact_node_limit=50,
                      alista_sparsity=1, generalization_sizes=(20, 80), generalization_steps=40, pac_bayes_samples=300),
     "quick": Profile("quick", m=32, n=64, layers=8, train_steps=600, depth_sdp_evaluations=400, lower_steps=60,
