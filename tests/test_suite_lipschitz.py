@@ -51,6 +51,8 @@ def test_sandwich_has_every_entry_with_its_side_and_status(tiny_run):
     for name in ("lower_jacobian_search", "lower_attack", "lower_region_search"):
         assert sw[name]["side"] == "lower" and sw[name]["certified"] and sw[name]["scope"] == "global"
     assert sw["domain_lower"]["scope"] == "domain" and sw["domain_lower"]["side"] == "lower"
+    # the region search starts from the Jacobian-search witness and only goes up
+    assert sw["lower_region_search"]["value"] >= sw["lower_region_search"]["start_value"]
     ex = sw["exact"]
     assert ex["computed"] and ex["side"] == "upper" and ex["lower_end_certified"]
     lo, hi = ex["interval"]
@@ -91,7 +93,9 @@ def test_exact_above_the_size_limit_is_not_computed_not_an_error(tmp_path):
     ex = rec["details"]["sandwich"]["exact"]
     assert not ex["computed"] and ex["value"] is None and not ex["certified"]
     assert "not computed (too large)" in ex["reason"] and "exact_max_neurons = 4" in ex["reason"]
-    assert "not computed (too large)" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert "not computed (too large)" in text
+    assert f"exact_max_neurons = 4): ISTA ({ex['neurons']} neurons)" in text and ex["neurons"] > 4
 
 
 def test_grade_thresholds():

@@ -113,13 +113,15 @@ def lipschitz_sandwich(ctx, name: str) -> dict:
         try:
             rs = lip.region_search(form, b["lower"], rounds=p.region_rounds, max_uncertain=p.region_max_uncertain,
                                    node_limit=p.region_node_limit, time_limit=p.time_cap, seed=p.seed)
-            sw["lower_region_search"] = entry(rs, in_domain=in_box(rs.witness["y"], lo, hi))
+            sw["lower_region_search"] = entry(rs, in_domain=in_box(rs.witness["y"], lo, hi),
+                                              start_value=float(rs.checks.get("start_value", math.nan)))
         except InvalidInputError as exc:  # no start point strictly inside a region: nothing to search from
             sw["lower_region_search"] = not_computed("lower", "region_search", str(exc))
         neurons = int(form.num_neurons)
         if neurons > p.exact_max_neurons:
             sw["exact"] = not_computed("upper", "exact", f"not computed (too large): {neurons} neurons > the "
-                                       f"profile's exact_max_neurons = {p.exact_max_neurons}")
+                                       f"profile's exact_max_neurons = {p.exact_max_neurons}", neurons=neurons,
+                                       limit=p.exact_max_neurons)
         else:
             ex = lip.exact(form, "l2", max_neurons=p.exact_max_neurons, node_limit=p.exact_node_limit,
                            time_limit=p.time_cap, l2_rounds=p.exact_l2_rounds, seed=p.seed, starts=b["lower"])

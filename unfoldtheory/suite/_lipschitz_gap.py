@@ -66,10 +66,11 @@ def entry(b: Bound, scope: str = "global", **extra: Any) -> dict:
     return out
 
 
-def not_computed(side: str, method: str, reason: str, scope: str = "global") -> dict:
+def not_computed(side: str, method: str, reason: str, scope: str = "global", **extra: Any) -> dict:
     """The record of an entry that was not computed (``value=None``), with why."""
     return {"computed": False, "value": None, "side": side, "certified": False, "converged": True,
-            "method": method, "scope": scope, "quantity": "", "interval": None, "reason": reason, "seconds": None}
+            "method": method, "scope": scope, "quantity": "", "interval": None, "reason": reason, "seconds": None,
+            **extra}
 
 
 def data_box(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -178,6 +178,8 @@ def _entry_status(e: dict) -> str:
     if not e.get("computed", True):
         return e["reason"]
     kind = "certified" if e["certified"] else "not certified: " + e["reason"]
+    if e.get("start_value") is not None:
+        kind += f"; started from the certified region of the start witness, value {_num(e['start_value'])}"
     if e.get("reused_global_certificate"):
         kind += ("; the box fixes no neuron beyond those pinned everywhere, so the global LipSDP certificate is "
                  "the domain one")
@@ -256,8 +258,12 @@ def lipschitz_table(data: dict) -> list[str]:
                    f"{g['domain']['grade']} |")
     too_large = [r for r in rows if not r["details"]["sandwich"].get("exact", {"computed": True})["computed"]]
     if too_large:
-        out += ["", "Exact constant " + "; ".join(
-            f"{r['id'].split('.', 1)[1]}: {r['details']['sandwich']['exact']['reason']}" for r in too_large) + "."]
+        ex = [r["details"]["sandwich"]["exact"] for r in too_large]
+        limits = sorted({e.get("limit") for e in ex if e.get("limit") is not None})
+        out += ["", "Exact constant not computed (too large" + (
+            f"; the profile's exact_max_neurons = {', '.join(map(str, limits))}" if limits else "") + "): " + ", ".join(
+            f"{r['id'].split('.', 1)[1]} ({e['neurons']} neurons)" if e.get("neurons") is not None
+            else f"{r['id'].split('.', 1)[1]} ({e['reason']})" for r, e in zip(too_large, ex)) + "."]
     return out + [""]
 
 
