@@ -203,3 +203,22 @@ def test_sandwich_memo_is_separate_from_the_bounds_the_comparative_study_reads()
     # the comparative study and the robustness claims read lipschitz_bounds only; the sandwich (domain
     # certificate, region search, exact) is computed for the Lipschitz claims alone
     assert "lipschitz_sandwich" not in _claims_bounds.lipschitz_bounds.__code__.co_names
+
+
+def test_domain_upper_bound_takes_the_polish_budget():
+    """The profile's ``polish_steps`` reaches the domain certificate (a work budget, validated by name)."""
+    import numpy as np
+
+    A = np.random.default_rng(0).standard_normal((4, 6)) / 2
+    import torch
+
+    form = ut.models.ISTA(A, 2, lam=0.1, dtype=torch.float64).form()
+    box = (-np.ones(4), np.ones(4))
+    with pytest.raises(ut.InvalidInputError, match="polish_steps"):
+        ut.lipschitz.domain_upper_bound(form, box, polish_steps=-1)
+    b0 = ut.lipschitz.domain_upper_bound(form, box, polish_steps=0)
+    b1 = ut.lipschitz.domain_upper_bound(form, box, polish_steps=50)
+    assert b0.certified and b1.certified
+    assert "polish" not in b0.checks and b1.checks["polish"]["newton_steps"] <= 50
+    assert b1.value <= b0.value * (1 + 1e-9)
+    assert b1.value <= ut.lipschitz.upper_bound(form, "naive").value
