@@ -567,7 +567,7 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
 
 
 def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp", time_limit: float = 60.0,
-                       max_evaluations: int | None = None, dtype: str = "auto") -> Bound:
+                       max_evaluations: int | None = None, dtype: str = "auto", polish_steps: int = 200) -> Bound:
     r"""Certified upper bound on the l2 Lipschitz constant of :math:`y \mapsto x` restricted to a domain.
 
     The quantity is :math:`\sup\{\|x(y_1)-x(y_2)\|_2/\|y_1-y_2\|_2 : y_1, y_2 \in D\}` for a box
@@ -578,7 +578,8 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
     the refined network (per-neuron slope intervals; ``docs/theory/exact_lipschitz.md §5``).  The result is
     labelled with the domain in ``quantity`` and ``method="domain_<method>"``; it is at most the global bound
     of the same method up to optimiser accuracy, and at least the domain's exact constant
-    (:func:`exact` with the same box).
+    (:func:`exact` with the same box).  ``max_evaluations`` and ``polish_steps`` are the work budgets of
+    :func:`upper_bound`.
     """
     from ._exact import parse_domain
 
@@ -598,13 +599,15 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
         center, rad, nrm = (lo + hi) / 2, (hi - lo) / 2, "linf"
         label = f"box [{np.array2string(lo, precision=4)}, {np.array2string(hi, precision=4)}]"
     quantity = f"Lipschitz constant of y -> x on the domain {label} (l2 -> l2)"
+    polish_steps = check_int(polish_steps, "polish_steps", minimum=0)
     b = _refined_bound(form, interval_bounds(form, center, rad, nrm), method, {"domain": label}, quantity,
-                       time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype)
+                       time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype,
+                       polish_steps=polish_steps)
     return dataclasses.replace(b, method=f"domain_{b.method}")
 
 
 def _refined_bound(form: Any, bounds: Any, method: str, extra: dict, quantity: str, *, time_limit: float,
-                   max_evaluations: int | None, dtype: str) -> Bound:
+                   max_evaluations: int | None, dtype: str, polish_steps: int = 200) -> Bound:
     """``method``'s bound of the network whose slopes are narrowed by the pre-activation ``bounds`` of a
     domain (:mod:`._local`): neurons fixed to one linear piece are substituted exactly, the others keep their
     (narrowed) slope interval.  Shared by :func:`local_upper_bound` and :func:`domain_upper_bound`."""
@@ -624,7 +627,8 @@ def _refined_bound(form: Any, bounds: Any, method: str, extra: dict, quantity: s
                       seconds=time.perf_counter() - start)
     else:
         b = _sdp_bound(net, method, time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype,
-                       max_dense_order=400, max_fill_bytes=2 * 1024 ** 3, start=start, extra=extra)
+                       max_dense_order=400, max_fill_bytes=2 * 1024 ** 3, start=start, extra=extra,
+                       polish_steps=polish_steps)
     return dataclasses.replace(b, quantity=quantity)
 
 

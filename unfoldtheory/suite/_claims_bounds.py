@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -59,40 +60,137 @@ def lipschitz_bounds(ctx, name: str) -> dict:
     return ctx.memo(f"lipschitz:{name}", make)
 
 
+def lipschitz_sandwich(ctx, name: str) -> dict:
+    """Every entry of the model's Lipschitz sandwich (``docs/design.md §8``), computed once per run and model:
+    the bounds of :func:`lipschitz_bounds`, LipSDP on the (slightly widened) box of the test inputs, a lower
+    bound by Jacobian search at the test inputs (inside that box), the region search warm-started from the
+    Jacobian-search witness, and the exact constant where the net has at most ``exact_max_neurons`` neurons.
+    All under the profile's work budgets; ``time_cap`` is only a safety cap.  Returns ``{"sandwich": {name:
+    entry}, "domain": {"lower", "upper", "margin", "label"}}``."""
+
+    def make():
+        from .. import lipschitz as lip
+        from ..errors import InvalidInputError
+        from ._lipschitz_gap import data_box, entry, in_box, not_computed
+
+        b = lipschitz_bounds(ctx, name)
+        form, p = b["form"], ctx.profile
+        Y = np.asarray(ctx.test.y, dtype=float)
+        lo, hi, margin = data_box(Y)
+        sw = {m: entry(b[m]) for m in ("naive", "layerwise", "lipsdp")}
+        sw["lower_jacobian_search"] = entry(b["lower"])
+        sw["lower_attack"] = entry(b["attack"])
+        # interval propagation over the box (the cheap naive call) says which neurons the box fixes; when it
+        # fixes none beyond those pinned everywhere (identity neurons), every slope keeps its global interval
+        # (the zoo's activations have two slope values, so a neuron not fixed keeps [min, max]), the domain SDP
+        # is the global one and the global certificate is the domain certificate (no second solve)
+        pre = lip.domain_upper_bound(form, (lo, hi), method="naive")
+        pinned = int(b["lipsdp"].checks.get("pinned_neurons_eliminated", -1))
+        if pre.checks.get("fixed_neurons") == pinned:
+            dom = dataclasses.replace(
+                b["lipsdp"], method="domain_lipsdp", quantity=pre.quantity,
+                status=("the box fixes no neuron beyond those pinned everywhere: the domain SDP is the global one, "
+                        "whose certificate holds on the box"),
+                checks={"fixed_neurons": pinned, "uncertain_neurons": pre.checks.get("uncertain_neurons"),
+                        "reused_global_certificate": True}, seconds=pre.seconds)
+        else:
+            dom = lip.domain_upper_bound(form, (lo, hi), time_limit=p.time_cap, polish_steps=p.polish_steps,
+                                         max_evaluations=p.domain_sdp_evaluations or p.sdp_evaluations)
+        sw["domain_lipsdp"] = entry(dom, "domain", fixed_neurons=dom.checks.get("fixed_neurons"),
+                                    uncertain_neurons=dom.checks.get("uncertain_neurons"),
+                                    reused_global_certificate=bool(dom.checks.get("reused_global_certificate")))
+        # lower bound on the domain constant: secants at test inputs (no random scales, no ascent), kept only
+        # when both points of the witness pair lie in the box
+        dlow = lip.lower_bound(form, data=Y[:200], scales=(), num_random=0, ascent_steps=0, smooth_steps=0,
+                               seed=p.seed)
+        wit = dlow.witness or {}
+        inside = bool(wit) and in_box([wit["y"], np.asarray(wit["y"]) + np.asarray(wit["d"])], lo, hi)
+        if dlow.certified and inside:
+            sw["domain_lower"] = entry(dlow, "domain", in_domain=True)
+        else:
+            sw["domain_lower"] = not_computed("lower", "sampled_secant", "no certified witness pair inside the data "
+                                              "box", "domain")
+        try:
+            rs = lip.region_search(form, b["lower"], rounds=p.region_rounds, max_uncertain=p.region_max_uncertain,
+                                   node_limit=p.region_node_limit, time_limit=p.time_cap, seed=p.seed)
+            sw["lower_region_search"] = entry(rs, in_domain=in_box(rs.witness["y"], lo, hi),
+                                              start_value=float(rs.checks.get("start_value", math.nan)))
+        except InvalidInputError as exc:  # no start point strictly inside a region: nothing to search from
+            sw["lower_region_search"] = not_computed("lower", "region_search", str(exc))
+        neurons = int(form.num_neurons)
+        if neurons > p.exact_max_neurons:
+            sw["exact"] = not_computed("upper", "exact", f"not computed (too large): {neurons} neurons > the "
+                                       f"profile's exact_max_neurons = {p.exact_max_neurons}", neurons=neurons,
+                                       limit=p.exact_max_neurons)
+        else:
+            ex = lip.exact(form, "l2", max_neurons=p.exact_max_neurons, node_limit=p.exact_node_limit,
+                           time_limit=p.time_cap, l2_rounds=p.exact_l2_rounds, seed=p.seed, starts=b["lower"])
+            sw["exact"] = entry(ex, lower_end_certified=bool(ex.checks.get("lower_end_certified")),
+                                in_domain=False)
+        for key in ("lower_jacobian_search", "lower_attack"):
+            sw[key]["in_domain"] = False  # their witnesses are not restricted to the data box
+        return {"sandwich": sw,
+                "domain": {"lower": lo, "upper": hi, "margin": margin,
+                           "label": f"box of the {len(Y)} test inputs, widened by {margin:.3g} on every side"}}
+
+    return ctx.memo(f"lipschitz_sandwich:{name}", make)
+
+
 def _lipschitz_claim(name: str) -> Claim:
     def check(ctx) -> Evidence:
-        """Certified LipSDP-Neuron upper bound of y -> x_K against the largest certified lower bound found
-        (Jacobian spectral norms at data and random points, gradient ascent, PGD attack); LipSDP <= naive and
-        every upper bound >= the lower bound."""
+        """Certified upper bounds of the Lipschitz constant of y -> x_K (naive, LipSDP-Layer, LipSDP-Neuron,
+        LipSDP on the data box of the test set, a domain constant) against the largest certified lower bound
+        (Jacobian search, ascent, PGD attack, region search over activation regions, the exact solver's witness
+        where the net is small enough); the gap certified upper / best lower is graded (tight <= 1.5,
+        moderate <= 3, loose above) for the global and the domain constant; every lower bound must lie below
+        every certified upper bound of its scope, the exact bracket between them."""
+        from ._lipschitz_gap import grades, sandwich_figure, soundness_checks
+
         try:
             b = lipschitz_bounds(ctx, name)
+            s = lipschitz_sandwich(ctx, name)
         except NotRepresentableError as exc:
             return Evidence(assumptions={FORM_ASSUMPTION: False}, reason=str(exc))
-        low = b["best_lower"]
+        # graded and checked here, from the entries, so that an inconsistent sandwich always shows
+        sw = s["sandwich"]
+        graded = grades(sw)
         ups = {m: b[m] for m in ("naive", "layerwise", "lipsdp")}
+        low_value = graded["global"]["lower"]
         plt = _plot.pyplot()
         figure = None
         if plt is not None:
             from ..lipschitz import plot_bounds_vs_depth
 
-            ax = plot_bounds_vs_depth(b["rows"], title=f"{name}: Lipschitz sandwich against depth")
-            figure = _plot.save(ctx, ax.figure, f"lipschitz_{name}.png")
+            fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+            plot_bounds_vs_depth(b["rows"], ax=ax1, title=f"{name}: Lipschitz sandwich against depth")
+            sandwich_figure(plt, sw, graded, f"{name}: sandwich at depth {b['form'].num_layers}", ax=ax2)
+            figure = _plot.save(ctx, fig, f"lipschitz_{name}.png")
         details = {m: u.value for m, u in ups.items()}
-        details.update({"lower_jacobian_search": b["lower"].value, "lower_attack": b["attack"].value,
-                        "lower_source": "attack" if low is b["attack"] else "jacobian search",
-                        "lipsdp_over_lower": ups["lipsdp"].value / low.value if low.value > 0 else math.inf,
-                        "naive_over_lower": ups["naive"].value / low.value if low.value > 0 else math.inf,
+        details.update({"domain_lipsdp": sw["domain_lipsdp"]["value"],
+                        "exact": (sw["exact"]["interval"] if sw["exact"]["computed"] else sw["exact"]["reason"]),
+                        "lower_jacobian_search": b["lower"].value, "lower_attack": b["attack"].value,
+                        "lower_region_search": sw["lower_region_search"]["value"],
+                        "lower_source": graded["global"]["lower_source"],
+                        "global_gap": f"{graded['global']['ratio']:.3g} ({graded['global']['grade']})",
+                        "domain_gap": f"{graded['domain']['ratio']:.3g} ({graded['domain']['grade']})",
+                        "lipsdp_over_lower": ups["lipsdp"].value / low_value if low_value > 0 else math.inf,
+                        "naive_over_lower": ups["naive"].value / low_value if low_value > 0 else math.inf,
                         "lipsdp_seconds": ups["lipsdp"].seconds,
+                        "domain": s["domain"]["label"],
+                        "sandwich": sw, "grades": graded,
                         "per_depth": [{"depth": r["depth"], **{k: r[k].value for k in ups}, "lower": r["lower"].value}
                                       for r in b["rows"]]})
-        return Evidence(bound=ups["lipsdp"], empirical=low.value,
-                        empirical_label="largest certified lower bound (Jacobian search, ascent, PGD attack)",
-                        checks={"every upper bound certified": all(u.certified for u in ups.values()),
+        certificates = [*ups.values()]
+        return Evidence(bound=ups["lipsdp"], empirical=low_value,
+                        empirical_label=("largest certified lower bound (" + graded["global"]["lower_source"] + ")"
+                                         if graded["global"]["lower_source"] else "largest certified lower bound"),
+                        checks={"every upper bound certified": (all(u.certified for u in ups.values())
+                                                                and sw["domain_lipsdp"]["certified"]),
                                 "lipsdp <= layerwise <= naive":
                                     ups["lipsdp"].value <= ups["layerwise"].value <= ups["naive"].value,
                                 "every certificate converged within its work budget":
-                                    all(u.converged for u in ups.values()),
-                                "lower <= every upper bound": all(low.value <= u.value for u in ups.values())},
+                                    all(u.converged for u in certificates) and sw["domain_lipsdp"]["converged"],
+                                **soundness_checks(sw)},
                         details=details, figure=figure)
 
     return Claim(id=f"lipschitz.{name}", title=f"LipSDP certifies the Lipschitz constant of {name}",

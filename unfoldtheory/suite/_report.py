@@ -161,9 +161,117 @@ def _value_text(v, depth: int = 0) -> str:
     return _num(v)
 
 
+#: Detail keys rendered by their own table (the Lipschitz sandwich), not as generic detail rows.
+_OWN_TABLE = ("sandwich", "grades")
+
+
+def _entry_value(e: dict) -> str:
+    if not e.get("computed", True):
+        return "not computed"
+    if e.get("interval") and e["method"].startswith("exact"):
+        lo, hi = e["interval"]
+        return f"[{_num(lo)}, {_num(hi)}]"
+    return _num(e["value"])
+
+
+def _entry_status(e: dict) -> str:
+    if not e.get("computed", True):
+        return e["reason"]
+    kind = "certified" if e["certified"] else "not certified: " + e["reason"]
+    if e.get("start_value") is not None:
+        kind += f"; started from the certified region of the start witness, value {_num(e['start_value'])}"
+    if e.get("reused_global_certificate"):
+        kind += ("; the box fixes no neuron beyond those pinned everywhere, so the global LipSDP certificate is "
+                 "the domain one")
+    elif e.get("fixed_neurons") is not None and e.get("uncertain_neurons") is not None:
+        kind += f"; {e['fixed_neurons']} of {e['fixed_neurons'] + e['uncertain_neurons']} neurons fixed on the box"
+    if e["method"].startswith("exact") and e.get("interval"):
+        kind += ("; lower end certified (witness region)" if e.get("lower_end_certified")
+                 else "; lower end not certified")
+    return kind + ("" if e.get("converged", True) else ", NOT converged (bracket at the work budget)")
+
+
+def _gap_text(g: dict) -> str:
+    ratio = "∞" if g["ratio"] in ("inf", float("inf")) else _num(g["ratio"], 3)
+    src = f"; upper from {g.get('upper_from') or '-'}, lower from {g.get('lower_source') or '-'}"
+    return f"{ratio} ({g['grade']}{src})"
+
+
+def grade_legend() -> str:
+    """The grading rule of the Lipschitz gap, as the report states it."""
+    from ._lipschitz_gap import GRADE_THRESHOLDS
+
+    (t_name, t), (m_name, m) = GRADE_THRESHOLDS
+    return (f"gap = best certified upper / best certified lower bound; {t_name} ≤ {t:g}, {m_name} ≤ {m:g}, "
+            f"loose > {m:g}")
+
+
+def sandwich_section(details: dict) -> list[str]:
+    """One Lipschitz claim's sandwich: every entry with its scope, side and status, then the graded gaps."""
+    sw, graded = details.get("sandwich"), details.get("grades")
+    if not sw:
+        return []
+    from ._lipschitz_gap import ENTRIES
+
+    out = ["| entry | scope | side | value | status |", "|---|---|---|---|---|"]
+    for name in [n for n in ENTRIES if n in sw] + [n for n in sw if n not in ENTRIES]:
+        e = sw[name]
+        scope = "domain (data box)" if e["scope"] == "domain" else "global"
+        out.append(f"| {name} | {scope} | {e['side']} | {_entry_value(e)} | {_cell(_entry_status(e))} |")
+    if graded:
+        out += ["", f"Gap ({grade_legend()}): global **{_cell(_gap_text(graded['global']))}**; on the domain "
+                f"({_cell(details.get('domain', 'data box'))}, a domain constant, not the global one) "
+                f"**{_cell(_gap_text(graded['domain']))}**."]
+    return out + [""]
+
+
+def lipschitz_table(data: dict) -> list[str]:
+    """The report's Lipschitz section: one row per model with every bound of its sandwich and the graded gaps."""
+    rows = [r for r in data["claims"] if r["topic"] == "lipschitz" and r["details"].get("sandwich")]
+    if not rows:
+        return []
+    out = ["## Lipschitz sandwich", "",
+           ("Per model, the l2 Lipschitz constant of y -> x_K: certified upper bounds (naive, LipSDP-Layer, "
+            "LipSDP-Neuron; *domain LipSDP* is certified on the box of the test inputs only, a domain constant, "
+            "never a global one), the exact constant where the net is small enough (a bracket [certified "
+            "witness, upper end] when the work budget ends first), and the best certified lower bound with its "
+            f"source. Grades: {grade_legend()}; the domain gap uses only lower bounds whose witness lies in the "
+            "box."), "",
+           "| model | naive | layerwise | LipSDP | domain LipSDP | exact | best lower (source) | global gap | "
+           "domain gap |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sw, g = r["details"]["sandwich"], r["details"]["grades"]
+
+        def cell(name, sw=sw):
+            e = sw.get(name)
+            if e is None:
+                return "-"
+            if not e["computed"]:
+                return "not computed (too large)" if "too large" in e["reason"] else "not computed"
+            return _entry_value(e) + ("" if e["certified"] or e["side"] != "upper" else " (uncertified)")
+
+        model = r["id"].split(".", 1)[1]
+        low = g["global"]
+        out.append(f"| [{model}](#{_anchor(r['id'])}) | {cell('naive')} | {cell('layerwise')} | {cell('lipsdp')} | "
+                   f"{cell('domain_lipsdp')} | {cell('exact')} | {_num(low['lower'])} ({low.get('lower_source') or '-'})"
+                   f" | {_cell(_num(low['ratio'], 3))} {low['grade']} | {_cell(_num(g['domain']['ratio'], 3))} "
+                   f"{g['domain']['grade']} |")
+    too_large = [r for r in rows if not r["details"]["sandwich"].get("exact", {"computed": True})["computed"]]
+    if too_large:
+        ex = [r["details"]["sandwich"]["exact"] for r in too_large]
+        limits = sorted({e.get("limit") for e in ex if e.get("limit") is not None})
+        out += ["", "Exact constant not computed (too large" + (
+            f"; the profile's exact_max_neurons = {', '.join(map(str, limits))}" if limits else "") + "): " + ", ".join(
+            f"{r['id'].split('.', 1)[1]} ({e['neurons']} neurons)" if e.get("neurons") is not None
+            else f"{r['id'].split('.', 1)[1]} ({e['reason']})" for r, e in zip(too_large, ex)) + "."]
+    return out + [""]
+
+
 def _details(d: dict) -> list[str]:
     rows = []
     for k, v in d.items():
+        if k in _OWN_TABLE:
+            continue
         if isinstance(v, list) and len(v) > 12:
             rows.append(f"| {_cell(k)} | series of {len(v)} values (in results.json) |")
             continue
@@ -210,6 +318,7 @@ def claim_section(r: dict) -> list[str]:
     for name, ok in r["checks"].items():
         out.append(f"- check passes: {name}" if ok else f"- check **fails**: {failed_assumption_text(name)}")
     out.append("")
+    out += sandwich_section(r["details"])
     out += _details(r["details"])
     if r["figure"]:
         out += ["", f"![{r['id']}]({r['figure']})"]
@@ -248,6 +357,7 @@ def render(data: dict) -> str:
             lines.append(f"| {name} | `{m['hash']}` | {'yes' if m['cached'] else 'no'} | "
                          f"{_num(m.get('train_seconds'), 3)} | {_num(m.get('final_val_nmse_db'), 4)} |")
         lines.append("")
+    lines += lipschitz_table(data)
     lines += _comparative(data.get("comparative"))
     lines += ["## Claims", ""]
     for r in data["claims"]:

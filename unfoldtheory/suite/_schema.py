@@ -13,7 +13,7 @@ from ..errors import InvalidInputError
 from ..verdicts import VERDICTS, Verdict
 
 #: The schema identifier written into ``results.json`` (``schema``); bumped whenever the layout changes.
-SCHEMA_ID = "unfoldtheory.verification/2"
+SCHEMA_ID = "unfoldtheory.verification/3"
 
 _NUM = {"anyOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}]}
 _OPT_NUM = {"anyOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}, {"type": "null"}]}
@@ -49,6 +49,53 @@ _BOUND = {
     ],
 }
 
+#: One entry of a Lipschitz claim's sandwich (``details["sandwich"][name]``, docs/design.md §8): every value keeps
+#: its side, certification and convergence; an entry that was not computed has ``value: null`` and says why.
+_SANDWICH_ENTRY = {
+    "type": "object",
+    "required": ["computed", "value", "side", "certified", "converged", "method", "scope", "reason"],
+    "properties": {
+        "computed": {"type": "boolean"},
+        "value": _OPT_NUM,
+        "side": {"enum": list(SIDES)},
+        "certified": {"type": "boolean"},
+        "converged": {"type": "boolean"},
+        "method": {"type": "string"},
+        "scope": {"enum": ["global", "domain"]},
+        "quantity": {"type": "string"},
+        "interval": {"anyOf": [{"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}, {"type": "null"}]},
+        "reason": {"type": "string"},
+        "in_domain": {"type": "boolean"},
+        "lower_end_certified": {"type": "boolean"},
+    },
+    "allOf": [
+        {"if": {"properties": {"computed": {"const": False}}},
+         "then": {"properties": {"value": {"type": "null"}, "certified": {"const": False},
+                                 "reason": {"minLength": 1}}}},
+        {"if": {"properties": {"computed": {"const": True}}}, "then": {"properties": {"value": _NUM}}},
+        {"if": {"properties": {"certified": {"const": False}, "computed": {"const": True}}},
+         "then": {"properties": {"reason": {"minLength": 1}}}},
+        {"if": {"properties": {"side": {"const": "measured"}}},
+         "then": {"properties": {"certified": {"const": False}}}},
+    ],
+}
+
+_GAP = {
+    "type": "object",
+    "required": ["upper", "lower", "ratio", "grade"],
+    "properties": {"upper": _NUM, "lower": _NUM, "ratio": _NUM, "grade": {"enum": ["tight", "moderate", "loose"]}},
+}
+
+#: The Lipschitz sandwich and its graded gaps, where a claim's details carry them.
+_DETAILS = {
+    "type": "object",
+    "properties": {
+        "sandwich": {"type": "object", "additionalProperties": _SANDWICH_ENTRY},
+        "grades": {"type": "object", "required": ["global", "domain"],
+                   "properties": {"global": _GAP, "domain": _GAP}},
+    },
+}
+
 _CLAIM = {
     "type": "object",
     "required": ["id", "title", "reference", "topic", "paradigms", "models", "relation", "status", "holds", "bound",
@@ -71,7 +118,7 @@ _CLAIM = {
         "assumptions": {"type": "object", "additionalProperties": {"type": "boolean"}},
         "failed_assumptions": {"type": "array", "items": {"type": "string"}},
         "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
-        "details": {"type": "object"},
+        "details": _DETAILS,
         "figure": {"type": ["string", "null"]},
         "reason": {"type": "string"},
         "seconds": {"type": "number", "minimum": 0},
@@ -105,7 +152,7 @@ _COUNTS = (*VERDICTS, "total", "loose", "not converged", "violated findings")
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://unfoldtheory.invalid/schemas/verification-2.json",
+    "$id": "https://unfoldtheory.invalid/schemas/verification-3.json",
     "title": "unfoldtheory verification results",
     "type": "object",
     "required": ["schema", "profile", "started", "seconds", "environment", "summary", "models", "claims"],
@@ -159,8 +206,9 @@ def validate_results(data: dict) -> None:
     if found != SCHEMA_ID:
         raise InvalidInputError(
             f"these results were written with schema {found!r}, but this version of unfoldtheory reads "
-            f"{SCHEMA_ID!r} (records now carry full Bound fields, the verdict 'vacuous', findings, tightness "
-            "flags and dependency versions); re-run `unfoldtheory verify` to regenerate them.")
+            f"{SCHEMA_ID!r} (version 2: full Bound fields, the verdict 'vacuous', findings, tightness flags and "
+            "dependency versions; version 3: the Lipschitz claims' sandwich, each entry with its side and "
+            "certification, and graded gaps); re-run `unfoldtheory verify` to regenerate them.")
     try:
         jsonschema.validate(data, SCHEMA)
     except jsonschema.ValidationError as exc:
