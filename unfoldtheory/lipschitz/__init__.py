@@ -567,7 +567,8 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
 
 
 def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp", time_limit: float = 60.0,
-                       max_evaluations: int | None = None, dtype: str = "auto") -> Bound:
+                       max_evaluations: int | None = None, dtype: str = "auto",
+                       propagation: str = "linear") -> Bound:
     r"""Certified upper bound on the l2 Lipschitz constant of :math:`y \mapsto x` restricted to a domain.
 
     The quantity is :math:`\sup\{\|x(y_1)-x(y_2)\|_2/\|y_1-y_2\|_2 : y_1, y_2 \in D\}` for a box
@@ -579,12 +580,19 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
     labelled with the domain in ``quantity`` and ``method="domain_<method>"``; it is at most the global bound
     of the same method up to optimiser accuracy, and at least the domain's exact constant
     (:func:`exact` with the same box).
+
+    ``propagation``: ``"linear"`` (default) bounds the pre-activations by linear (CROWN / Fast-Lin-style)
+    bound propagation, intersected with the interval one, which stays tight with depth where intervals
+    explode (``docs/theory/exact_lipschitz.md §7``); ``"interval"`` uses interval propagation only.
+    ``checks["propagation"]`` records the choice.
     """
     from ._exact import parse_domain
 
     form = require_form(model_or_form)
     if method not in ("lipsdp", "layerwise", "naive"):
         raise InvalidInputError(f"method must be 'lipsdp', 'layerwise' or 'naive'; got {method!r}.")
+    if propagation not in ("linear", "interval"):
+        raise InvalidInputError(f"propagation must be 'linear' or 'interval'; got {propagation!r}.")
     m = form.input_dim
     if isinstance(domain, dict) and domain.get("norm", "linf") == "l2":
         if set(domain) - {"center", "radius", "norm"}:
@@ -598,7 +606,13 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
         center, rad, nrm = (lo + hi) / 2, (hi - lo) / 2, "linf"
         label = f"box [{np.array2string(lo, precision=4)}, {np.array2string(hi, precision=4)}]"
     quantity = f"Lipschitz constant of y -> x on the domain {label} (l2 -> l2)"
-    b = _refined_bound(form, interval_bounds(form, center, rad, nrm), method, {"domain": label}, quantity,
+    if propagation == "linear":
+        from ._linear import linear_bounds
+
+        pre = linear_bounds(form, center, rad, nrm)
+    else:
+        pre = interval_bounds(form, center, rad, nrm)
+    b = _refined_bound(form, pre, method, {"domain": label, "propagation": propagation}, quantity,
                        time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype)
     return dataclasses.replace(b, method=f"domain_{b.method}")
 
