@@ -510,7 +510,7 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
 
 def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: int = 20,
                   max_uncertain: int = 30, node_limit: int | None = 2000, time_limit: float | None = None,
-                  seed: int = 0) -> Bound:
+                  seed: int = 0, restarts: int = 1) -> Bound:
     r"""Lower bound by a search over reachable activation regions, warm-started from given points.
 
     From the best start point (its region certified as in :func:`exact`), repeat: take the region's top
@@ -522,11 +522,14 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
 
     Parameters
     ----------
-    start : array (m,) or (k, m), or a Bound with ``witness["y"]``
+    start : array (m,) or (k, m), a Bound with ``witness["y"]``, or a list of these
         Start points: a lower bound's witness (its secant ``(y, y + d)`` is sampled at 33 points), an
-        :func:`exact` witness, or data.
+        :func:`exact` witness, or data; a list pools them.
     rounds : int
-        Number of neighbourhood MILPs (the work budget, with ``node_limit`` nodes each).
+        Number of neighbourhood MILPs per trajectory (the work budget, with ``node_limit`` nodes each).
+    restarts : int
+        Number of trajectories, each from another start region (the start points of largest Jacobian norm
+        whose certified regions differ); the best region over all trajectories is returned.
     max_uncertain : int
         Undecided neurons allowed in a neighbourhood (grows when a neighbourhood holds nothing better).
 
@@ -541,6 +544,21 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
     if norm not in ("linf", "l2"):
         raise InvalidInputError(f"norm must be 'linf' or 'l2'; got {norm!r}.")
     form = require_form(model_or_form)
+    items = list(start) if isinstance(start, (list, tuple)) and any(isinstance(s, Bound) for s in start) \
+        else [start]
+    Y = np.concatenate([_start_points(s, form.input_dim) for s in items])
+    rounds = check_int(rounds, "rounds", minimum=1)
+    max_uncertain = check_int(max_uncertain, "max_uncertain", minimum=1)
+    if node_limit is not None:
+        node_limit = check_int(node_limit, "node_limit", minimum=1)
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
+    restarts = check_int(restarts, "restarts", minimum=1)
+    return region_search_impl(form, Y, norm, rounds, max_uncertain, node_limit, time_limit, seed, restarts)
+
+
+def _start_points(start: Any, m: int) -> np.ndarray:
+    """Start points of :func:`region_search` from an array or a Bound's witness (k, m)."""
     if isinstance(start, Bound):
         wit = start.witness or {}
         if wit.get("y") is None:
@@ -553,14 +571,8 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
             start = y0[None, :] + np.linspace(0.0, 1.0, 33)[:, None] * d[None, :]
         else:
             start = y0
-    Y, _ = check_observations(start, form.input_dim, "start")
-    rounds = check_int(rounds, "rounds", minimum=1)
-    max_uncertain = check_int(max_uncertain, "max_uncertain", minimum=1)
-    if node_limit is not None:
-        node_limit = check_int(node_limit, "node_limit", minimum=1)
-    if time_limit is not None:
-        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
-    return region_search_impl(form, Y, norm, rounds, max_uncertain, node_limit, time_limit, seed)
+    Y, _ = check_observations(start, m, "start")
+    return Y
 
 
 # ---------------------------------------------------------------------------------------------- domain
