@@ -613,12 +613,14 @@ def region_rows(prob: Problem, pattern: list) -> tuple[np.ndarray, np.ndarray]:
     N, m = A.shape[0], B.shape[1]
     Z = np.zeros((N, m + 1))
     W = np.zeros((N, m + 1))
-    for i in range(N):
-        Z[i, :m] = A[i, :i] @ W[:i, :m] + B[i]
-        Z[i, m] = A[i, :i] @ W[:i, m] + b[i]
-        s, c, _, _ = prob.pieces[i][pattern[i]]
-        W[i] = s * Z[i]
-        W[i, m] += c
+    sc = np.array([prob.pieces[i][pattern[i]][:2] for i in range(N)], dtype=float).reshape(N, 2)
+    # block by block (a block reads earlier blocks only, so A is zero inside a block's diagonal square)
+    off = np.concatenate([[0], np.cumsum(prob.sizes)]).astype(int)
+    for a, e in zip(off[:-1], off[1:]):
+        Z[a:e, :m] = A[a:e, :a] @ W[:a, :m] + B[a:e]
+        Z[a:e, m] = A[a:e, :a] @ W[:a, m] + b[a:e]
+        W[a:e] = sc[a:e, :1] * Z[a:e]
+        W[a:e, m] += sc[a:e, 1]
     return Z, C @ W[:, :m]
 
 

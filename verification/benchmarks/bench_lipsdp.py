@@ -107,7 +107,7 @@ def timed(fn, *a, **k):
 
 def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth_steps: int,
                  region_rounds: int = 20, region_restarts: int = 3, region_uncertain: int = 30,
-                 layerwise: bool = True) -> list[dict]:
+                 layerwise: bool = True, region_time: float = 120.0) -> list[dict]:
     """Bounds of the saved (or newly trained) zoo models; see the module docstring."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import lipschitz_report as report  # verification/lipschitz_report.py: trained-model cache
@@ -130,7 +130,7 @@ def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth
         # lower side: MILP search over reachable regions, several trajectories, from the best witness and the
         # data points of largest Jacobian norm
         rs, t_rs, _ = timed(lip.region_search, net, [lo, data], rounds=region_rounds, restarts=region_restarts,
-                            max_uncertain=region_uncertain, time_limit=max(time_limit, 60.0) * region_restarts)
+                            max_uncertain=region_uncertain, time_limit=region_time)
         # upper side on the data box: linear bound propagation decides which neurons are fixed there; the
         # domain LipSDP only differs from the global one when some are
         box = (data.min(axis=0), data.max(axis=0))
@@ -248,6 +248,8 @@ def main() -> None:
                    help="trajectories of lipschitz.region_search (distinct start regions)")
     p.add_argument("--trained-region-uncertain", type=int, default=30,
                    help="undecided neurons per region_search neighbourhood (max_uncertain)")
+    p.add_argument("--trained-region-time", type=float, default=120.0,
+                   help="safety cap (s) of lipschitz.region_search per model (a stopped search is still valid)")
     p.add_argument("--skip-layerwise", action="store_true", help="trained section: skip LipSDP-Layer")
     p.add_argument("--skip-trained", action="store_true", help="skip the trained-model section")
     p.add_argument("--skip-scale", action="store_true", help="skip the scale table and the dense comparison")
@@ -260,7 +262,7 @@ def main() -> None:
         trained = trained_rows(args.trained, args.trained_size, args.layers, args.trained_steps,
                                args.trained_time_limit, args.trained_smooth_steps, args.trained_region_rounds,
                                args.trained_region_restarts, args.trained_region_uncertain,
-                               not args.skip_layerwise)
+                               not args.skip_layerwise, args.trained_region_time)
     if args.skip_scale:
         args.sizes, args.dense_layers = [], []
     rows = []
