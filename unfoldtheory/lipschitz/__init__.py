@@ -510,7 +510,7 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
 
 def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: int = 20,
                   max_uncertain: int = 30, node_limit: int | None = 2000, time_limit: float | None = None,
-                  seed: int = 0, restarts: int = 1) -> Bound:
+                  seed: int = 0, restarts: int = 1, flips: int = 50) -> Bound:
     r"""Lower bound by a search over reachable activation regions, warm-started from given points.
 
     From the best start point (its region certified as in :func:`exact`), repeat: take the region's top
@@ -530,6 +530,10 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
     restarts : int
         Number of trajectories, each from another start region (the start points of largest Jacobian norm
         whose certified regions differ); the best region over all trajectories is returned.
+    flips : int
+        Budget of moves (per trajectory) of the greedy walk over adjacent regions that runs before the MILPs
+        and after every MILP improvement (no MILP: it scales to deep nets; ``§6``).  ``rounds=0`` with
+        ``flips > 0`` is the walk alone.
     max_uncertain : int
         Undecided neurons allowed in a neighbourhood (grows when a neighbourhood holds nothing better).
 
@@ -547,14 +551,18 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
     items = list(start) if isinstance(start, (list, tuple)) and any(isinstance(s, Bound) for s in start) \
         else [start]
     Y = np.concatenate([_start_points(s, form.input_dim) for s in items])
-    rounds = check_int(rounds, "rounds", minimum=1)
+    rounds = check_int(rounds, "rounds", minimum=0)
     max_uncertain = check_int(max_uncertain, "max_uncertain", minimum=1)
     if node_limit is not None:
         node_limit = check_int(node_limit, "node_limit", minimum=1)
     if time_limit is not None:
         time_limit = check_scalar(time_limit, "time_limit", low=0.0)
     restarts = check_int(restarts, "restarts", minimum=1)
-    return region_search_impl(form, Y, norm, rounds, max_uncertain, node_limit, time_limit, seed, restarts)
+    flips = check_int(flips, "flips", minimum=0)
+    if rounds == 0 and flips == 0:
+        raise InvalidInputError("region_search needs rounds >= 1 or flips >= 1 (both are 0: nothing to search).")
+    return region_search_impl(form, Y, norm, rounds, max_uncertain, node_limit, time_limit, seed, restarts,
+                              flips)
 
 
 def _start_points(start: Any, m: int) -> np.ndarray:

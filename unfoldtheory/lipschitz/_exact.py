@@ -1236,9 +1236,26 @@ def _pairs(J: np.ndarray, norm: str, k: int) -> list:
 
 
 def _climb(form: Form, glob: Problem, best: dict, Y: np.ndarray, norm: str, rounds: int, max_uncertain: int,
-           node_limit: int | None, deadline: float | None, seed: int, log_: list, tag: int) -> dict:
+           node_limit: int | None, deadline: float | None, seed: int, log_: list, tag: int,
+           flips: int = 0) -> dict:
     """One trajectory of the neighbourhood search from the certified region ``best`` (see
-    ``docs/theory/exact_lipschitz.md §6``); appends to ``log_`` and returns the best certified region."""
+    ``docs/theory/exact_lipschitz.md §6``): a greedy walk over adjacent regions (at most ``flips`` moves in
+    all), then ``rounds`` neighbourhood MILPs, each improvement followed by the walk again; appends to
+    ``log_`` and returns the best certified region."""
+    from ._flip import flip_walk
+
+    budget = [flips]
+
+    def walk(b):
+        if budget[0] <= 0 or (deadline is not None and time.perf_counter() > deadline):
+            return b
+        wlog: list = []
+        b = flip_walk(form, glob, b, norm, budget[0], log_=wlog, deadline=deadline)
+        budget[0] -= sum(1 for e in wlog if e["moved"])
+        log_.append({"start": tag, "flip_moves": sum(1 for e in wlog if e["moved"]), "value": float(b["value"])})
+        return b
+
+    best = walk(best)
     m = form.input_dim
     big = form.num_neurons + 1
     radius = 1e-3 * (1.0 + float(np.max(np.abs(best["y"]))))
@@ -1280,6 +1297,7 @@ def _climb(form: Form, glob: Problem, best: dict, Y: np.ndarray, norm: str, roun
         step["value"] = float(best["value"])
         log_.append(step)
         if improved:
+            best = walk(best)
             # the new region's top singular pairs first (its power-iteration directions)
             pool[:0] = _pairs(best["jacobian"], norm, 3)
         elif radius < rmax:
@@ -1289,7 +1307,8 @@ def _climb(form: Form, glob: Problem, best: dict, Y: np.ndarray, norm: str, roun
 
 
 def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, max_uncertain: int,
-                       node_limit: int | None, time_limit: float | None, seed: int, restarts: int = 1) -> Bound:
+                       node_limit: int | None, time_limit: float | None, seed: int, restarts: int = 1,
+                       flips: int = 0) -> Bound:
     """Large-neighbourhood search over reachable activation regions (``docs/theory/exact_lipschitz.md §6``):
     ``restarts`` trajectories of ``rounds`` MILPs each, from the start points of largest Jacobian norm in
     distinct regions."""
@@ -1320,7 +1339,8 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
     for r, wt in enumerate(starts[:restarts]):
         if r > 0 and deadline is not None and time.perf_counter() > deadline:
             break
-        got = _climb(form, glob, wt, Y, norm, rounds, max_uncertain, node_limit, deadline, seed + r, log_, r)
+        got = _climb(form, glob, wt, Y, norm, rounds, max_uncertain, node_limit, deadline, seed + r, log_, r,
+                     flips)
         if best is None or got["value"] > best["value"]:
             best = got
     pn = "l2 -> l2" if norm == "l2" else "l-inf -> l-inf"

@@ -107,7 +107,7 @@ def timed(fn, *a, **k):
 
 def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth_steps: int,
                  region_rounds: int = 20, region_restarts: int = 3, region_uncertain: int = 30,
-                 layerwise: bool = True, region_time: float = 120.0) -> list[dict]:
+                 layerwise: bool = True, region_time: float = 120.0, region_flips: int = 100) -> list[dict]:
     """Bounds of the saved (or newly trained) zoo models; see the module docstring."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import lipschitz_report as report  # verification/lipschitz_report.py: trained-model cache
@@ -130,7 +130,7 @@ def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth
         # lower side: MILP search over reachable regions, several trajectories, from the best witness and the
         # data points of largest Jacobian norm
         rs, t_rs, _ = timed(lip.region_search, net, [lo, data], rounds=region_rounds, restarts=region_restarts,
-                            max_uncertain=region_uncertain, time_limit=region_time)
+                            max_uncertain=region_uncertain, time_limit=region_time, flips=region_flips)
         # upper side on the data box: linear bound propagation decides which neurons are fixed there; the
         # domain LipSDP only differs from the global one when some are
         box = (data.min(axis=0), data.max(axis=0))
@@ -143,7 +143,7 @@ def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth
             dom_value, dom_cert, t_dom = ub.value, ub.certified, 0.0
         ys = [rs.witness["y"]] if rs.value >= lo.value else [lo.witness["y"], lo.witness["y"] + lo.witness["d"]]
         in_box = all(bool(np.all((y >= box[0]) & (y <= box[1]))) for y in ys)
-        how = (f"region_search ({rs.checks.get('restarts')} starts)" if rs.value > lo.value
+        how = (f"region_search ({rs.checks.get('restarts')} starts, walk+MILP)" if rs.value > lo.value
                else f"lower_bound: {lo.checks.get('best_source')}")
         row = {"name": name, "m": m, "n": n, "K": K, "steps": steps, "nmse": info.get("val_nmse_db"),
                "region": rs.value, "t_region": t_rs, "domain": dom_value, "domain_cert": dom_cert,
@@ -250,6 +250,8 @@ def main() -> None:
                    help="undecided neurons per region_search neighbourhood (max_uncertain)")
     p.add_argument("--trained-region-time", type=float, default=120.0,
                    help="safety cap (s) of lipschitz.region_search per model (a stopped search is still valid)")
+    p.add_argument("--trained-region-flips", type=int, default=100,
+                   help="moves of region_search's walk over adjacent regions per trajectory")
     p.add_argument("--skip-layerwise", action="store_true", help="trained section: skip LipSDP-Layer")
     p.add_argument("--skip-trained", action="store_true", help="skip the trained-model section")
     p.add_argument("--skip-scale", action="store_true", help="skip the scale table and the dense comparison")
@@ -262,7 +264,7 @@ def main() -> None:
         trained = trained_rows(args.trained, args.trained_size, args.layers, args.trained_steps,
                                args.trained_time_limit, args.trained_smooth_steps, args.trained_region_rounds,
                                args.trained_region_restarts, args.trained_region_uncertain,
-                               not args.skip_layerwise, args.trained_region_time)
+                               not args.skip_layerwise, args.trained_region_time, args.trained_region_flips)
     if args.skip_scale:
         args.sizes, args.dense_layers = [], []
     rows = []
