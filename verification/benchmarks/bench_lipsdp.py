@@ -4,6 +4,8 @@ and the plain dense cvxpy formulation.
     python verification/benchmarks/bench_lipsdp.py [--sizes 16x32 32x64 64x128 128x256 250x500]
            [--layers 16] [--time-limit 45] [--threads 1] [--dense-layers 4 8] [--train-steps 150]
            [--trained LISTA ALISTA LISTACP] [--trained-size 32x64] [--trained-steps 4000] [--skip-trained]
+           [--trained-region-rounds R] [--trained-region-flips F] [--trained-region-restarts S]
+           [--trained-region-time T] [--skip-layerwise] [--skip-scale]
 
 For every size (m, n) a 16-layer LISTA is initialised as ISTA on a Gaussian dictionary and trained briefly
 (Adam on the squared error of sparse recovery, own loop); then, in the same process:
@@ -15,16 +17,24 @@ For every size (m, n) a 16-layer LISTA is initialised as ISTA on a Gaussian dict
 * the goals: (250, 500) certificate < 60 s, upper / lower <= 3 on the trained 16-layer network.
 
 Trained zoo models (``--trained``, default LISTA LISTACP ALISTA CorrectedISTA LearnedProxISTA UnfoldedFISTA
-UnfoldedADMM; skip with ``--skip-trained``): 16-layer models at
-``--trained-size`` (default 32x64) trained with ``unfoldtheory.training.train`` for ``--trained-steps`` Adam
-steps, loaded from ``verification/out/trained/`` (trained and saved there by
-``verification/lipschitz_report.py``'s helper if absent); for each: naive, LipSDP-Layer, LipSDP-Neuron (run to
-convergence), the best lower bound with a long search (sampling, secant ascent and the smoothed-Jacobian
-ascent, ``--trained-smooth-steps``), and the ratio LipSDP / lower, the acceptance goal being <= 3.  A second
-table closes the gap from both sides: ``lipschitz.region_search`` (MILP search over reachable activation
-regions from the best witness, ``--trained-region-rounds``) and ``lipschitz.domain_upper_bound`` (LipSDP with
-slopes refined on the box of the training data), with the ratios global (LipSDP / best lower) and on the box
-(domain LipSDP / best lower, only when the witness lies in the box).
+UnfoldedADMM; skip with ``--skip-trained``): 16-layer models at ``--trained-size`` (default 32x64) trained
+with ``unfoldtheory.training.train`` for ``--trained-steps`` Adam steps, loaded from
+``verification/out/trained/`` (trained and saved there by ``verification/lipschitz_report.py``'s helper if
+absent); for each: naive, LipSDP-Layer (``--skip-layerwise`` to skip), LipSDP-Neuron (run to convergence),
+the best lower bound with a long search (sampling, secant ascent and the smoothed-Jacobian ascent,
+``--trained-smooth-steps``), then ``lipschitz.region_search`` from that witness and the data
+(``--trained-region-restarts`` trajectories of ``--trained-region-flips`` moves of the walk over adjacent
+regions and ``--trained-region-rounds`` neighbourhood MILPs, capped at ``--trained-region-time`` s), and the
+data-box certificate: linear bound propagation on the box of the training data decides which neurons are
+fixed there; ``lipschitz.domain_upper_bound`` runs only when some are (otherwise the domain constant is
+certified through the global one).  The acceptance table prints, per model: training steps, global LipSDP,
+domain LipSDP (the data box), the best witnessed lower bound and how it was found, the ratio, and "<= 3".
+
+Acceptance run (docs/theory/exact_lipschitz.md §9):
+
+    python verification/benchmarks/bench_lipsdp.py --skip-scale --skip-layerwise --threads 1 \
+        --trained-steps 4000 --trained-time-limit 240 --trained-region-rounds 0 --trained-region-flips 120 \
+        --trained-region-restarts 2 --trained-region-time 120
 
 The dense formulation (one cvxpy LMI of order m + nK, Clarabel) is timed in the same run for the 16x32 size
 at the depths in ``--dense-layers`` (at 16 layers its LMI has order 528 and needs far more memory than a
