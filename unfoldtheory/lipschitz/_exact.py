@@ -1222,7 +1222,19 @@ def _certified_start(form: Form, glob: Problem, yy: np.ndarray, norm: str, seed:
             wt = certify_witness(form, glob, pat, norm)
             if wt is not None:
                 return wt
-    return sample_witness(form, glob, yy, norm, seed, num=8)
+    # many neurons within the (depth-amplified) rounding bound of a kink: the pattern the float64 evaluation
+    # sees, certified through the point itself (l2: a secant there, §8), or random points next to it
+    z = _pattern_at(form, glob.pieces, yy)[0]
+    pat = []
+    for i, c in enumerate(cand):
+        inside = [k for k in c if (not math.isfinite(glob.pieces[i][k][2]) or z[i] >= glob.pieces[i][k][2])
+                  and (not math.isfinite(glob.pieces[i][k][3]) or z[i] <= glob.pieces[i][k][3])]
+        pat.append((inside or c)[0])
+    wt = certify_witness(form, glob, pat, norm, point=yy)
+    alt = sample_witness(form, glob, yy, norm, seed, num=8)
+    if wt is None or (alt is not None and alt["value"] > wt["value"]):
+        return alt
+    return wt
 
 
 def _pairs(J: np.ndarray, norm: str, k: int) -> list:
@@ -1324,6 +1336,8 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
     starts, seen = [], set()
     for idx in np.argsort(-vals):                  # the starts with the largest Jacobians, distinct regions
         if len(starts) >= max(4, restarts) or (len(seen) >= 4 and len(starts) >= restarts):
+            break
+        if starts and deadline is not None and time.perf_counter() > deadline:
             break
         wt = _certified_start(form, glob, Y[idx], norm, seed)
         if wt is None or tuple(wt["pattern"]) in seen:
