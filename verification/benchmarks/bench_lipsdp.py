@@ -145,7 +145,11 @@ def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth
         # domain LipSDP only differs from the global one when some are
         box = (data.min(axis=0), data.max(axis=0))
         a, b = refined_slopes(form, linear_bounds(form, (box[0] + box[1]) / 2, (box[1] - box[0]) / 2))
-        fixed = int(sum(int(np.sum(x == y)) for x, y in zip(a, b)))
+        # neurons pinned by the box (identity neurons of linear states are pinned everywhere: not counted)
+        a0, b0 = form.slopes()
+        off = np.concatenate([[0], np.cumsum(form.sizes)]).astype(int)
+        fixed = int(sum(int(np.sum((x == y) & (a0[off[k]:off[k + 1]] != b0[off[k]:off[k + 1]])))
+                        for k, (x, y) in enumerate(zip(a, b))))
         if fixed:
             dom, t_dom, _ = timed(lip.domain_upper_bound, net, box, time_limit=time_limit)
             dom_value, dom_cert = dom.value, dom.certified
