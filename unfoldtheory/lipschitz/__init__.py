@@ -510,7 +510,7 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
 
 def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: int = 20,
                   max_uncertain: int = 30, node_limit: int | None = 2000, time_limit: float | None = None,
-                  seed: int = 0) -> Bound:
+                  seed: int = 0, restarts: int = 1, flips: int = 50) -> Bound:
     r"""Lower bound by a search over reachable activation regions, warm-started from given points.
 
     From the best start point (its region certified as in :func:`exact`), repeat: take the region's top
@@ -522,11 +522,18 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
 
     Parameters
     ----------
-    start : array (m,) or (k, m), or a Bound with ``witness["y"]``
+    start : array (m,) or (k, m), a Bound with ``witness["y"]``, or a list of these
         Start points: a lower bound's witness (its secant ``(y, y + d)`` is sampled at 33 points), an
-        :func:`exact` witness, or data.
+        :func:`exact` witness, or data; a list pools them.
     rounds : int
-        Number of neighbourhood MILPs (the work budget, with ``node_limit`` nodes each).
+        Number of neighbourhood MILPs per trajectory (the work budget, with ``node_limit`` nodes each).
+    restarts : int
+        Number of trajectories, each from another start region (the start points of largest Jacobian norm
+        whose certified regions differ); the best region over all trajectories is returned.
+    flips : int
+        Budget of moves (per trajectory) of the greedy walk over adjacent regions that runs before the MILPs
+        and after every MILP improvement (no MILP: it scales to deep nets; ``§6``).  ``rounds=0`` with
+        ``flips > 0`` is the walk alone.
     max_uncertain : int
         Undecided neurons allowed in a neighbourhood (grows when a neighbourhood holds nothing better).
 
@@ -541,6 +548,25 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
     if norm not in ("linf", "l2"):
         raise InvalidInputError(f"norm must be 'linf' or 'l2'; got {norm!r}.")
     form = require_form(model_or_form)
+    items = list(start) if isinstance(start, (list, tuple)) and any(isinstance(s, Bound) for s in start) \
+        else [start]
+    Y = np.concatenate([_start_points(s, form.input_dim) for s in items])
+    rounds = check_int(rounds, "rounds", minimum=0)
+    max_uncertain = check_int(max_uncertain, "max_uncertain", minimum=1)
+    if node_limit is not None:
+        node_limit = check_int(node_limit, "node_limit", minimum=1)
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
+    restarts = check_int(restarts, "restarts", minimum=1)
+    flips = check_int(flips, "flips", minimum=0)
+    if rounds == 0 and flips == 0:
+        raise InvalidInputError("region_search needs rounds >= 1 or flips >= 1 (both are 0: nothing to search).")
+    return region_search_impl(form, Y, norm, rounds, max_uncertain, node_limit, time_limit, seed, restarts,
+                              flips)
+
+
+def _start_points(start: Any, m: int) -> np.ndarray:
+    """Start points of :func:`region_search` from an array or a Bound's witness (k, m)."""
     if isinstance(start, Bound):
         wit = start.witness or {}
         if wit.get("y") is None:
@@ -553,21 +579,16 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
             start = y0[None, :] + np.linspace(0.0, 1.0, 33)[:, None] * d[None, :]
         else:
             start = y0
-    Y, _ = check_observations(start, form.input_dim, "start")
-    rounds = check_int(rounds, "rounds", minimum=1)
-    max_uncertain = check_int(max_uncertain, "max_uncertain", minimum=1)
-    if node_limit is not None:
-        node_limit = check_int(node_limit, "node_limit", minimum=1)
-    if time_limit is not None:
-        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
-    return region_search_impl(form, Y, norm, rounds, max_uncertain, node_limit, time_limit, seed)
+    Y, _ = check_observations(start, m, "start")
+    return Y
 
 
 # ---------------------------------------------------------------------------------------------- domain
 
 
 def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp", time_limit: float = 60.0,
-                       max_evaluations: int | None = None, dtype: str = "auto", polish_steps: int = 200) -> Bound:
+                       max_evaluations: int | None = None, dtype: str = "auto", polish_steps: int = 200,
+                       propagation: str = "linear") -> Bound:
     r"""Certified upper bound on the l2 Lipschitz constant of :math:`y \mapsto x` restricted to a domain.
 
     The quantity is :math:`\sup\{\|x(y_1)-x(y_2)\|_2/\|y_1-y_2\|_2 : y_1, y_2 \in D\}` for a box
@@ -580,12 +601,19 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
     of the same method up to optimiser accuracy, and at least the domain's exact constant
     (:func:`exact` with the same box).  ``max_evaluations`` and ``polish_steps`` are the work budgets of
     :func:`upper_bound`.
+
+    ``propagation``: ``"linear"`` (default) bounds the pre-activations by linear (CROWN / Fast-Lin-style)
+    bound propagation, intersected with the interval one, which stays tight with depth where intervals
+    explode (``docs/theory/exact_lipschitz.md §7``); ``"interval"`` uses interval propagation only.
+    ``checks["propagation"]`` records the choice.
     """
     from ._exact import parse_domain
 
     form = require_form(model_or_form)
     if method not in ("lipsdp", "layerwise", "naive"):
         raise InvalidInputError(f"method must be 'lipsdp', 'layerwise' or 'naive'; got {method!r}.")
+    if propagation not in ("linear", "interval"):
+        raise InvalidInputError(f"propagation must be 'linear' or 'interval'; got {propagation!r}.")
     m = form.input_dim
     if isinstance(domain, dict) and domain.get("norm", "linf") == "l2":
         if set(domain) - {"center", "radius", "norm"}:
@@ -600,7 +628,13 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
         label = f"box [{np.array2string(lo, precision=4)}, {np.array2string(hi, precision=4)}]"
     quantity = f"Lipschitz constant of y -> x on the domain {label} (l2 -> l2)"
     polish_steps = check_int(polish_steps, "polish_steps", minimum=0)
-    b = _refined_bound(form, interval_bounds(form, center, rad, nrm), method, {"domain": label}, quantity,
+    if propagation == "linear":
+        from ._linear import linear_bounds
+
+        pre = linear_bounds(form, center, rad, nrm)
+    else:
+        pre = interval_bounds(form, center, rad, nrm)
+    b = _refined_bound(form, pre, method, {"domain": label, "propagation": propagation}, quantity,
                        time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype,
                        polish_steps=polish_steps)
     return dataclasses.replace(b, method=f"domain_{b.method}")

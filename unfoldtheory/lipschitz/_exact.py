@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -325,7 +326,16 @@ def make_problem(form: Form, domain: Any, max_neurons: int) -> Problem:
     else:
         ylo, yhi = parse_domain(domain, m)
         tlo, thi, homog = 1.0, 1.0, False
-    L, U, WL, WU, possible = interval_propagation(d, pieces, ylo, yhi, tlo, thi)
+    Lc = Uc = None
+    if not homog:
+        # linear bound propagation (docs/theory/exact_lipschitz.md §7) stays tight with depth where intervals
+        # explode; both are sound, so the intersection is (interval_propagation intersects)
+        from ._linear import linear_bounds
+
+        pre = linear_bounds(form, (ylo + yhi) / 2, (yhi - ylo) / 2, "linf")
+        Lc = np.concatenate([lb for lb, _ in pre]) if pre else np.zeros(0)
+        Uc = np.concatenate([ub for _, ub in pre]) if pre else np.zeros(0)
+    L, U, WL, WU, possible = interval_propagation(d, pieces, ylo, yhi, tlo, thi, Lc, Uc)
     return Problem(d, pieces, possible, ylo, yhi, tlo, thi, L, U, WL, WU, homog, form.sizes)
 
 
@@ -603,12 +613,14 @@ def region_rows(prob: Problem, pattern: list) -> tuple[np.ndarray, np.ndarray]:
     N, m = A.shape[0], B.shape[1]
     Z = np.zeros((N, m + 1))
     W = np.zeros((N, m + 1))
-    for i in range(N):
-        Z[i, :m] = A[i, :i] @ W[:i, :m] + B[i]
-        Z[i, m] = A[i, :i] @ W[:i, m] + b[i]
-        s, c, _, _ = prob.pieces[i][pattern[i]]
-        W[i] = s * Z[i]
-        W[i, m] += c
+    sc = np.array([prob.pieces[i][pattern[i]][:2] for i in range(N)], dtype=float).reshape(N, 2)
+    # block by block (a block reads earlier blocks only, so A is zero inside a block's diagonal square)
+    off = np.concatenate([[0], np.cumsum(prob.sizes)]).astype(int)
+    for a, e in zip(off[:-1], off[1:]):
+        Z[a:e, :m] = A[a:e, :a] @ W[:a, :m] + B[a:e]
+        Z[a:e, m] = A[a:e, :a] @ W[:a, m] + b[a:e]
+        W[a:e] = sc[a:e, :1] * Z[a:e]
+        W[a:e, m] += sc[a:e, 1]
     return Z, C @ W[:, :m]
 
 
@@ -742,9 +754,12 @@ def certify_witness(form: Form, prob: Problem, pattern: list, norm: str, point: 
 
     y = None if point is None else np.asarray(point, float)
     if not strict_at(y):
-        y, _ = interior_point(prob, pattern)
+        given = y
+        y, s_lp = interior_point(prob, pattern)
         if not strict_at(y):
-            return None
+            if norm != "l2":
+                return None
+            return _secant_witness(form, prob, pattern, y, s_lp, given)
     # distance (in y) from y to the nearest kink of the region's affine pre-activations: a margin to step in
     z = _pattern_at(form, prob.pieces, y)[0]
     s = math.inf
@@ -779,6 +794,55 @@ def certify_witness(form: Form, prob: Problem, pattern: list, norm: str, point: 
         e = op_norm(Eb, norm) + 4 * max(J.shape) * _U * val
     return {"y": y, "pattern": [int(k) for k in pattern], "jacobian": J, "value": max(val - e, 0.0),
             "value_float": val, "interior_margin": float(s)}
+
+
+_ERROR_MODELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _error_model(form: Form):
+    from ._torch import ErrorModel
+
+    em = _ERROR_MODELS.get(form)
+    if em is None:
+        em = _ERROR_MODELS[form] = ErrorModel(form)
+    return em
+
+
+def _secant_witness(form: Form, prob: Problem, pattern: list, y: np.ndarray | None, margin: float,
+                    given: np.ndarray | None) -> dict | None:
+    r"""l2 fallback of :func:`certify_witness` for deep nets, where the forward rounding bound of the pattern
+    check (which grows like the product of :math:`|A|`) no longer places every neuron strictly inside its
+    piece: the region's Jacobian :math:`J_P` and its top right singular vector :math:`v`, and the secant
+    :math:`\|f(y + \epsilon v) - f(y)\| / \epsilon` at the LP's interior point (a ball of radius ``margin``
+    around it lies in the region, so the exact secant equals :math:`\|J_P v\|` for
+    :math:`\epsilon < ` ``margin``), evaluated with the spectral-norm rounding bound of
+    :class:`~._torch.ErrorModel`.  The value is that certified secant: a true lower bound on the Lipschitz
+    constant whatever the region (``docs/theory/exact_lipschitz.md §8``)."""
+    from ._torch import certified_secant
+
+    _, J = region_rows(prob, pattern)
+    if J.size == 0:
+        return None
+    _, _, Vt = np.linalg.svd(J)
+    v = Vt[0]
+    best = None
+    pts = [(y, margin)] if y is not None and margin > 0 else []
+    if given is not None:
+        pts.append((given, None))
+    em = _error_model(form)
+    for yy, s in pts:
+        scale = 1.0 + float(np.linalg.norm(yy))
+        for eps in ([0.5 * s, 0.05 * s] if s is not None else []) + [1e-4 * scale, 1e-6 * scale]:
+            for sgn in (1.0, -1.0):
+                r, _ = certified_secant(em, None, yy, sgn * eps * v)
+                if best is None or r > best[0]:
+                    best = (r, yy, sgn * eps * v)
+    if best is None or not best[0] > 0:
+        return None
+    r, yy, d = best
+    return {"y": np.asarray(yy, float), "d": d, "pattern": [int(k) for k in pattern], "jacobian": J,
+            "value": float(r), "value_float": float(np.linalg.norm(J, 2)), "certified_by": "secant",
+            "interior_margin": float(margin)}
 
 
 def homogeneous_eval(prob: Problem, y: np.ndarray, t: float) -> np.ndarray:
@@ -1142,36 +1206,75 @@ def _box_problem(form: Form, y: np.ndarray, radius: float, max_neurons: int) -> 
     return make_problem(form, (y - radius, y + radius), max_neurons)
 
 
-def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, max_uncertain: int,
-                       node_limit: int | None, time_limit: float | None, seed: int) -> Bound:
-    """Large-neighbourhood search over reachable activation regions (``docs/theory/exact_lipschitz.md §6``)."""
-    t0 = time.perf_counter()
-    deadline = None if time_limit is None else t0 + time_limit
+def _certified_start(form: Form, glob: Problem, yy: np.ndarray, norm: str, seed: int) -> dict | None:
+    """The certified region of a start point (or the best one sampled next to it when it sits on a kink)."""
+    import itertools
+
+    cand = _pattern_at(form, glob.pieces, yy)[2]
+    if all(len(c) == 1 for c in cand):
+        return certify_witness(form, glob, [c[0] for c in cand], norm, point=yy)
+    if sum(len(c) > 1 for c in cand) <= 12:
+        # a point on a few kinks (where ascents end): the regions adjacent to it, largest Jacobian first, each
+        # certified by an interior point (LP) and a float64 re-evaluation
+        pats = [list(p) for p in itertools.islice(itertools.product(*cand), 256)]
+        pats.sort(key=lambda p: -op_norm(region_rows(glob, p)[1], norm))
+        for pat in pats[:16]:
+            wt = certify_witness(form, glob, pat, norm)
+            if wt is not None:
+                return wt
+    # many neurons within the (depth-amplified) rounding bound of a kink: the pattern the float64 evaluation
+    # sees, certified through the point itself (l2: a secant there, §8), or random points next to it
+    z = _pattern_at(form, glob.pieces, yy)[0]
+    pat = []
+    for i, c in enumerate(cand):
+        inside = [k for k in c if (not math.isfinite(glob.pieces[i][k][2]) or z[i] >= glob.pieces[i][k][2])
+                  and (not math.isfinite(glob.pieces[i][k][3]) or z[i] <= glob.pieces[i][k][3])]
+        pat.append((inside or c)[0])
+    wt = certify_witness(form, glob, pat, norm, point=yy)
+    alt = sample_witness(form, glob, yy, norm, seed, num=8)
+    if wt is None or (alt is not None and alt["value"] > wt["value"]):
+        return alt
+    return wt
+
+
+def _pairs(J: np.ndarray, norm: str, k: int) -> list:
+    """The top ``k`` singular pairs of ``J`` (l2; the first is the one of ``_pair``) or its ``k`` largest
+    rows with their sign vectors (l-inf): search directions from the current region."""
+    if norm != "l2":
+        rows = np.argsort(-np.abs(J).sum(axis=1))[:k]
+        return [(np.eye(J.shape[0])[i], np.sign(J[i]) + (J[i] == 0)) for i in rows]
+    U_, _, Vt = np.linalg.svd(J)
+    return [(U_[:, i], Vt[i]) for i in range(min(k, U_.shape[1], Vt.shape[0]))]
+
+
+def _climb(form: Form, glob: Problem, best: dict, Y: np.ndarray, norm: str, rounds: int, max_uncertain: int,
+           node_limit: int | None, deadline: float | None, seed: int, log_: list, tag: int,
+           flips: int = 0) -> dict:
+    """One trajectory of the neighbourhood search from the certified region ``best`` (see
+    ``docs/theory/exact_lipschitz.md §6``): a greedy walk over adjacent regions (at most ``flips`` moves in
+    all), then ``rounds`` neighbourhood MILPs, each improvement followed by the walk again; appends to
+    ``log_`` and returns the best certified region."""
+    from ._flip import flip_walk
+
+    budget = [flips]
+
+    def walk(b):
+        if budget[0] <= 0 or (deadline is not None and time.perf_counter() > deadline):
+            return b
+        wlog: list = []
+        b = flip_walk(form, glob, b, norm, budget[0], log_=wlog, deadline=deadline)
+        budget[0] -= sum(1 for e in wlog if e["moved"])
+        log_.append({"start": tag, "flip_moves": sum(1 for e in wlog if e["moved"]), "value": float(b["value"])})
+        return b
+
+    best = walk(best)
     m = form.input_dim
     big = form.num_neurons + 1
-    Y = np.asarray(start, float).reshape(-1, m)
-    best, log_ = None, []
-    glob = make_problem(form, None, big)
-    J = np.asarray(form.jacobian(Y))
-    vals = np.linalg.norm(J, 2, axis=(1, 2)) if norm == "l2" else np.abs(J).sum(axis=2).max(axis=1)
-    for idx in np.argsort(-vals)[:4]:                  # the starts with the largest Jacobians
-        yy = Y[idx]
-        cand = _pattern_at(form, glob.pieces, yy)[2]
-        if all(len(c) == 1 for c in cand):
-            wt = certify_witness(form, glob, [c[0] for c in cand], norm, point=yy)
-        else:
-            wt = sample_witness(form, glob, yy, norm, seed, num=8)
-        if wt is not None and (best is None or wt["value"] > best["value"]):
-            best = wt
-    if best is None:
-        raise InvalidInputError("region_search: no start point lies strictly inside an activation region; pass "
-                                "other start points (e.g. data or the witness of lower_bound).")
-    start_value = best["value"]
     radius = 1e-3 * (1.0 + float(np.max(np.abs(best["y"]))))
     rng = np.random.default_rng(seed)
     scale_y = 1.0 + float(np.max(np.abs(Y)))
     pool_pts = np.vstack([Y, best["y"] + scale_y * rng.standard_normal((256, m))])
-    pool = [_pair(best["jacobian"], norm)] + direction_pool(form, pool_pts, norm, 8, seed)
+    pool = _pairs(best["jacobian"], norm, 3) + direction_pool(form, pool_pts, norm, 8, seed)
     pieces_all = glob.possible
     for rnd in range(rounds):
         if deadline is not None and time.perf_counter() > deadline or not pool:
@@ -1195,8 +1298,9 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
         # any unit pair with u^T J' v > best proves ||J'|| > best: the cut-off is the best value itself
         fx = solve_norm(prob, "fixed", node_limit=node_limit, time_limit=tl, gap=1e-6, direction=v, weights=u,
                         cutoff=float(best["value"]) * (1 + 1e-9))
-        step = {"round": rnd, "radius": radius, "uncertain": sum(len(p) > 1 for p in prob.possible),
-                "status": fx["message"], "nodes": fx["nodes"]}
+        step = {"start": tag, "round": rnd, "radius": radius,
+                "uncertain": sum(len(p) > 1 for p in prob.possible), "status": fx["message"],
+                "nodes": fx["nodes"]}
         improved = False
         if fx["pattern"] is not None:
             wt = best_adjacent_witness(form, prob, fx["y"], fx["t"], fx["pattern"], norm)
@@ -1205,14 +1309,59 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
         step["value"] = float(best["value"])
         log_.append(step)
         if improved:
-            pool.insert(0, _pair(best["jacobian"], norm))
+            best = walk(best)
+            # the new region's top singular pairs first (its power-iteration directions)
+            pool[:0] = _pairs(best["jacobian"], norm, 3)
         elif radius < rmax:
             radius *= 4      # the neighbourhood holds nothing better in this direction: look wider
             max_uncertain = int(max_uncertain * 1.5)
+    return best
+
+
+def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, max_uncertain: int,
+                       node_limit: int | None, time_limit: float | None, seed: int, restarts: int = 1,
+                       flips: int = 0) -> Bound:
+    """Large-neighbourhood search over reachable activation regions (``docs/theory/exact_lipschitz.md §6``):
+    ``restarts`` trajectories of ``rounds`` MILPs each, from the start points of largest Jacobian norm in
+    distinct regions."""
+    t0 = time.perf_counter()
+    deadline = None if time_limit is None else t0 + time_limit
+    m = form.input_dim
+    big = form.num_neurons + 1
+    Y = np.asarray(start, float).reshape(-1, m)
+    log_ = []
+    glob = make_problem(form, None, big)
+    J = np.asarray(form.jacobian(Y))
+    vals = np.linalg.norm(J, 2, axis=(1, 2)) if norm == "l2" else np.abs(J).sum(axis=2).max(axis=1)
+    starts, seen = [], set()
+    for idx in np.argsort(-vals):                  # the starts with the largest Jacobians, distinct regions
+        if len(starts) >= max(4, restarts) or (len(seen) >= 4 and len(starts) >= restarts):
+            break
+        if starts and deadline is not None and time.perf_counter() > deadline:
+            break
+        wt = _certified_start(form, glob, Y[idx], norm, seed)
+        if wt is None or tuple(wt["pattern"]) in seen:
+            continue
+        seen.add(tuple(wt["pattern"]))
+        starts.append(wt)
+    if not starts:
+        raise InvalidInputError("region_search: no start point lies strictly inside an activation region; pass "
+                                "other start points (e.g. data or the witness of lower_bound).")
+    starts.sort(key=lambda w: -w["value"])
+    start_value = starts[0]["value"]
+    best = None
+    for r, wt in enumerate(starts[:restarts]):
+        if r > 0 and deadline is not None and time.perf_counter() > deadline:
+            break
+        got = _climb(form, glob, wt, Y, norm, rounds, max_uncertain, node_limit, deadline, seed + r, log_, r,
+                     flips)
+        if best is None or got["value"] > best["value"]:
+            best = got
     pn = "l2 -> l2" if norm == "l2" else "l-inf -> l-inf"
     return Bound(value=best["value"], side="lower", certified=True, method="region_search",
                  quantity=f"Lipschitz constant of y -> x ({pn})",
                  solver="HiGHS MILP over activation regions in a box around the witness (highspy)",
-                 status=f"{len(log_)} rounds", checks={"start_value": start_value, "rounds": log_},
+                 status=f"{len(log_)} rounds from {min(restarts, len(starts))} start(s)",
+                 checks={"start_value": start_value, "rounds": log_, "restarts": min(restarts, len(starts))},
                  witness={"y": best["y"], "pattern": best["pattern"], "jacobian": best["jacobian"]},
                  seconds=time.perf_counter() - t0)
