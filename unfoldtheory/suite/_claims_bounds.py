@@ -112,7 +112,8 @@ def lipschitz_sandwich(ctx, name: str) -> dict:
                                               "box", "domain")
         try:
             rs = lip.region_search(form, b["lower"], rounds=p.region_rounds, max_uncertain=p.region_max_uncertain,
-                                   node_limit=p.region_node_limit, time_limit=p.time_cap, seed=p.seed)
+                                   node_limit=p.region_node_limit, flips=p.region_flips, time_limit=p.time_cap,
+                                   seed=p.seed)
             sw["lower_region_search"] = entry(rs, in_domain=in_box(rs.witness["y"], lo, hi),
                                               start_value=float(rs.checks.get("start_value", math.nan)))
         except InvalidInputError as exc:  # no start point strictly inside a region: nothing to search from
