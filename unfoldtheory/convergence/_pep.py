@@ -453,12 +453,8 @@ def _momentum_stages(steps: np.ndarray, betas: np.ndarray, prox: bool, objective
                 base.append(("s", j))
         if objective and k == K:
             base.append(("g", "N"))
+        coef = _unit_coefficients(base, scale)
         dim = len(base)
-        coef = {}
-        for a, b in enumerate(base):
-            e = np.zeros(dim)
-            e[a] = scale[b]
-            coef[b] = e
         if k == 1:
             coef[("d", 0)] = np.zeros(dim)
         for j in range(k, last + 1):
@@ -580,6 +576,17 @@ def _admm_lower(steps: np.ndarray, q: float, metric: str) -> tuple[float, float,
     return val, float(A_[k]), float(B_[k])
 
 
+def _unit_coefficients(base: list, scale: dict) -> dict:
+    """The coefficient vector of every basis element of a stage in the stage's own scaled basis:
+    ``scale[b]`` times the unit vector of its position."""
+    coef = {}
+    for a, b in enumerate(base):
+        e = np.zeros(len(base))
+        e[a] = scale[b]
+        coef[b] = e
+    return coef
+
+
 def _make_stages(steps: np.ndarray, prox: bool, basis: set, scale: dict) -> list[_Stage]:
     """The chain: stage k holds x_k, the (sub)gradients around step k, and x_{k+1} (derived).
 
@@ -597,12 +604,7 @@ def _make_stages(steps: np.ndarray, prox: bool, basis: set, scale: dict) -> list
             base.append(("s", k + 1))
         if ("g", k + 1) in basis:
             base.append(("g", k + 1))
-        d = len(base)
-        coef = {}
-        for a, b in enumerate(base):
-            e = np.zeros(d)
-            e[a] = scale[b]
-            coef[b] = e
+        coef = _unit_coefficients(base, scale)
         nxt = coef[("x", k)] - steps[k] * (coef[("g", k)] + (coef[("s", k + 1)] if prox else 0.0))
         coef[("x", k + 1)] = nxt
         stages.append(_Stage(base, coef))
