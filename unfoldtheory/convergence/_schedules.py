@@ -200,7 +200,7 @@ def _resolve_linear_blocks(form: Any) -> tuple[list[int], list[tuple[dict, Any, 
     nonlinear: list[int] = []
     pre_of: list[tuple[dict, Any, Any]] = []
 
-    def combine(terms: dict[int, Any], B: Any, b: Any, size: int) -> tuple[dict, Any, Any]:
+    def combine(terms: dict[int, Any], B: Any, b: Any) -> tuple[dict, Any, Any]:
         edges: dict[int, np.ndarray] = {}
         BB = None if B is None else dense(B)
         bb = None if b is None else np.asarray(b, dtype=np.float64).copy()
@@ -216,14 +216,14 @@ def _resolve_linear_blocks(form: Any) -> tuple[list[int], list[tuple[dict, Any, 
         return edges, BB, bb
 
     for blk in form.blocks:
-        pre = combine(blk.inputs, blk.B, blk.b, blk.size)
+        pre = combine(blk.inputs, blk.B, blk.b)
         if isinstance(blk.activation, Identity):
             expr.append(pre)
         else:
             nonlinear.append(len(expr))
             pre_of.append(pre)
             expr.append(({len(nonlinear) - 1: np.eye(blk.size)}, None, None))
-    out = combine(form.output, None, None, form.output_dim)
+    out = combine(form.output, None, None)
     return nonlinear, pre_of, out
 
 
