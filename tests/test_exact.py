@@ -376,3 +376,50 @@ def test_exact_is_unchanged_after_another_highs_user_in_the_process():
     value, converged, certified = json.loads(out.stdout.strip().splitlines()[-1])
     ref, _ = brute_force(tiny_chain(0, m=3, K=2), "linf")
     assert converged and certified and value == pytest.approx(ref, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- local sandwich
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_local_sandwich_brackets_the_brute_force_ball_constants(seed):
+    # l-inf balls are boxes: each ball's exact l2 constant by region enumeration lies between its two ends
+    form = tiny_chain(seed, m=2, K=3, act="soft")
+    C = np.random.default_rng(seed).uniform(-0.5, 0.5, size=(3, 2))
+    r = 0.15
+    b = lip.local_sandwich(form, C, r, norm="linf", samples=32)
+    refs = [brute_force(form, "l2", box=(c - r, c + r))[0] for c in C]
+    assert b.certified and b.converged and b.side == "upper"
+    for ball, ref in zip(b.checks["balls"], refs):
+        assert ball["lower"] <= ref * (1 + 1e-9) <= ball["upper"] * (1 + 2e-9)
+    lo, hi = b.interval
+    assert hi == b.value == max(x["upper"] for x in b.checks["balls"])
+    assert lo <= max(refs) * (1 + 1e-9) <= hi * (1 + 2e-9)
+    assert lo >= 0.5 * max(refs)  # the sampled lower end is attained in a ball, not a token value
+    y, d = b.witness["y"], b.witness["d"]
+    i = int(np.argmax([x["lower"] for x in b.checks["balls"]]))
+    assert np.max(np.abs(y - C[i])) <= r and np.max(np.abs(y + d - C[i])) <= r
+
+
+def test_local_sandwich_meets_the_jacobian_on_tiny_balls_and_stays_below_global():
+    net = random_lista(4, 6, 3, seed=21)
+    form = net.form()
+    Y = np.random.default_rng(1).normal(size=(3, 4)) * 3
+    b = lip.local_sandwich(net, Y, 1e-7)
+    J = max(np.linalg.norm(form.jacobian(y), 2) for y in Y)
+    assert b.interval[0] == pytest.approx(J, rel=1e-5) and b.value == pytest.approx(J, rel=1e-6)
+    assert b.interval[0] <= J * (1 + 1e-9) <= b.value * (1 + 1e-9)
+    wide = lip.local_sandwich(net, Y, 50.0, samples=8)
+    glob = lip.upper_bound(net)
+    assert b.value <= wide.value <= glob.value * (1 + 1e-6)
+    assert wide.checks["balls"][0]["uncertain_neurons"] > 0
+
+
+def test_local_sandwich_bad_input():
+    form = tiny_chain(0, m=2, K=2)
+    with pytest.raises(InvalidInputError, match="radius"):
+        lip.local_sandwich(form, np.zeros(2), -1.0)
+    with pytest.raises(InvalidInputError, match="norm"):
+        lip.local_sandwich(form, np.zeros(2), 1.0, norm="l1")
+    with pytest.raises(InvalidInputError, match="Y"):
+        lip.local_sandwich(form, np.zeros((2, 3)), 1.0)
+    with pytest.raises(InvalidInputError, match="samples"):
+        lip.local_sandwich(form, np.zeros(2), 1.0, samples=-1)

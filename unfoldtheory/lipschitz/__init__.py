@@ -1,5 +1,6 @@
 r"""Lipschitz certificates for unrolled networks: upper bounds (naive, LipSDP-Layer, LipSDP-Neuron), lower
-bounds attained by witnesses, local constants on a ball, and the Lipschitz constant in the parameters.
+bounds attained by witnesses, local constants on a ball (and bracketed around many data points:
+:func:`local_sandwich`), and the Lipschitz constant in the parameters.
 
 Every function reads the analysis form (:mod:`unfoldtheory.form`) of a model, :math:`z = Aw + By + b,\ w =
 \sigma(z),\ x = Cw`, and returns a :class:`~unfoldtheory.bounds.Bound`.
@@ -64,7 +65,7 @@ _U = np.finfo(np.float64).eps / 2
 #: Below this naive bound the SDP methods return the naive certificate unchanged (no optimisation).
 _NEGLIGIBLE = 1e-100
 
-__all__ = ["upper_bound", "lower_bound", "exact", "domain_upper_bound", "region_search", "local_upper_bound", "parameter_upper_bound", "bounds_vs_depth",
+__all__ = ["upper_bound", "lower_bound", "exact", "domain_upper_bound", "region_search", "local_upper_bound", "local_sandwich", "parameter_upper_bound", "bounds_vs_depth",
            "plot_bounds_vs_depth", "truncate", "METHODS", "QUANTITY"]
 
 
@@ -610,10 +611,7 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
     from ._exact import parse_domain
 
     form = require_form(model_or_form)
-    if method not in ("lipsdp", "layerwise", "naive"):
-        raise InvalidInputError(f"method must be 'lipsdp', 'layerwise' or 'naive'; got {method!r}.")
-    if propagation not in ("linear", "interval"):
-        raise InvalidInputError(f"propagation must be 'linear' or 'interval'; got {propagation!r}.")
+    _check_ball_args(None, method, propagation)
     m = form.input_dim
     if isinstance(domain, dict) and domain.get("norm", "linf") == "l2":
         if set(domain) - {"center", "radius", "norm"}:
@@ -628,13 +626,7 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
         label = f"box [{np.array2string(lo, precision=4)}, {np.array2string(hi, precision=4)}]"
     quantity = f"Lipschitz constant of y -> x on the domain {label} (l2 -> l2)"
     polish_steps = check_int(polish_steps, "polish_steps", minimum=0)
-    if propagation == "linear":
-        from ._linear import linear_bounds
-
-        pre = linear_bounds(form, center, rad, nrm)
-    else:
-        pre = interval_bounds(form, center, rad, nrm)
-    b = _refined_bound(form, pre, method, {"domain": label, "propagation": propagation}, quantity,
+    b = _refined_bound(form, _ball_pre(form, center, rad, nrm, propagation), method, {"domain": label, "propagation": propagation}, quantity,
                        time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype,
                        polish_steps=polish_steps)
     return dataclasses.replace(b, method=f"domain_{b.method}")
@@ -671,28 +663,135 @@ def _refined_bound(form: Any, bounds: Any, method: str, extra: dict, quantity: s
 
 def local_upper_bound(model_or_form: Any, y: Any, radius: float, *, norm: str = "l2", method: str = "lipsdp",
                       time_limit: float = 60.0, max_evaluations: int | None = None,
-                      dtype: str = "auto") -> Bound:
+                      dtype: str = "auto", propagation: str = "linear") -> Bound:
     r"""Upper bound on the Lipschitz constant of :math:`y \mapsto x` restricted to a ball around ``y``.
 
     The quantity is :math:`\sup\{\|x(y_1)-x(y_2)\|_2/\|y_1-y_2\|_2 : y_1, y_2 \in \mathcal{B}\}` with
-    :math:`\mathcal{B} = \{\|y' - y\|_{p} \le r\}`, :math:`p` = ``norm`` ("l2" or "linf").  Interval bounds
-    over the ball fix the slope of every neuron that stays inside one linear piece (see :mod:`._local`); those
-    neurons are substituted exactly and the remaining ones keep their slope interval.  If every neuron is
-    fixed, the map is linear on the ball and the returned value is the norm of that linear map (tight,
-    ``checks["exact"]``). Otherwise ``method`` ("lipsdp", "layerwise" or "naive") bounds the refined network;
-    the local bound is at most the global one of the same method up to optimiser accuracy.
+    :math:`\mathcal{B} = \{\|y' - y\|_{p} \le r\}`, :math:`p` = ``norm`` ("l2" or "linf").  Bound propagation
+    over the ball (``propagation="linear"``: linear bounds intersected with intervals,
+    ``docs/theory/exact_lipschitz.md §7``; ``"interval"``: intervals only) fixes the slope of every neuron that
+    stays inside one linear piece; those neurons are substituted exactly and the remaining ones keep their
+    slope interval.  If every neuron is fixed, the map is linear on the ball and the returned value is the norm
+    of that linear map (tight, ``checks["exact"]``). Otherwise ``method`` ("lipsdp", "layerwise" or "naive")
+    bounds the refined network; the local bound is at most the global one of the same method up to optimiser
+    accuracy.  :func:`local_sandwich` brackets the local constants around many data points at once.
     """
     form = require_form(model_or_form)
     Y, single = check_observations(y, form.input_dim, "y")
     if not single:
-        raise InvalidInputError("local_upper_bound takes one centre y of shape (m,).")
+        raise InvalidInputError("local_upper_bound takes one centre y of shape (m,); for many centres use "
+                                "local_sandwich(model, Y, radius).")
     radius = check_scalar(radius, "radius", low=0.0)
+    _check_ball_args(norm, method, propagation)
+    quantity = f"local Lipschitz constant of y -> x on the {norm} ball of radius {radius:g} (l2 -> l2)"
+    b = _refined_bound(form, _ball_pre(form, Y[0], radius, norm, propagation), method,
+                       {"radius": radius, "norm": norm, "propagation": propagation}, quantity,
+                       time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype)
+    return dataclasses.replace(b, method=f"local_{b.method}")
+
+
+def _check_ball_args(norm: str | None, method: str, propagation: str) -> None:
+    if norm is not None and norm not in ("l2", "linf"):
+        raise InvalidInputError(f"norm must be 'l2' or 'linf'; got {norm!r}.")
     if method not in ("lipsdp", "layerwise", "naive"):
         raise InvalidInputError(f"method must be 'lipsdp', 'layerwise' or 'naive'; got {method!r}.")
-    quantity = f"local Lipschitz constant of y -> x on the {norm} ball of radius {radius:g} (l2 -> l2)"
-    b = _refined_bound(form, interval_bounds(form, Y[0], radius, norm), method, {"radius": radius, "norm": norm},
-                       quantity, time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype)
-    return dataclasses.replace(b, method=f"local_{b.method}")
+    if propagation not in ("linear", "interval"):
+        raise InvalidInputError(f"propagation must be 'linear' or 'interval'; got {propagation!r}.")
+
+
+def _ball_pre(form: Any, center: np.ndarray, radius: Any, norm: str, propagation: str) -> list:
+    """Pre-activation bounds over a ball (l2) or box (``norm="linf"``, ``radius`` a scalar or per coordinate):
+    the one bound-propagation step of :func:`domain_upper_bound`, :func:`local_upper_bound` and
+    :func:`local_sandwich`."""
+    if propagation == "linear":
+        from ._linear import linear_bounds
+
+        return linear_bounds(form, center, radius, norm)
+    return interval_bounds(form, center, radius, norm)
+
+
+def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2", samples: int = 16,
+                   max_evaluations: int | None = 250, time_limit: float = 60.0, seed: int = 0,
+                   show_progress: bool | None = None) -> Bound:
+    r"""Certified upper and attained lower bounds on the local Lipschitz constants around data points.
+
+    For centres :math:`y_1, \dots, y_p` (rows of ``Y``) and balls :math:`\mathcal B_i = \{\|y - y_i\|_{p}
+    \le r\}` the quantity is the largest local constant
+
+    .. math:: L_{\mathrm{loc}}(r) = \max_i \sup_{y, y' \in \mathcal B_i} \frac{\|x(y) - x(y')\|_2}
+              {\|y - y'\|_2},
+
+    the robustness constant that matters for perturbations of size ``r`` of these inputs (pairs in the same
+    ball; the constant of the union of the balls can be larger).  Per ball, the upper end is
+    :func:`local_upper_bound` (linear bound propagation over the ball fixes the neurons that cannot change
+    piece, then LipSDP-Neuron with ``max_evaluations`` objective evaluations, re-verified in float64) and the
+    lower end a certified float64 secant between two points of the ball (Jacobian power iteration at the
+    centre and ``samples`` seeded points of the ball).  The result is ``side="upper"`` with ``value`` =
+    :math:`\max_i U_i`, ``interval = (\max_i \ell_i, \max_i U_i)`` and ``checks["balls"]``, one record per
+    centre (``upper``, ``lower``, ``fixed_neurons``, ``uncertain_neurons``, ``certified``, ``converged``).
+    As :math:`r \to 0` both ends meet at the largest Jacobian norm at the centres (where no centre sits on a
+    kink); as :math:`r` grows the upper end rises to the global certificate.  Theory:
+    ``docs/theory/exact_lipschitz.md §13``.
+
+    Parameters
+    ----------
+    Y : array (p, m) or (m,)
+        The centres (e.g. test inputs).
+    radius : float
+        Radius of every ball in ``norm`` ("l2" or "linf").
+    samples : int
+        Points drawn in each ball for the lower end (besides the centre).
+    max_evaluations : int or None
+        Work budget of each ball's LipSDP (``time_limit`` is a safety cap; a capped ball is reported not
+        converged).
+    show_progress : bool, optional
+        Progress bar on a terminal, log lines otherwise; default: on from 8 centres.
+    """
+    from .._progress import progress
+    from ._lower import ball_lower_bound
+    from ._torch import ErrorModel
+
+    start = time.perf_counter()
+    form = require_form(model_or_form)
+    C, _ = check_observations(Y, form.input_dim, "Y")
+    radius = check_scalar(radius, "radius", low=0.0)
+    _check_ball_args(norm, "lipsdp", "linear")
+    samples = check_int(samples, "samples", minimum=0)
+    if max_evaluations is not None:
+        max_evaluations = check_int(max_evaluations, "max_evaluations", minimum=1)
+    em = ErrorModel(form)
+    balls = []
+    show = C.shape[0] >= 8 if show_progress is None else bool(show_progress)
+    with progress(C.shape[0], f"local Lipschitz sandwich ({C.shape[0]} balls, r={radius:g})",
+                  enabled=show) as bar:
+        for i, c in enumerate(C):
+            up = local_upper_bound(form, c, radius, norm=norm, time_limit=time_limit,
+                                   max_evaluations=max_evaluations)
+            lo, wit = ball_lower_bound(form, c, radius, norm, samples=samples, seed=seed + i, em=em)
+            balls.append({"index": i, "upper": up.value, "lower": lo, "certified": up.certified,
+                          "converged": up.converged, "fixed_neurons": up.checks.get("fixed_neurons"),
+                          "uncertain_neurons": up.checks.get("uncertain_neurons"), "witness": wit,
+                          "reason": up.reason})
+            bar.update(1)
+            bar.set_postfix(upper=f"{max(b['upper'] for b in balls):.4g}",
+                            lower=f"{max(b['lower'] for b in balls):.4g}")
+    hi = max(b["upper"] for b in balls)
+    ilo = int(np.argmax([b["lower"] for b in balls]))
+    lo = balls[ilo]["lower"]
+    certified = all(b["certified"] for b in balls)
+    converged = all(b["converged"] for b in balls)
+    reasons = sorted({b["reason"] for b in balls if b["reason"]})
+    checks = {"radius": radius, "norm": norm, "centres": int(C.shape[0]), "samples": samples,
+              "ratio": hi / lo if lo > 0 else math.inf,
+              "balls": [{k: v for k, v in b.items() if k != "witness"} for b in balls]}
+    quantity = (f"largest local Lipschitz constant of y -> x over the {norm} balls of radius {radius:g} "
+                f"around {C.shape[0]} given points (pairs within one ball; l2 -> l2)")
+    return Bound(value=hi, side="upper", certified=certified, method="local_lipsdp", quantity=quantity,
+                 solver="linear bound propagation + LipSDP-Neuron per ball (float64 re-verified); float64 "
+                        "secants in the balls for the lower end",
+                 status="ok" if certified else "uncertified ball", checks=checks,
+                 reason="; ".join(reasons), witness=balls[ilo]["witness"], interval=(lo, hi),
+                 converged=converged, seconds=time.perf_counter() - start)
 
 
 # ---------------------------------------------------------------------------------------------- parameters
