@@ -711,7 +711,7 @@ def _ball_pre(form: Any, center: np.ndarray, radius: Any, norm: str, propagation
 
 
 def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2", samples: int = 16,
-                   max_evaluations: int | None = 250, time_limit: float = 60.0, seed: int = 0,
+                   ascent_steps: int = 100, max_evaluations: int | None = 250, time_limit: float = 60.0, seed: int = 0,
                    show_progress: bool | None = None) -> Bound:
     r"""Certified upper and attained lower bounds on the local Lipschitz constants around data points.
 
@@ -726,7 +726,8 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     :func:`local_upper_bound` (linear bound propagation over the ball fixes the neurons that cannot change
     piece, then LipSDP-Neuron with ``max_evaluations`` objective evaluations, re-verified in float64) and the
     lower end a certified float64 secant between two points of the ball (Jacobian power iteration at the
-    centre and ``samples`` seeded points of the ball).  The result is ``side="upper"`` with ``value`` =
+    centre and ``samples`` seeded points of the ball, then ``ascent_steps`` steps of the smoothed-Jacobian
+    ascent projected onto the ball).  The result is ``side="upper"`` with ``value`` =
     :math:`\max_i U_i`, ``interval = (\max_i \ell_i, \max_i U_i)`` and ``checks["balls"]``, one record per
     centre (``upper``, ``lower``, ``fixed_neurons``, ``uncertain_neurons``, ``certified``, ``converged``).
     As :math:`r \to 0` both ends meet at the largest Jacobian norm at the centres (where no centre sits on a
@@ -739,8 +740,9 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
         The centres (e.g. test inputs).
     radius : float
         Radius of every ball in ``norm`` ("l2" or "linf").
-    samples : int
-        Points drawn in each ball for the lower end (besides the centre).
+    samples, ascent_steps : int
+        Points drawn in each ball for the lower end (besides the centre), and steps of the projected ascent
+        from the best four of them (work budgets).
     max_evaluations : int or None
         Work budget of each ball's LipSDP (``time_limit`` is a safety cap; a capped ball is reported not
         converged).
@@ -757,6 +759,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     radius = check_scalar(radius, "radius", low=0.0)
     _check_ball_args(norm, "lipsdp", "linear")
     samples = check_int(samples, "samples", minimum=0)
+    ascent_steps = check_int(ascent_steps, "ascent_steps", minimum=0)
     if max_evaluations is not None:
         max_evaluations = check_int(max_evaluations, "max_evaluations", minimum=1)
     em = ErrorModel(form)
@@ -767,7 +770,8 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
         for i, c in enumerate(C):
             up = local_upper_bound(form, c, radius, norm=norm, time_limit=time_limit,
                                    max_evaluations=max_evaluations)
-            lo, wit = ball_lower_bound(form, c, radius, norm, samples=samples, seed=seed + i, em=em)
+            lo, wit = ball_lower_bound(form, c, radius, norm, samples=samples, ascent_steps=ascent_steps,
+                                       seed=seed + i, em=em)
             balls.append({"index": i, "upper": up.value, "lower": lo, "certified": up.certified,
                           "converged": up.converged, "fixed_neurons": up.checks.get("fixed_neurons"),
                           "uncertain_neurons": up.checks.get("uncertain_neurons"), "witness": wit,
@@ -782,6 +786,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     converged = all(b["converged"] for b in balls)
     reasons = sorted({b["reason"] for b in balls if b["reason"]})
     checks = {"radius": radius, "norm": norm, "centres": int(C.shape[0]), "samples": samples,
+              "ascent_steps": ascent_steps,
               "ratio": hi / lo if lo > 0 else math.inf,
               "balls": [{k: v for k, v in b.items() if k != "witness"} for b in balls]}
     quantity = (f"largest local Lipschitz constant of y -> x over the {norm} balls of radius {radius:g} "

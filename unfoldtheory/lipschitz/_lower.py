@@ -117,7 +117,8 @@ def _power_step(g, y: torch.Tensor, v: torch.Tensor, iters: int,
 
 def _smooth_ascent(tf: TorchForm, Y0: torch.Tensor, steps: int, deadline: float | None, seed: int,
                    lr: float = 0.05, power: int = 1, tau_range: tuple[float, float] = (0.1, 1e-3),
-                   check_every: int = 5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   check_every: int = 5, project: Any = None,
+                   step_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Gradient ascent on the Jacobian norm of the *smoothed* network, annealed to the exact one.
 
     For a piecewise-linear network :math:`\|J(y)\|` is piecewise constant: its gradient is zero almost
@@ -133,7 +134,7 @@ def _smooth_ascent(tf: TorchForm, Y0: torch.Tensor, steps: int, deadline: float 
     gen = torch.Generator(device="cpu").manual_seed(seed)
     y = Y0.detach().clone()
     m = y.shape[1]
-    scale = (y.norm(dim=1, keepdim=True) / math.sqrt(m))
+    scale = (y.norm(dim=1, keepdim=True) / math.sqrt(m)) if step_scale is None else step_scale
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     v = torch.randn(y.shape, generator=gen, dtype=y.dtype).to(y.device)
     v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
@@ -165,6 +166,8 @@ def _smooth_ascent(tf: TorchForm, Y0: torch.Tensor, steps: int, deadline: float 
             mhat = mom / (1 - b1 ** (it + 1))
             vhat = vel / (1 - b2 ** (it + 1))
             y = y + lr * scale * mhat / (vhat.sqrt() + eps_adam)
+            if project is not None:
+                y = project(y)
         if (it + 1) % check_every == 0 or it == steps - 1:
             sig, ve = _power_step(tf, y, v, 4)
             better = sig > best_sig
@@ -309,11 +312,14 @@ def _dist(q: np.ndarray, norm: str) -> float:
 
 
 def ball_lower_bound(form: Any, center: np.ndarray, radius: float, norm: str = "l2", *, samples: int = 16,
-                     power_iters: int = 40, seed: int = 0, em: "ErrorModel | None" = None) -> tuple[float, dict]:
+                     ascent_steps: int = 100, power_iters: int = 40, seed: int = 0,
+                     em: "ErrorModel | None" = None) -> tuple[float, dict]:
     r"""Certified lower bound on the Lipschitz constant of the form restricted to a ball, attained in it.
 
     The Jacobian norm is estimated (power iteration, :func:`~._torch.jacobian_norms`) at the centre and at
-    ``samples`` points drawn uniformly from the ball (seeded); at the best four points ``p`` a secant
+    ``samples`` points drawn uniformly from the ball (seeded); from the best four, ``ascent_steps`` steps of the
+    smoothed-Jacobian ascent (:func:`_smooth_ascent`) projected onto the ball look for a larger one; at the
+    best four points ``p`` of both a secant
     :math:`\|x(p + t v) - x(p)\|/(t\|v\|)` along the top right singular vector is evaluated in float64 with a
     rigorous rounding bound (:func:`~._torch.certified_secant`) for steps ``t`` from the largest that keeps
     ``p + t v`` in the ball down to :math:`10^{-6}` of it.  Both points of every secant lie in the ball, so the
@@ -336,11 +342,28 @@ def ball_lower_bound(form: Any, center: np.ndarray, radius: float, norm: str = "
     f = TorchForm(form)
     with torch.no_grad():
         sig, V = _jac_candidates(f, torch.tensor(P, dtype=torch.float64), power_iters, seed)
-    sig = torch.nan_to_num(sig, nan=-1.0).numpy()
+    sig = torch.nan_to_num(sig, nan=-1.0)
+    if ascent_steps > 0 and radius > 0:
+        c0 = torch.tensor(center, dtype=torch.float64)
+
+        def project(Yb):
+            q = Yb - c0
+            if norm == "l2":
+                return c0 + q * torch.clamp(radius / q.norm(dim=1, keepdim=True).clamp_min(1e-300), max=1.0)
+            return c0 + q.clamp(-radius, radius)
+
+        top = torch.argsort(sig, descending=True)[:4]
+        Y0 = torch.tensor(P, dtype=torch.float64)[top]
+        step = torch.full((Y0.shape[0], 1), radius / (math.sqrt(m) if norm == "l2" else 1.0), dtype=torch.float64)
+        s2, y2, v2 = _smooth_ascent(f, Y0, ascent_steps, None, seed + 11, project=project, step_scale=step)
+        P = np.concatenate([P, project(y2).numpy()])
+        sig = torch.cat([sig, torch.nan_to_num(s2, nan=-1.0)])
+        V = torch.cat([V, v2])
+    sig = sig.numpy()
     V = V.numpy()
     em = ErrorModel(form) if em is None else em
     best, wit = 0.0, None
-    for i in np.argsort(-sig)[:4]:
+    for i in np.argsort(-sig)[:8]:
         v = V[i] / max(float(np.linalg.norm(V[i])), 1e-300)
         tmax = _step_to_boundary(P[i], v, center, radius, norm)
         for frac in (1.0, 1e-2, 1e-4, 1e-6):

@@ -5,7 +5,7 @@ and the plain dense cvxpy formulation.
            [--layers 16] [--evaluations 250] [--time-limit 600] [--threads 1] [--dense-layers 4 8] [--train-steps 150]
            [--trained LISTA ALISTA LISTACP] [--trained-size 32x64] [--trained-steps 4000] [--skip-trained]
            [--trained-region-rounds R] [--trained-region-flips F] [--trained-region-restarts S]
-           [--trained-region-time T] [--skip-layerwise] [--skip-scale]
+           [--trained-region-time T] [--skip-layerwise] [--skip-scale] [--local-radii 0.001 0.01]
 
 For every size (m, n) a 16-layer LISTA is initialised as ISTA on a Gaussian dictionary and trained briefly
 (Adam on the squared error of sparse recovery, own loop); then, in the same process:
@@ -35,6 +35,14 @@ Acceptance run (docs/theory/exact_lipschitz.md §9):
     python verification/benchmarks/bench_lipsdp.py --skip-scale --skip-layerwise --threads 1 \
         --trained-steps 4000 --trained-time-limit 240 --trained-region-rounds 0 --trained-region-flips 120 \
         --trained-region-restarts 2 --trained-region-time 120
+
+Local constants around the data (``--local-radii``, with ``--skip-trained`` to run them alone):
+``lipschitz.local_sandwich`` on l2 balls of radius ``rel x median ||y||`` around the first ``--local-points``
+test inputs of each trained model, LipSDP per ball under the ``--evaluations`` work budget; the table gives
+both ends, the ratio and the most undecided neurons in a ball (docs/theory/exact_lipschitz.md §13):
+
+    python verification/benchmarks/bench_lipsdp.py --skip-scale --skip-trained --threads 1 \
+        --local-radii 0.001 0.003 0.01
 
 The dense formulation (one cvxpy LMI of order m + nK, Clarabel) is timed in the same run for the 16x32 size
 at the depths in ``--dense-layers`` (at 16 layers its LMI has order 528 and needs far more memory than a
@@ -221,6 +229,49 @@ def print_trained(rows: list[dict]) -> None:
           f"{', '.join(r['name'] for r in rows if r['name'] not in ok) or 'none'}")
 
 
+def local_rows(names, size: str, K: int, steps: int, radii, points: int, evaluations: int) -> list[dict]:
+    """``lipschitz.local_sandwich`` on balls of radius ``rel * median ||y||`` around the first ``points`` test
+    inputs of each saved zoo model (docs/theory/exact_lipschitz.md §13)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import lipschitz_report as report
+
+    m, n = (int(v) for v in size.lower().split("x"))
+    data = report.problem(m, n).sample(256, seed=1).y
+    ny = float(np.median(np.linalg.norm(data, axis=1)))
+    rows = []
+    for name in names:
+        net, _ = report.trained_model(name, m, n, K, steps)
+        for rel in radii:
+            b, t, _ = timed(lip.local_sandwich, net, data[:points], rel * ny, max_evaluations=evaluations,
+                            show_progress=False)
+            lo, hi = b.interval
+            row = {"name": name, "rel": rel, "radius": rel * ny, "upper": hi, "lower": lo,
+                   "ratio": hi / lo if lo > 0 else float("inf"), "certified": b.certified,
+                   "converged": b.converged, "points": points, "seconds": t, "load": load(),
+                   "uncertain": max(x["uncertain_neurons"] for x in b.checks["balls"])}
+            rows.append(row)
+            print(f"  done local {name} r={rel:g}|y|: [{lo:.4g}, {hi:.4g}] in {t:.0f}s, {load()}", flush=True)
+    return rows
+
+
+def print_local(rows: list[dict]) -> None:
+    if not rows:
+        return
+    print()
+    print(f"Local constants around the data (lipschitz.local_sandwich; l2 balls of radius r = rel x median ||y|| "
+          f"around the first {rows[0]['points']} test inputs; upper = max over balls of the certified domain "
+          "LipSDP, lower = max over balls of a certified secant inside a ball; pairs within one ball)")
+    hdr = (f"{'model':>15} {'rel':>6} {'r':>8} {'upper':>9} {'lower':>9} {'ratio':>6} {'<= 3':>5} "
+           f"{'uncertain':>9} {'cert':>5} {'conv':>5} {'time s':>7}  load")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        ok = r["certified"] and r["ratio"] <= 3
+        print(f"{r['name']:>15} {r['rel']:>6g} {r['radius']:>8.3g} {r['upper']:>9.4g} {r['lower']:>9.4g} "
+              f"{r['ratio']:>6.2f} {'yes' if ok else 'no':>5} {r['uncertain']:>9} {str(r['certified']):>5} "
+              f"{str(r['converged']):>5} {r['seconds']:>7.0f}  {r['load']}")
+
+
 def print_scale(rows: list[dict], args) -> None:
     print()
     print(f"Structured LipSDP-Neuron, {args.layers}-layer trained LISTA (work budget {args.evaluations} objective "
@@ -269,6 +320,10 @@ def main() -> None:
                    help="safety cap (s) of lipschitz.region_search per model (a stopped search is still valid)")
     p.add_argument("--trained-region-flips", type=int, default=100,
                    help="moves of region_search's walk over adjacent regions per trajectory")
+    p.add_argument("--local-radii", type=float, nargs="*", default=[],
+                   help="trained models: local_sandwich on l2 balls of radius rel x median ||y|| around test inputs "
+                        "(e.g. 0.001 0.01)")
+    p.add_argument("--local-points", type=int, default=8, help="test inputs (ball centres) per model")
     p.add_argument("--skip-layerwise", action="store_true", help="trained section: skip LipSDP-Layer")
     p.add_argument("--skip-trained", action="store_true", help="skip the trained-model section")
     p.add_argument("--skip-scale", action="store_true", help="skip the scale table and the dense comparison")
@@ -342,6 +397,9 @@ def main() -> None:
               f"{worst['lipsdp'] / worst['lower']:.2f} ({worst['m']}x{worst['n']}) -> "
               f"{'<= 3' if all(r['lipsdp'] <= 3 * r['lower'] for r in rows) else '> 3'}")
     print_trained(trained)
+    if args.local_radii and args.trained:
+        print_local(local_rows(args.trained, args.trained_size, args.layers, args.trained_steps, args.local_radii,
+                               args.local_points, args.evaluations))
 
 
 if __name__ == "__main__":
