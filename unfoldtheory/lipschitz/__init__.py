@@ -732,7 +732,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     centre (``upper``, ``lower``, ``fixed_neurons``, ``uncertain_neurons``, ``certified``, ``converged``).
     As :math:`r \to 0` both ends meet at the largest Jacobian norm at the centres (where no centre sits on a
     kink); as :math:`r` grows the upper end rises to the global certificate.  Theory:
-    ``docs/theory/exact_lipschitz.md §13``.
+    ``docs/theory/robustness.md §3``.
 
     Parameters
     ----------

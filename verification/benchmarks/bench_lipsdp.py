@@ -39,7 +39,7 @@ Acceptance run (docs/theory/exact_lipschitz.md §9):
 Local constants around the data (``--local-radii``, with ``--skip-trained`` to run them alone):
 ``lipschitz.local_sandwich`` on l2 balls of radius ``rel x median ||y||`` around the first ``--local-points``
 test inputs of each trained model, LipSDP per ball under the ``--evaluations`` work budget; the table gives
-both ends, the ratio and the most undecided neurons in a ball (docs/theory/exact_lipschitz.md §13):
+both ends, the ratio and the most undecided neurons in a ball (docs/theory/robustness.md §3):
 
     python verification/benchmarks/bench_lipsdp.py --skip-scale --skip-trained --threads 1 \
         --local-radii 0.001 0.003 0.01
@@ -231,7 +231,7 @@ def print_trained(rows: list[dict]) -> None:
 
 def local_rows(names, size: str, K: int, steps: int, radii, points: int, evaluations: int) -> list[dict]:
     """``lipschitz.local_sandwich`` on balls of radius ``rel * median ||y||`` around the first ``points`` test
-    inputs of each saved zoo model (docs/theory/exact_lipschitz.md §13)."""
+    inputs of each saved zoo model (docs/theory/robustness.md §3)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import lipschitz_report as report
 
