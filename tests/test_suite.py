@@ -193,7 +193,7 @@ def test_failed_assumption_is_printed_as_a_true_statement():
 def test_old_results_fail_validation_with_a_clear_message(smoke_run):
     _, out, _ = smoke_run
     data = json.loads((out / "results.json").read_text())
-    assert data["schema"] == ut.suite.SCHEMA_ID == "unfoldtheory.verification/3"
+    assert data["schema"] == ut.suite.SCHEMA_ID == "unfoldtheory.verification/4"
     old = json.loads(json.dumps(data))
     old["schema"] = "unfoldtheory.verification/1"
     with pytest.raises(ut.InvalidInputError, match="re-run `unfoldtheory verify`"):

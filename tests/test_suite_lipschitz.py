@@ -68,6 +68,15 @@ def test_sandwich_has_every_entry_with_its_side_and_status(tiny_run):
     assert g["domain"]["upper"] <= min(g["global"]["upper"], dom["value"])
     assert rec["empirical"] == pytest.approx(g["global"]["lower"])
     assert all(rec["checks"].values()) and "best lower <= exact upper end" in rec["checks"]
+    # the local constants: both ends on balls around test inputs, below the global certificate
+    lu, ll = sw["local_lipsdp"], sw["local_lower"]
+    assert lu["scope"] == ll["scope"] == "local" and lu["side"] == "upper" and ll["side"] == "lower"
+    assert lu["certified"] and ll["certified"] and lu["centres"] == TINY.local_points
+    assert 0 <= ll["value"] <= lu["value"] <= sw["lipsdp"]["value"] * 1.05
+    assert (ll["value"] > 0) == (lu["value"] > 0)  # a nonzero local certificate comes with a witness pair
+    assert g["local"]["lower"] == ll["value"] and g["local"]["upper"] == min(lu["value"], g["global"]["upper"])
+    assert g["global"]["lower"] >= ll["value"]  # a local witness pair is a pair of inputs
+    assert "best local lower <= every certified upper bound on the balls" in rec["checks"]
 
 
 def test_report_has_the_lipschitz_table_and_the_figure(tiny_run):
@@ -121,7 +130,8 @@ def _sandwich():
             "lower_region_search": _e(2.5, "lower", in_domain=False),
             "domain_lower": _e(1.0, "lower", "domain", in_domain=True),
             "exact": _e(3.9, "upper", certified=False, interval=[2.6, 3.9], lower_end_certified=True,
-                        in_domain=False)}
+                        in_domain=False),
+            "local_lipsdp": _e(1.5, "upper", "local"), "local_lower": _e(1.2, "lower", "local", in_domain=False)}
 
 
 def test_grades_pick_the_right_ends_per_scope():
@@ -142,6 +152,15 @@ def test_grades_pick_the_right_ends_per_scope():
     # an uncertified lower bound never counts
     sw["lower_jacobian_search"].update(value=3.5, certified=False)
     assert grades(sw)["global"]["lower"] == 2.9
+    # local: the local certificate and only the local witnesses; a global upper bounds it too
+    g = grades(_sandwich())
+    assert (g["local"]["upper"], g["local"]["lower"], g["local"]["grade"]) == (1.5, 1.2, "tight")
+    sw = _sandwich()
+    sw["local_lipsdp"]["value"] = 5.0
+    assert grades(sw)["local"]["upper"] == 4.0 and grades(sw)["local"]["upper_from"] == "lipsdp"
+    assert grades(sw)["global"]["upper"] == 4.0
+    sw["local_lower"]["in_domain"] = True  # a local witness pair inside the data box bounds the domain constant
+    assert grades(sw)["domain"]["lower"] == 1.2
 
 
 @pytest.mark.parametrize("tamper, failing", [
@@ -150,6 +169,8 @@ def test_grades_pick_the_right_ends_per_scope():
     (lambda s: s["exact"].update(interval=[1.0, 2.2]), "best lower <= exact upper end"),
     (lambda s: s["domain_lower"].update(value=3.2), "best domain lower <= every certified upper bound on the domain"),
     (lambda s: s["domain_lipsdp"].update(value=4.3), "domain LipSDP <= global LipSDP (1 + 0.05)"),
+    (lambda s: s["local_lower"].update(value=1.6), "best local lower <= every certified upper bound on the balls"),
+    (lambda s: s["local_lipsdp"].update(value=4.3), "local LipSDP <= global LipSDP (1 + 0.05)"),
 ])
 def test_soundness_checks_fail_on_an_inconsistent_sandwich(tamper, failing):
     assert all(soundness_checks(_sandwich()).values())

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from ..bounds import Bound
 from ..errors import NotRepresentableError
 from . import _plot
 from ._context import paradigm_of
@@ -64,9 +65,11 @@ def lipschitz_sandwich(ctx, name: str) -> dict:
     """Every entry of the model's Lipschitz sandwich (``docs/design.md §8``), computed once per run and model:
     the bounds of :func:`lipschitz_bounds`, LipSDP on the (slightly widened) box of the test inputs, a lower
     bound by Jacobian search at the test inputs (inside that box), the region search warm-started from the
-    Jacobian-search witness, and the exact constant where the net has at most ``exact_max_neurons`` neurons.
+    Jacobian-search witness, the exact constant where the net has at most ``exact_max_neurons`` neurons, and
+    :func:`~unfoldtheory.lipschitz.local_sandwich` on l2 balls around the first ``local_points`` test inputs.
     All under the profile's work budgets; ``time_cap`` is only a safety cap.  Returns ``{"sandwich": {name:
-    entry}, "domain": {"lower", "upper", "margin", "label"}}``."""
+    entry}, "domain": {"lower", "upper", "margin", "label"}, "local": {"radius", "relative", "centres",
+    "label"}}``."""
 
     def make():
         from .. import lipschitz as lip
@@ -130,9 +133,27 @@ def lipschitz_sandwich(ctx, name: str) -> dict:
                                 in_domain=False)
         for key in ("lower_jacobian_search", "lower_attack"):
             sw[key]["in_domain"] = False  # their witnesses are not restricted to the data box
+        # local constants on l2 balls around the first test inputs (docs/theory/robustness.md §3)
+        radius = p.local_radius * float(np.median(np.linalg.norm(Y, axis=1)))
+        centres = Y[:p.local_points]
+        loc = lip.local_sandwich(form, centres, radius, ascent_steps=p.local_ascent_steps,
+                                 max_evaluations=p.local_sdp_evaluations, time_limit=p.time_cap, seed=p.seed,
+                                 show_progress=False)
+        sw["local_lipsdp"] = entry(loc, "local", radius=radius, centres=len(centres),
+                                   uncertain_neurons=max(x["uncertain_neurons"] for x in loc.checks["balls"]))
+        # the lower end: a certified secant inside a ball, or 0 (always attained) when the map is constant there
+        lwit = loc.witness or {}
+        pair = [lwit["y"], np.asarray(lwit["y"]) + np.asarray(lwit["d"])] if lwit else None
+        llow = Bound(value=loc.interval[0], side="lower", certified=True, method="local_secant",
+                     quantity=loc.quantity, solver="float64 secant with a rounding bound",
+                     status="ok" if lwit else "no output change in the balls: 0", seconds=0.0)
+        sw["local_lower"] = entry(llow, "local", in_domain=pair is not None and in_box(pair, lo, hi))
         return {"sandwich": sw,
                 "domain": {"lower": lo, "upper": hi, "margin": margin,
-                           "label": f"box of the {len(Y)} test inputs, widened by {margin:.3g} on every side"}}
+                           "label": f"box of the {len(Y)} test inputs, widened by {margin:.3g} on every side"},
+                "local": {"radius": radius, "relative": p.local_radius, "centres": len(centres),
+                          "label": (f"l2 balls of radius {radius:.3g} ({p.local_radius:g} x the median test-input "
+                                    f"norm) around the first {len(centres)} test inputs")}}
 
     return ctx.memo(f"lipschitz_sandwich:{name}", make)
 
@@ -142,9 +163,10 @@ def _lipschitz_claim(name: str) -> Claim:
         """Certified upper bounds of the Lipschitz constant of y -> x_K (naive, LipSDP-Layer, LipSDP-Neuron,
         LipSDP on the data box of the test set, a domain constant) against the largest certified lower bound
         (Jacobian search, ascent, PGD attack, region search over activation regions, the exact solver's witness
-        where the net is small enough); the gap certified upper / best lower is graded (tight <= 1.5,
-        moderate <= 3, loose above) for the global and the domain constant; every lower bound must lie below
-        every certified upper bound of its scope, the exact bracket between them."""
+        where the net is small enough), and both ends of the local constants on small balls around test inputs;
+        the gap certified upper / best lower is graded (tight <= 1.5, moderate <= 3, loose above) for the
+        global, the domain and the local constant; every lower bound must lie below every certified upper bound
+        of its scope, the exact bracket between them."""
         from ._lipschitz_gap import grades, sandwich_figure, soundness_checks
 
         try:
@@ -174,6 +196,8 @@ def _lipschitz_claim(name: str) -> Claim:
                         "lower_source": graded["global"]["lower_source"],
                         "global_gap": f"{graded['global']['ratio']:.3g} ({graded['global']['grade']})",
                         "domain_gap": f"{graded['domain']['ratio']:.3g} ({graded['domain']['grade']})",
+                        "local_gap": f"{graded['local']['ratio']:.3g} ({graded['local']['grade']})",
+                        "local": s["local"]["label"],
                         "lipsdp_over_lower": ups["lipsdp"].value / low_value if low_value > 0 else math.inf,
                         "naive_over_lower": ups["naive"].value / low_value if low_value > 0 else math.inf,
                         "lipsdp_seconds": ups["lipsdp"].seconds,
@@ -186,11 +210,13 @@ def _lipschitz_claim(name: str) -> Claim:
                         empirical_label=("largest certified lower bound (" + graded["global"]["lower_source"] + ")"
                                          if graded["global"]["lower_source"] else "largest certified lower bound"),
                         checks={"every upper bound certified": (all(u.certified for u in ups.values())
-                                                                and sw["domain_lipsdp"]["certified"]),
+                                                                and sw["domain_lipsdp"]["certified"]
+                                                                and sw["local_lipsdp"]["certified"]),
                                 "lipsdp <= layerwise <= naive":
                                     ups["lipsdp"].value <= ups["layerwise"].value <= ups["naive"].value,
                                 "every certificate converged within its work budget":
-                                    all(u.converged for u in certificates) and sw["domain_lipsdp"]["converged"],
+                                    all(u.converged for u in certificates) and sw["domain_lipsdp"]["converged"]
+                                    and sw["local_lipsdp"]["converged"],
                                 **soundness_checks(sw)},
                         details=details, figure=figure)
 

@@ -39,7 +39,10 @@ class Profile:
     ``region_node_limit`` (neighbourhood MILPs of the region search, undecided neurons and branch-and-bound
     nodes per MILP), ``region_flips`` (moves of the walk over adjacent regions, one LP each), ``exact_max_neurons`` (the exact constant is computed only for nets with at most this
     many neurons; above, the report says "not computed (too large)"), ``exact_node_limit`` and
-    ``exact_l2_rounds`` (nodes per MILP and alternating rounds of the exact l2 bracket).  ``time_cap`` (seconds) is only a safety
+    ``exact_l2_rounds`` (nodes per MILP and alternating rounds of the exact l2 bracket); for the local constants
+    around the data (docs/theory/robustness.md §3) ``local_points`` test inputs as ball centres, ``local_radius``
+    (l2 radius as a fraction of the median test-input norm), ``local_sdp_evaluations`` (LipSDP per ball) and
+    ``local_ascent_steps`` (projected ascent of the lower end per ball).  ``time_cap`` (seconds) is only a safety
     cap per certificate: a computation it stops is recorded ``converged=False`` and the report says so.
     """
 
@@ -74,6 +77,10 @@ class Profile:
     exact_max_neurons: int = 24
     exact_node_limit: int = 200
     exact_l2_rounds: int = 2
+    local_points: int = 8
+    local_radius: float = 0.01
+    local_sdp_evaluations: int = 250
+    local_ascent_steps: int = 100
     alista_sparsity: int = 2
     generalization_sizes: tuple[int, ...] = (50, 200, 800)
     generalization_steps: int = 400
@@ -88,11 +95,12 @@ PROFILES: dict[str, Profile] = {
                      rpca_rank=1, rpca_layers=3, rpca_steps=20, attack_steps=10, sdp_evaluations=200,
                      depth_sdp_evaluations=100, lower_steps=20, polish_steps=5, time_cap=60.0, depth_points=2,
                      domain_sdp_evaluations=100, region_rounds=1, region_max_uncertain=10, region_node_limit=50,
-                     region_flips=5, exact_node_limit=50,
+                     region_flips=5, exact_node_limit=50, local_points=2, local_sdp_evaluations=50,
+                     local_ascent_steps=5,
                      alista_sparsity=1, generalization_sizes=(20, 80), generalization_steps=40, pac_bayes_samples=300),
     "quick": Profile("quick", m=32, n=64, layers=8, train_steps=600, depth_sdp_evaluations=400, lower_steps=60,
                      polish_steps=25, region_rounds=1, region_max_uncertain=8, region_node_limit=50,
-                     region_flips=10),
+                     region_flips=10, local_points=4, local_sdp_evaluations=100, local_ascent_steps=30),
     "full": Profile("full", m=250, n=500, layers=16, lam=0.05, train_steps=20000, batch_size=256, test_size=2000,
                     rpca_shape=(64, 64), rpca_rank=4, rpca_layers=10, rpca_steps=3000, attack_steps=100,
                     lower_steps=200, time_cap=1800.0, depth_points=5, exact_max_neurons=120,

@@ -1,9 +1,10 @@
 r"""The Lipschitz sandwich of one model and the grade of its gap (the report's Lipschitz section).
 
 Per model the report shows every certified upper bound (naive, LipSDP-Layer, LipSDP-Neuron, LipSDP on the
-data box of the test set), the exact constant where the net is small enough, and the best lower bound with its
-source; the gap is the ratio best certified upper / best lower, graded against :data:`GRADE_THRESHOLDS`, for the
-global constant and for the domain constant separately (``docs/design.md §8``).
+data box of the test set), the exact constant where the net is small enough, the best lower bound with its
+source, and both ends of the local constants on small balls around test inputs; the gap is the ratio best
+certified upper / best lower, graded against :data:`GRADE_THRESHOLDS`, for the global constant, the domain
+constant and the local constant separately (``docs/design.md §8``).
 
 The entries are stored in ``details["sandwich"]`` of the claim's record as :func:`entry` dictionaries, each
 with its side, certification status and convergence, so ``results.json`` never loses what a number is.
@@ -28,14 +29,17 @@ DOMAIN_TOLERANCE = 0.05
 #: small secants of the lower-bound search around test inputs stay inside it.
 DOMAIN_MARGIN = 2e-3
 #: The entries of a sandwich, in the order of the table and the figure (top = smallest).
-ENTRIES = ("lower_jacobian_search", "lower_attack", "lower_region_search", "exact", "domain_lower",
+ENTRIES = ("local_lower", "local_lipsdp", "lower_jacobian_search", "lower_attack", "lower_region_search", "exact", "domain_lower",
            "domain_lipsdp", "lipsdp", "layerwise", "naive")
-#: Where an entry lives: the global constant or the constant on the data box.
-SCOPE = {"domain_lower": "domain", "domain_lipsdp": "domain"}
+#: Where an entry lives: the global constant, the constant on the data box, or the local constants on the balls
+#: around test inputs (docs/theory/robustness.md §3).
+SCOPE = {"domain_lower": "domain", "domain_lipsdp": "domain", "local_lower": "local", "local_lipsdp": "local"}
+#: The scopes of the graded gaps.
+SCOPES = ("global", "domain", "local")
 #: Human names of the lower-bound sources.
 SOURCES = {"lower_jacobian_search": "Jacobian search", "lower_attack": "attack",
            "lower_region_search": "region search", "exact": "exact (witness region)",
-           "domain_lower": "Jacobian search at test inputs"}
+           "domain_lower": "Jacobian search at test inputs", "local_lower": "secant inside a ball"}
 
 
 def grade(upper: float, lower: float) -> dict:
@@ -90,9 +94,10 @@ def in_box(points: Any, lower: np.ndarray, upper: np.ndarray) -> bool:
 def best_lower(sandwich: dict, scope: str) -> tuple[float, str | None]:
     """The largest certified lower bound of the sandwich in ``scope`` and the name of its entry.
 
-    Global: every certified lower entry and the certified lower end of ``exact``; a lower bound on the domain
-    constant is also one on the global constant, so ``domain_lower`` counts for both.  Domain: only entries
-    whose witness lies in the data box (``in_domain``)."""
+    Global: every certified lower entry and the certified lower end of ``exact``; a lower bound on the domain or
+    a local constant is also one on the global constant, so ``domain_lower`` and ``local_lower`` count for it.
+    Domain: only entries whose witness lies in the data box (``in_domain``).  Local: only the local entries
+    (their witness pairs lie in one ball)."""
     best, src = 0.0, None
     for name, e in sandwich.items():
         if not e["computed"]:
@@ -105,18 +110,21 @@ def best_lower(sandwich: dict, scope: str) -> tuple[float, str | None]:
             value = None
         if value is None or (scope == "domain" and not e.get("in_domain", e["scope"] == "domain")):
             continue
+        if scope == "local" and e["scope"] != "local":
+            continue
         if value > best:
             best, src = float(value), name
     return best, src
 
 
 def best_upper(sandwich: dict, scope: str) -> tuple[float, str | None]:
-    """The smallest certified upper bound in ``scope``; a global upper bound also bounds the domain constant."""
+    """The smallest certified upper bound in ``scope``; a global upper bound also bounds the domain and the local
+    constants."""
     best, src = math.inf, None
     for name, e in sandwich.items():
         if not (e["computed"] and e["side"] == "upper" and e["certified"]):
             continue
-        if scope == "global" and e["scope"] != "global":
+        if e["scope"] not in ("global", scope):
             continue
         if e["value"] < best:
             best, src = float(e["value"]), name
@@ -124,9 +132,9 @@ def best_upper(sandwich: dict, scope: str) -> tuple[float, str | None]:
 
 
 def grades(sandwich: dict) -> dict:
-    """The graded gap of the global and of the domain constant, with the entries that set each end."""
+    """The graded gap of the global, the domain and the local constant, with the entries that set each end."""
     out = {}
-    for scope in ("global", "domain"):
+    for scope in SCOPES:
         up, up_src = best_upper(sandwich, scope)
         low, low_src = best_lower(sandwich, scope)
         out[scope] = {**grade(up, low), "upper_from": up_src, "lower_from": low_src,
@@ -136,26 +144,32 @@ def grades(sandwich: dict) -> dict:
 
 def soundness_checks(sandwich: dict, tolerance: float = DOMAIN_TOLERANCE) -> dict[str, bool]:
     """Consistency checks of a sandwich that fail on an unsound number (each names what it compares):
-    every certified lower bound <= every certified upper bound of its scope (global uppers bound the domain too),
-    the exact bracket between them, and the domain certificate <= the global one up to ``tolerance``."""
+    every certified lower bound <= every certified upper bound of its scope (global uppers bound the domain and
+    local constants too), the exact bracket between them, and the domain and local certificates <= the global
+    one up to ``tolerance``."""
     rel = 1e-9  # rounding of values computed separately in float64
     checks: dict[str, bool] = {}
     ups = {n: e for n, e in sandwich.items() if e["computed"] and e["side"] == "upper" and e["certified"]}
     glob_up = min((e["value"] for n, e in ups.items() if e["scope"] == "global"), default=math.inf)
-    dom_up = min((e["value"] for e in ups.values()), default=math.inf)
+    dom_up = min((e["value"] for e in ups.values() if e["scope"] in ("global", "domain")), default=math.inf)
+    loc_up = min((e["value"] for e in ups.values() if e["scope"] in ("global", "local")), default=math.inf)
     low, _ = best_lower(sandwich, "global")
     dlow, _ = best_lower(sandwich, "domain")
     checks["best lower <= every certified global upper bound"] = low <= glob_up * (1 + rel)
     checks["best domain lower <= every certified upper bound on the domain"] = dlow <= dom_up * (1 + rel)
+    if any(e["computed"] and e["scope"] == "local" for e in sandwich.values()):
+        llow, _ = best_lower(sandwich, "local")
+        checks["best local lower <= every certified upper bound on the balls"] = llow <= loc_up * (1 + rel)
     ex = sandwich.get("exact")
     if ex is not None and ex["computed"] and ex.get("interval"):
         lo, hi = ex["interval"]
         checks["best lower <= exact upper end"] = low <= hi * (1 + rel)
         checks["exact lower end <= every certified global upper bound"] = lo <= glob_up * (1 + rel)
-    dom, gl = sandwich.get("domain_lipsdp"), sandwich.get("lipsdp")
-    if dom is not None and gl is not None and dom["computed"] and gl["computed"]:
-        checks[f"domain LipSDP <= global LipSDP (1 + {tolerance:g})"] = (
-            dom["value"] <= gl["value"] * (1 + tolerance))
+    gl = sandwich.get("lipsdp")
+    for key, what in (("domain_lipsdp", "domain"), ("local_lipsdp", "local")):
+        e = sandwich.get(key)
+        if e is not None and gl is not None and e["computed"] and gl["computed"]:
+            checks[f"{what} LipSDP <= global LipSDP (1 + {tolerance:g})"] = e["value"] <= gl["value"] * (1 + tolerance)
     return checks
 
 
@@ -170,7 +184,9 @@ def sandwich_figure(plt, sandwich: dict, graded: dict, title: str, ax=None):
     styles = {("upper", "global"): ("s", "#1f77b4", "certified upper (global)"),
               ("upper", "domain"): ("s", "#2ca02c", "certified upper (data box)"),
               ("lower", "global"): ("v", "#d62728", "certified lower (global)"),
-              ("lower", "domain"): ("v", "#ff7f0e", "certified lower (data box)")}
+              ("lower", "domain"): ("v", "#ff7f0e", "certified lower (data box)"),
+              ("upper", "local"): ("D", "#17becf", "certified upper (balls at data)"),
+              ("lower", "local"): ("^", "#8c564b", "certified lower (balls at data)")}
     used: set = set()
     rows = [n for n in ENTRIES if n in sandwich and sandwich[n]["computed"]]
     for i, name in enumerate(rows):
@@ -186,7 +202,7 @@ def sandwich_figure(plt, sandwich: dict, graded: dict, title: str, ax=None):
         if value > 0 and math.isfinite(value):
             ax.plot([value], [i], marker, color=color, label=None if label in used else label)
             used.add(label)
-    for scope, y, style in (("global", -0.6, "--"), ("domain", -1.1, ":")):
+    for scope, y, style in (("global", -0.6, "--"), ("domain", -1.1, ":"), ("local", -1.6, "-.")):
         g = graded.get(scope, {})
         if g and math.isfinite(g["upper"]) and g["lower"] > 0:
             ax.plot([g["lower"], g["upper"]], [y, y], style, color="k",

@@ -221,8 +221,20 @@ def sandwich_section(details: dict) -> list[str]:
     if graded:
         out += ["", f"Gap ({grade_legend()}): global **{_cell(_gap_text(graded['global']))}**; on the domain "
                 f"({_cell(details.get('domain', 'data box'))}, a domain constant, not the global one) "
-                f"**{_cell(_gap_text(graded['domain']))}**."]
+                f"**{_cell(_gap_text(graded['domain']))}**" + (
+                    f"; local ({_cell(details['local'])}, pairs within one ball) "
+                    f"**{_cell(_gap_text(graded['local']))}**" if graded.get("local") and details.get("local")
+                    else "") + "."]
     return out + [""]
+
+
+def local_cell(sw: dict, g: dict) -> str:
+    """``[lower, upper] | ratio grade`` of the local constants (two table cells), ``- | -`` when absent."""
+    up, lo, gl = sw.get("local_lipsdp"), sw.get("local_lower"), g.get("local")
+    if not up or not up["computed"] or not gl:
+        return "- | -"
+    low = _num(lo["value"]) if lo and lo["computed"] else "-"
+    return f"[{low}, {_num(up['value'])}] | {_cell(_num(gl['ratio'], 3))} {gl['grade']}"
 
 
 def lipschitz_table(data: dict) -> list[str]:
@@ -236,9 +248,11 @@ def lipschitz_table(data: dict) -> list[str]:
             "never a global one), the exact constant where the net is small enough (a bracket [certified "
             "witness, upper end] when the work budget ends first), and the best certified lower bound with its "
             f"source. Grades: {grade_legend()}; the domain gap uses only lower bounds whose witness lies in the "
-            "box."), "",
+            "box. *Local* is the largest local constant on small l2 balls around test inputs (pairs within one "
+            "ball; robustness to perturbations of that size, docs/theory/robustness.md §3): its certified upper "
+            "end and its attained lower end, then its gap."), "",
            "| model | naive | layerwise | LipSDP | domain LipSDP | exact | best lower (source) | global gap | "
-           "domain gap |", "|---|---|---|---|---|---|---|---|---|"]
+           "domain gap | local [lower, upper] | local gap |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sw, g = r["details"]["sandwich"], r["details"]["grades"]
 
@@ -255,7 +269,7 @@ def lipschitz_table(data: dict) -> list[str]:
         out.append(f"| [{model}](#{_anchor(r['id'])}) | {cell('naive')} | {cell('layerwise')} | {cell('lipsdp')} | "
                    f"{cell('domain_lipsdp')} | {cell('exact')} | {_num(low['lower'])} ({low.get('lower_source') or '-'})"
                    f" | {_cell(_num(low['ratio'], 3))} {low['grade']} | {_cell(_num(g['domain']['ratio'], 3))} "
-                   f"{g['domain']['grade']} |")
+                   f"{g['domain']['grade']} | {local_cell(sw, g)} |")
     too_large = [r for r in rows if not r["details"]["sandwich"].get("exact", {"computed": True})["computed"]]
     if too_large:
         ex = [r["details"]["sandwich"]["exact"] for r in too_large]

@@ -13,7 +13,7 @@ from ..errors import InvalidInputError
 from ..verdicts import VERDICTS, Verdict
 
 #: The schema identifier written into ``results.json`` (``schema``); bumped whenever the layout changes.
-SCHEMA_ID = "unfoldtheory.verification/3"
+SCHEMA_ID = "unfoldtheory.verification/4"
 
 _NUM = {"anyOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}]}
 _OPT_NUM = {"anyOf": [{"type": "number"}, {"enum": ["inf", "-inf", "nan"]}, {"type": "null"}]}
@@ -61,7 +61,7 @@ _SANDWICH_ENTRY = {
         "certified": {"type": "boolean"},
         "converged": {"type": "boolean"},
         "method": {"type": "string"},
-        "scope": {"enum": ["global", "domain"]},
+        "scope": {"enum": ["global", "domain", "local"]},
         "quantity": {"type": "string"},
         "interval": {"anyOf": [{"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}, {"type": "null"}]},
         "reason": {"type": "string"},
@@ -91,8 +91,8 @@ _DETAILS = {
     "type": "object",
     "properties": {
         "sandwich": {"type": "object", "additionalProperties": _SANDWICH_ENTRY},
-        "grades": {"type": "object", "required": ["global", "domain"],
-                   "properties": {"global": _GAP, "domain": _GAP}},
+        "grades": {"type": "object", "required": ["global", "domain", "local"],
+                   "properties": {"global": _GAP, "domain": _GAP, "local": _GAP}},
     },
 }
 
