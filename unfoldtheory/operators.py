@@ -5,6 +5,8 @@ The torch counterparts used inside models live in :mod:`unfoldtheory.models.func
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -13,9 +15,16 @@ def soft_threshold(z: np.ndarray, theta: np.ndarray | float) -> np.ndarray:
 
     It is the proximal operator of :math:`\theta\|\cdot\|_1` for :math:`\theta \ge 0`: firmly nonexpansive,
     with slope in [0, 1].  ``theta`` broadcasts against ``z`` (a scalar or one threshold per coordinate).
+    Floating inputs keep their precision (``np.longdouble`` stays extended); anything else becomes float64.
     """
-    z = np.asarray(z, dtype=float)
+    z = as_floating(z)
     return np.sign(z) * np.maximum(np.abs(z) - theta, 0.0)
+
+
+def as_floating(z: Any) -> np.ndarray:
+    """``z`` as a floating array: float64 unless it already is floating (then its precision is kept)."""
+    z = np.asarray(z)
+    return z if np.issubdtype(z.dtype, np.floating) else z.astype(np.float64)
 
 
 def singular_value_threshold(X: np.ndarray, tau: float) -> np.ndarray:

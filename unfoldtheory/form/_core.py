@@ -34,7 +34,7 @@ import numpy as np
 
 from .._validation import as_float_array, check_observations, check_scalar, to_numpy
 from ..errors import InvalidInputError, NotRepresentableError
-from ..operators import soft_threshold
+from ..operators import as_floating, soft_threshold
 
 # ---------------------------------------------------------------------------------------------- activations
 
@@ -169,7 +169,7 @@ class Identity(Activation):
     _slopes = (1.0, 1.0)
 
     def __call__(self, z):
-        return np.asarray(z, dtype=float)
+        return as_floating(z)
 
     def derivative(self, z):
         return np.ones_like(z, dtype=float)

@@ -375,5 +375,5 @@ def ball_lower_bound(form: Any, center: np.ndarray, radius: float, norm: str = "
             y2 = P[i] + d
             dist = max(_dist(y2 - center, norm), _dist(P[i] - center, norm))
             if r > best and dist <= radius:
-                best, wit = r, {"y": P[i].copy(), "d": (y2 - P[i]).copy(), **info}
+                best, wit = float(r), {"y": P[i].copy(), "d": (y2 - P[i]).copy(), **info}
     return best, wit
