@@ -212,3 +212,14 @@ def test_bad_inputs_are_refused():
         lip.relaxation_floor(net, domain=(-np.ones(3), np.ones(3)), propagation="magic")
     with pytest.raises(ut.NotRepresentableError):
         lip.relaxation_floor(object())
+
+
+def test_interior_start_slopes_end_at_a_vertex_not_below_the_start():
+    net = random_lista(3, 4, 3, 1, scale=1.5)
+    form = net.form()
+    half = np.full(12, 0.5)
+    f = lip.relaxation_floor(net, start=half, restarts=1, moves=0)  # no move: only the final snap to vertices
+    a, b = form.slopes()
+    s = f.witness["slopes"]
+    assert np.all((s == a) | (s == b))
+    assert f.value >= np.linalg.norm(_jacobian(form, half), 2) * (1 - 1e-9)  # convexity in each slope
