@@ -223,3 +223,9 @@ def test_interior_start_slopes_end_at_a_vertex_not_below_the_start():
     s = f.witness["slopes"]
     assert np.all((s == a) | (s == b))
     assert f.value >= np.linalg.norm(_jacobian(form, half), 2) * (1 - 1e-9)  # convexity in each slope
+
+
+def test_a_zero_network_gives_a_vacuous_floor():
+    form = Form(2, [Block(SoftThreshold(0.1, 2), B=np.zeros((2, 2)))], {0: np.ones((1, 2))})
+    f = lip.relaxation_floor(form)
+    assert f.value == 0.0 and f.vacuous and f.vacuous_reason

@@ -376,7 +376,10 @@ def floor_impl(form: Any, net: Net, *, restarts: int, moves: int, candidates: in
               else "the move budget ended some trajectory before a local maximum")
     if capped:
         status += "; stopped by the time_limit safety cap"
-    return Bound(value=value, side="lower", certified=bool(value > 0 or sigma == 0.0), method="relaxation_floor",
+    vacuous = not value > 0
+    return Bound(value=value, side="lower", certified=True, method="relaxation_floor",
+                 vacuous=vacuous, vacuous_reason=("a lower bound of 0 says nothing (every J(D) found is 0, or its "
+                                                  "rounding bound exceeds its norm)") if vacuous else "",
                  quantity=quantity,
                  solver="steepest ascent over vertex slope patterns (rank-one flips), float64 re-evaluation",
                  status=status, checks=checks,
