@@ -169,6 +169,8 @@ def test_floor_is_reproducible_and_counts_moves():
     assert a.checks["moves"] == sum(t["moves"] for t in a.checks["trajectories"])
     short = lip.relaxation_floor(net, restarts=1, moves=1)
     assert short.checks["moves"] <= 1 and not short.converged
+    capped = lip.relaxation_floor(net, time_limit=0.0)  # the safety cap: still a certified value, not converged
+    assert capped.certified and not capped.converged and "time_limit" in capped.status
 
 
 def test_certified_value_is_below_the_float_norm():

@@ -350,7 +350,7 @@ def floor_impl(form: Any, net: Net, *, restarts: int, moves: int, candidates: in
             p = rng.uniform(0.2, 0.9)
             d0 = np.where(rng.random(N) < p, beta, alpha)
             name = f"random (p_upper={p:.2f})"
-        if deadline is not None and time.perf_counter() > deadline:
+        if r > 0 and deadline is not None and time.perf_counter() > deadline:  # the first one always runs
             capped = True
             break
         res = ascend(net, d0, moves, candidates, exhaustive, deadline, log_)
