@@ -65,7 +65,8 @@ _U = np.finfo(np.float64).eps / 2
 #: Below this naive bound the SDP methods return the naive certificate unchanged (no optimisation).
 _NEGLIGIBLE = 1e-100
 
-__all__ = ["upper_bound", "lower_bound", "exact", "domain_upper_bound", "region_search", "local_upper_bound", "local_sandwich", "parameter_upper_bound", "bounds_vs_depth",
+__all__ = ["upper_bound", "lower_bound", "exact", "domain_upper_bound", "region_search", "relaxation_floor",
+           "local_upper_bound", "local_sandwich", "parameter_upper_bound", "bounds_vs_depth",
            "plot_bounds_vs_depth", "truncate", "METHODS", "QUANTITY"]
 
 
@@ -587,6 +588,29 @@ def _start_points(start: Any, m: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- domain
 
 
+def domain_preactivations(form: Any, domain: Any, propagation: str = "linear") -> tuple[list, str]:
+    """Sound pre-activation intervals ``[(l_k, u_k)]`` of ``form`` over ``domain`` (a box ``(lower, upper)``,
+    ``{"center", "radius"}`` an l-infinity ball, or with ``"norm": "l2"`` an l2 ball) by linear or interval
+    bound propagation, and the domain's label; shared by :func:`domain_upper_bound` and
+    :func:`relaxation_floor`."""
+    from ._exact import parse_domain
+
+    _check_ball_args(None, "lipsdp", propagation)
+    m = form.input_dim
+    if isinstance(domain, dict) and domain.get("norm", "linf") == "l2":
+        if set(domain) - {"center", "radius", "norm"}:
+            raise InvalidInputError(f"unknown domain keys {sorted(set(domain) - {'center', 'radius', 'norm'})}.")
+        Y, _ = check_observations(domain.get("center"), m, "domain['center']")
+        radius = check_scalar(domain.get("radius"), "domain['radius']", low=0.0)
+        center, rad, nrm = Y[0], radius, "l2"
+        label = f"l2 ball of radius {radius:g}"
+    else:
+        lo, hi = parse_domain(domain, m)
+        center, rad, nrm = (lo + hi) / 2, (hi - lo) / 2, "linf"
+        label = f"box [{np.array2string(lo, precision=4)}, {np.array2string(hi, precision=4)}]"
+    return _ball_pre(form, center, rad, nrm, propagation), label
+
+
 def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp", time_limit: float = 60.0,
                        max_evaluations: int | None = None, dtype: str = "auto", polish_steps: int = 200,
                        propagation: str = "linear") -> Bound:
@@ -608,25 +632,12 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
     explode (``docs/theory/exact_lipschitz.md §7``); ``"interval"`` uses interval propagation only.
     ``checks["propagation"]`` records the choice.
     """
-    from ._exact import parse_domain
-
     form = require_form(model_or_form)
     _check_ball_args(None, method, propagation)
-    m = form.input_dim
-    if isinstance(domain, dict) and domain.get("norm", "linf") == "l2":
-        if set(domain) - {"center", "radius", "norm"}:
-            raise InvalidInputError(f"unknown domain keys {sorted(set(domain) - {'center', 'radius', 'norm'})}.")
-        Y, _ = check_observations(domain.get("center"), m, "domain['center']")
-        radius = check_scalar(domain.get("radius"), "domain['radius']", low=0.0)
-        center, rad, nrm = Y[0], radius, "l2"
-        label = f"l2 ball of radius {radius:g}"
-    else:
-        lo, hi = parse_domain(domain, m)
-        center, rad, nrm = (lo + hi) / 2, (hi - lo) / 2, "linf"
-        label = f"box [{np.array2string(lo, precision=4)}, {np.array2string(hi, precision=4)}]"
+    pre, label = domain_preactivations(form, domain, propagation)
     quantity = f"Lipschitz constant of y -> x on the domain {label} (l2 -> l2)"
     polish_steps = check_int(polish_steps, "polish_steps", minimum=0)
-    b = _refined_bound(form, _ball_pre(form, center, rad, nrm, propagation), method, {"domain": label, "propagation": propagation}, quantity,
+    b = _refined_bound(form, pre, method, {"domain": label, "propagation": propagation}, quantity,
                        time_limit=time_limit, max_evaluations=max_evaluations, dtype=dtype,
                        polish_steps=polish_steps)
     return dataclasses.replace(b, method=f"domain_{b.method}")
@@ -656,6 +667,94 @@ def _refined_bound(form: Any, bounds: Any, method: str, extra: dict, quantity: s
                        max_dense_order=400, max_fill_bytes=2 * 1024 ** 3, start=start, extra=extra,
                        polish_steps=polish_steps)
     return dataclasses.replace(b, quantity=quantity)
+
+
+# ---------------------------------------------------------------------------------------------- floor
+
+
+def relaxation_floor(model_or_form: Any, *, domain: Any = None, restarts: int = 6, moves: int = 400,
+                     candidates: int = 16, seed: int = 0, start: Any = None, propagation: str = "linear",
+                     exhaustive: bool | None = None, time_limit: float | None = None) -> Bound:
+    r"""Certified lower bound on every certificate that only knows per-neuron slope intervals (the floor).
+
+    Every slope-interval certificate (``naive``, ``layerwise``, ``lipsdp`` and their domain / local versions)
+    bounds every linear network :math:`w = Dz` with :math:`D_i \in [\alpha_i, \beta_i]` as well, so it is at
+    least
+
+    .. math:: F = \max_{D \in \prod_i[\alpha_i, \beta_i]} \|J(D)\|_2,
+
+    the *relaxation floor*; :math:`J(D)` is multi-affine in :math:`D`, so :math:`\|J(D)\|_2` is convex in each
+    :math:`D_i` and the maximum is attained at a vertex pattern :math:`D_i \in \{\alpha_i, \beta_i\}`
+    (Fazlyab et al. 2019, slope-restricted nonlinearities; ``docs/theory/relaxation_floor.md §1-§2``).  The
+    vertex patterns are searched by steepest ascent over single flips (each flip is an exact rank-one change
+    :math:`\delta g_i h_i^T` of the Jacobian, scored by the top singular value; ``§3``) from the all-upper
+    pattern, ``start`` patterns, random patterns and kicks of the best one.  If ``F`` exceeds 3 x a witnessed
+    lower bound, no slope-interval certificate can reach ratio 3 unless the true constant is above ``F / 3``.
+
+    Parameters
+    ----------
+    model_or_form : Form or model with ``.form()``
+    domain : None, (lower, upper), {"center", "radius"} or {"center", "radius", "norm": "l2"}
+        As in :func:`domain_upper_bound`: the slope intervals are narrowed by bound propagation over the
+        domain (``propagation``), giving the floor of the domain certificates.  ``None``: the global slopes.
+    restarts : int
+        Number of ascent trajectories (the ``start`` patterns first, then the all-upper pattern, then random
+        patterns and random kicks of the best pattern, seeded by ``seed``).
+    moves : int
+        Budget of accepted flips per trajectory (the work budget; each move is one forward and one backward
+        pass with ``m`` and ``out`` columns plus ``candidates`` small SVDs).
+    candidates : int
+        Flips evaluated exactly per move (the best by their two-dimensional subspace score).
+    start : Bound, array (N,) or (k, N), or a list of these, optional
+        Start patterns: a region witness (``witness["pattern"]`` of :func:`region_search` / :func:`exact`,
+        so the floor is at least that region's value) or slope vectors (one slope per neuron, form order).
+    exhaustive : bool, optional
+        Evaluate every single flip exactly before declaring a local maximum (default: when affordable).
+    time_limit : float, optional
+        Safety cap in seconds (then ``converged=False``); the budget is ``restarts`` x ``moves``.
+
+    Returns
+    -------
+    Bound
+        ``side="lower"``, ``certified=True``: ``value`` is :math:`\|J(D)v\|/\|v\|` for the best vertex
+        pattern found and its float top right singular vector, re-evaluated in float64 with a rigorous rounding
+        bound and rounded down (``§4``), a lower bound on ``F`` and so on every slope-interval certificate --
+        *not* on the Lipschitz constant.  ``witness={"slopes", "upper", "v"}`` (slope per neuron, whether it
+        is the upper one, test vector); ``checks`` hold the number of moves, every trajectory's value and
+        whether it ended at a local maximum over single flips (``converged``: all did, no cap).
+
+    Raises
+    ------
+    InvalidInputError
+        Bad budgets, malformed domain or start (the message names the argument).
+    NotRepresentableError
+        The model has no analysis form.
+    """
+    from ._floor import QUANTITY as FLOOR_QUANTITY
+    from ._floor import floor_impl, start_slopes
+
+    restarts = check_int(restarts, "restarts", minimum=1)
+    moves = check_int(moves, "moves", minimum=0)
+    candidates = check_int(candidates, "candidates", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
+    if exhaustive is not None and not isinstance(exhaustive, bool):
+        raise InvalidInputError(f"exhaustive must be None, True or False; got {exhaustive!r}.")
+    if time_limit is not None:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0)
+    form = require_form(model_or_form)
+    net = from_form(form)
+    extra: dict = {}
+    quantity = FLOOR_QUANTITY
+    if domain is not None:
+        pre, label = domain_preactivations(form, domain, propagation)
+        alpha, beta = refined_slopes(form, pre)
+        net = with_slopes(net, alpha, beta)
+        extra = {"domain": label, "propagation": propagation}
+        quantity = f"{FLOOR_QUANTITY}; slopes narrowed on the domain {label}"
+    starts = start_slopes(form, net, start)
+    return floor_impl(form, net, restarts=restarts, moves=moves, candidates=candidates, seed=seed,
+                      starts=starts, time_limit=time_limit, exhaustive=exhaustive, extra=extra,
+                      quantity=quantity)
 
 
 # ---------------------------------------------------------------------------------------------- local
@@ -701,8 +800,8 @@ def _check_ball_args(norm: str | None, method: str, propagation: str) -> None:
 
 def _ball_pre(form: Any, center: np.ndarray, radius: Any, norm: str, propagation: str) -> list:
     """Pre-activation bounds over a ball (l2) or box (``norm="linf"``, ``radius`` a scalar or per coordinate):
-    the one bound-propagation step of :func:`domain_upper_bound`, :func:`local_upper_bound` and
-    :func:`local_sandwich`."""
+    the one bound-propagation step of :func:`domain_preactivations` (so of :func:`domain_upper_bound` and
+    :func:`relaxation_floor`), :func:`local_upper_bound` and :func:`local_sandwich`."""
     if propagation == "linear":
         from ._linear import linear_bounds
 

@@ -5,7 +5,8 @@ and the plain dense cvxpy formulation.
            [--layers 16] [--evaluations 250] [--time-limit 600] [--threads 1] [--dense-layers 4 8] [--train-steps 150]
            [--trained LISTA ALISTA LISTACP] [--trained-size 32x64] [--trained-steps 4000] [--skip-trained]
            [--trained-region-rounds R] [--trained-region-flips F] [--trained-region-restarts S]
-           [--trained-region-time T] [--skip-layerwise] [--skip-scale] [--local-radii 0.001 0.01]
+           [--trained-region-time T] [--trained-floor-restarts R] [--trained-floor-moves M]
+           [--skip-layerwise] [--skip-scale] [--local-radii 0.001 0.01]
 
 For every size (m, n) a 16-layer LISTA is initialised as ISTA on a Gaussian dictionary and trained briefly
 (Adam on the squared error of sparse recovery, own loop); then, in the same process:
@@ -29,6 +30,10 @@ data-box certificate: linear bound propagation on the box of the training data d
 fixed there; ``lipschitz.domain_upper_bound`` runs only when some are (otherwise the domain constant is
 certified through the global one).  The acceptance table prints, per model: training steps, global LipSDP,
 domain LipSDP (the data box), the best witnessed lower bound and how it was found, the ratio, and "<= 3".
+A last table gives each model's relaxation floor (``lipschitz.relaxation_floor``, ``--trained-floor-restarts``
+trajectories of at most ``--trained-floor-moves`` flips, started from the region witness): a certified lower
+bound on every slope-interval certificate, LipSDP / floor and floor / best lower
+(docs/theory/relaxation_floor.md §5).
 
 Acceptance run (docs/theory/exact_lipschitz.md §9):
 
@@ -125,7 +130,8 @@ def timed(fn, *a, **k):
 
 def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth_steps: int,
                  region_rounds: int = 20, region_restarts: int = 3, region_uncertain: int = 30,
-                 layerwise: bool = True, region_time: float = 120.0, region_flips: int = 100) -> list[dict]:
+                 layerwise: bool = True, region_time: float = 120.0, region_flips: int = 100,
+                 floor_restarts: int = 12, floor_moves: int = 2000) -> list[dict]:
     """Bounds of the saved (or newly trained) zoo models; see the module docstring."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import lipschitz_report as report  # verification/lipschitz_report.py: trained-model cache
@@ -163,6 +169,14 @@ def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth
             dom_value, dom_cert = dom.value, dom.certified
         else:
             dom_value, dom_cert, t_dom = ub.value, ub.certified, 0.0
+        # relaxation floor: a certified lower bound on every slope-interval certificate (LipSDP included),
+        # started from the region witness's pattern (docs/theory/relaxation_floor.md)
+        fl, t_fl, _ = timed(lip.relaxation_floor, net, restarts=floor_restarts, moves=floor_moves,
+                            start=[rs] if (rs.witness or {}).get("pattern") is not None else None)
+        if fixed:
+            fl_dom = lip.relaxation_floor(net, domain=box, restarts=floor_restarts, moves=floor_moves).value
+        else:
+            fl_dom = fl.value
         ys = [rs.witness["y"]] if rs.value >= lo.value else [lo.witness["y"], lo.witness["y"] + lo.witness["d"]]
         in_box = all(bool(np.all((y >= box[0]) & (y <= box[1]))) for y in ys)
         how = (f"region_search ({rs.checks.get('restarts')} starts, walk+MILP)" if rs.value > lo.value
@@ -175,11 +189,14 @@ def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth
                "status": ub.status, "evals": ub.checks.get("evaluations"), "lower": lo.value,
                "source": lo.checks.get("best_source"), "t_layer": t_layer if layerwise else 0.0,
                "t_lipsdp": t_ub, "mem_mb": mem,
-               "t_lower": t_lo, "train_s": info.get("train_seconds"), "load": load()}
+               "t_lower": t_lo, "train_s": info.get("train_seconds"), "load": load(),
+               "floor": fl.value, "floor_cert": fl.certified, "floor_converged": fl.converged,
+               "floor_moves": fl.checks.get("moves"), "t_floor": t_fl, "floor_domain": fl_dom}
         rows.append(row)
         print(f"  done trained {name}: lipsdp {ub.value:.5g} ({'certified' if ub.certified else ub.reason}, "
               f"{ub.status}) in {t_ub:.1f}s, lower {lo.value:.5g} [{row['source']}] in {t_lo:.0f}s, region "
-              f"{rs.value:.5g} in {t_rs:.0f}s, data-box neurons fixed {fixed}, {load()}", flush=True)
+              f"{rs.value:.5g} in {t_rs:.0f}s, data-box neurons fixed {fixed}, floor {fl.value:.5g} in {t_fl:.0f}s, "
+              f"{load()}", flush=True)
     return rows
 
 
@@ -272,6 +289,31 @@ def print_local(rows: list[dict]) -> None:
               f"{str(r['converged']):>5} {r['seconds']:>7.0f}  {r['load']}")
 
 
+def print_floor(rows: list[dict]) -> None:
+    """The relaxation floor F of each trained model (docs/theory/relaxation_floor.md §5): every slope-interval
+    certificate (naive, LipSDP-Layer, LipSDP-Neuron, their data-box versions) is >= F, so if F > 3 x best
+    lower, no such certificate can reach ratio 3 unless the exact constant exceeds F / 3."""
+    if not rows:
+        return
+    print()
+    print("Relaxation floor F = max over vertex slope patterns D of ||J(D)||_2 (certified lower bound on every "
+          "slope-interval certificate, not on the Lipschitz constant; docs/theory/relaxation_floor.md)")
+    hdr = (f"{'model':>15} {'LipSDP':>9} {'floor':>9} {'LipSDP/floor':>12} {'best lower':>10} "
+           f"{'floor/lower':>11} {'moves':>6} {'floor s':>7}  what it proves")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        best = max(r["lower"], r["region"])
+        fl = r["floor"]
+        ratio = fl / best if best > 0 else float("inf")
+        what = (f"no slope-interval certificate <= 3 x lower unless E > {fl / 3:.4g}" if ratio > 3
+                else "a slope-interval certificate may still reach 3")
+        if r.get("floor_domain", fl) < fl:
+            what += f" (data-box floor {r['floor_domain']:.4g})"
+        print(f"{r['name']:>15} {r['lipsdp']:>9.4g} {fl:>9.4g} {r['lipsdp'] / fl:>12.2f} {best:>10.4g} "
+              f"{ratio:>11.2f} {str(r['floor_moves']):>6} {r['t_floor']:>7.1f}  {what}")
+
+
 def print_scale(rows: list[dict], args) -> None:
     print()
     print(f"Structured LipSDP-Neuron, {args.layers}-layer trained LISTA (work budget {args.evaluations} objective "
@@ -324,6 +366,10 @@ def main() -> None:
                    help="trained models: local_sandwich on l2 balls of radius rel x median ||y|| around test inputs "
                         "(e.g. 0.001 0.01)")
     p.add_argument("--local-points", type=int, default=8, help="test inputs (ball centres) per model")
+    p.add_argument("--trained-floor-restarts", type=int, default=12,
+                   help="trajectories of lipschitz.relaxation_floor per trained model")
+    p.add_argument("--trained-floor-moves", type=int, default=2000,
+                   help="move budget per trajectory of lipschitz.relaxation_floor")
     p.add_argument("--skip-layerwise", action="store_true", help="trained section: skip LipSDP-Layer")
     p.add_argument("--skip-trained", action="store_true", help="skip the trained-model section")
     p.add_argument("--skip-scale", action="store_true", help="skip the scale table and the dense comparison")
@@ -336,7 +382,8 @@ def main() -> None:
         trained = trained_rows(args.trained, args.trained_size, args.layers, args.trained_steps,
                                args.trained_time_limit, args.trained_smooth_steps, args.trained_region_rounds,
                                args.trained_region_restarts, args.trained_region_uncertain,
-                               not args.skip_layerwise, args.trained_region_time, args.trained_region_flips)
+                               not args.skip_layerwise, args.trained_region_time, args.trained_region_flips,
+                               args.trained_floor_restarts, args.trained_floor_moves)
     if args.skip_scale:
         args.sizes, args.dense_layers = [], []
     rows = []
@@ -397,6 +444,7 @@ def main() -> None:
               f"{worst['lipsdp'] / worst['lower']:.2f} ({worst['m']}x{worst['n']}) -> "
               f"{'<= 3' if all(r['lipsdp'] <= 3 * r['lower'] for r in rows) else '> 3'}")
     print_trained(trained)
+    print_floor(trained)
     if args.local_radii and args.trained:
         print_local(local_rows(args.trained, args.trained_size, args.layers, args.trained_steps, args.local_radii,
                                args.local_points, args.evaluations))
