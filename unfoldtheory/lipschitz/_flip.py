@@ -8,6 +8,10 @@ current region (distance from the witness to the kink hyperplane, in ``y``) by t
 Jacobian, computed from the pattern alone, and moves to the best-scoring one that is certified (an interior
 point by LP, then the float64 checks of :func:`._exact.certify_witness`) and larger than the current value.
 Every step is a certified region, so the value only increases and stays a true lower bound.
+
+Beyond the greedy walk (``docs/theory/exact_lipschitz.md §12``): :func:`tabu_walk` also accepts moves that are
+not larger (a tabu list of visited patterns keeps it from cycling) and :func:`line_jump` jumps over many
+boundaries at once along lines through the witness; both report only certified regions.
 """
 
 from __future__ import annotations
