@@ -545,7 +545,7 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
         (``§12``); costs ``samples`` Jacobian evaluations.
     jumps : int
         Line jumps per trajectory (0, the default: none): when the walk stops, the Jacobian norms at points on
-        lines through the witness (its ray ``t y``, its top singular directions, random ones; 320 points) are
+        lines through the witness (its ray ``t y``, its top singular directions, random ones; 418 points) are
         ranked and the largest certified as regions; the walk goes on from a larger one (``§12``).
     max_uncertain : int
         Undecided neurons allowed in a neighbourhood (grows when a neighbourhood holds nothing better).
