@@ -512,7 +512,8 @@ def exact(model_or_form: Any, norm: str = "linf", *, domain: Any = None, max_neu
 
 def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: int = 20,
                   max_uncertain: int = 30, node_limit: int | None = 2000, time_limit: float | None = None,
-                  seed: int = 0, restarts: int = 1, flips: int = 50) -> Bound:
+                  seed: int = 0, restarts: int = 1, flips: int = 50, patience: int = 0,
+                  samples: int = 0, jumps: int = 0) -> Bound:
     r"""Lower bound by a search over reachable activation regions, warm-started from given points.
 
     From the best start point (its region certified as in :func:`exact`), repeat: take the region's top
@@ -536,6 +537,18 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
         Budget of moves (per trajectory) of the greedy walk over adjacent regions that runs before the MILPs
         and after every MILP improvement (no MILP: it scales to deep nets; ``§6``).  ``rounds=0`` with
         ``flips > 0`` is the walk alone.
+    patience : int
+        0 (default): the walk is greedy.  ``> 0``: a non-greedy (tabu) walk that moves to the best unvisited
+        certified neighbour even when it is not larger, going back to the best region after ``patience``
+        moves without a new best (``docs/theory/exact_lipschitz.md §11``); ``flips`` still bounds its moves.
+    samples : int
+        Extra start points ranked by their Jacobian norm with the given ones (0, the default: none): the given
+        points scaled by log-uniform factors in [1e-2, 1e2] and random directions of log-uniform norms
+        (``§12``); costs ``samples`` Jacobian evaluations.
+    jumps : int
+        Line jumps per trajectory (0, the default: none): when the walk stops, the Jacobian norms at points on
+        lines through the witness (its ray ``t y``, its top singular directions, random ones; 418 points) are
+        ranked and the largest certified as regions; the walk goes on from a larger one (``§12``).
     max_uncertain : int
         Undecided neurons allowed in a neighbourhood (grows when a neighbourhood holds nothing better).
 
@@ -561,10 +574,13 @@ def region_search(model_or_form: Any, start: Any, norm: str = "l2", *, rounds: i
         time_limit = check_scalar(time_limit, "time_limit", low=0.0)
     restarts = check_int(restarts, "restarts", minimum=1)
     flips = check_int(flips, "flips", minimum=0)
+    patience = check_int(patience, "patience", minimum=0)
+    samples = check_int(samples, "samples", minimum=0)
+    jumps = check_int(jumps, "jumps", minimum=0)
     if rounds == 0 and flips == 0:
         raise InvalidInputError("region_search needs rounds >= 1 or flips >= 1 (both are 0: nothing to search).")
     return region_search_impl(form, Y, norm, rounds, max_uncertain, node_limit, time_limit, seed, restarts,
-                              flips)
+                              flips, patience, samples, jumps)
 
 
 def _start_points(start: Any, m: int) -> np.ndarray:

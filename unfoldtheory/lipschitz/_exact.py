@@ -1249,22 +1249,32 @@ def _pairs(J: np.ndarray, norm: str, k: int) -> list:
 
 def _climb(form: Form, glob: Problem, best: dict, Y: np.ndarray, norm: str, rounds: int, max_uncertain: int,
            node_limit: int | None, deadline: float | None, seed: int, log_: list, tag: int,
-           flips: int = 0) -> dict:
+           flips: int = 0, patience: int = 0, jumps: int = 0) -> dict:
     """One trajectory of the neighbourhood search from the certified region ``best`` (see
     ``docs/theory/exact_lipschitz.md §6``): a greedy walk over adjacent regions (at most ``flips`` moves in
     all), then ``rounds`` neighbourhood MILPs, each improvement followed by the walk again; appends to
     ``log_`` and returns the best certified region."""
-    from ._flip import flip_walk
+    from ._flip import flip_walk, line_jump
 
-    budget = [flips]
+    budget = [flips, jumps]
 
     def walk(b):
-        if budget[0] <= 0 or (deadline is not None and time.perf_counter() > deadline):
-            return b
-        wlog: list = []
-        b = flip_walk(form, glob, b, norm, budget[0], log_=wlog, deadline=deadline)
-        budget[0] -= sum(1 for e in wlog if e["moved"])
-        log_.append({"start": tag, "flip_moves": sum(1 for e in wlog if e["moved"]), "value": float(b["value"])})
+        while budget[0] > 0 and (deadline is None or time.perf_counter() <= deadline):
+            wlog: list = []
+            b = flip_walk(form, glob, b, norm, budget[0], log_=wlog, deadline=deadline, patience=patience)
+            moves = sum(1 for e in wlog if e["moved"])
+            budget[0] -= moves
+            log_.append({"start": tag, "flip_moves": moves, "value": float(b["value"])})
+            # the walk is stuck: jump along lines through the witness (§12), then walk on from there
+            jb = None
+            while jb is None and budget[1] > 0 and (deadline is None or time.perf_counter() <= deadline):
+                budget[1] -= 1
+                jb = line_jump(form, glob, b, norm, seed + 7919 * budget[1])
+                log_.append({"start": tag, "jump": jb is not None,
+                             "value": float(b["value"] if jb is None else jb["value"])})
+            if jb is None:
+                break
+            b = jb
         return b
 
     best = walk(best)
@@ -1318,9 +1328,36 @@ def _climb(form: Form, glob: Problem, best: dict, Y: np.ndarray, norm: str, roun
     return best
 
 
+def _jac_norms(form: Form, Y: np.ndarray, norm: str, chunk: int = 256) -> np.ndarray:
+    """Operator norms of the (float64, Clarke) Jacobians at the rows of ``Y``: estimates used to rank starts."""
+    out = []
+    for i in range(0, Y.shape[0], chunk):
+        J = np.asarray(form.jacobian(Y[i:i + chunk]))
+        out.append(np.linalg.norm(J, 2, axis=(1, 2)) if norm == "l2" else np.abs(J).sum(axis=2).max(axis=1))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def sample_starts(Y: np.ndarray, num: int, seed: int) -> np.ndarray:
+    """``num`` extra start points (``docs/theory/exact_lipschitz.md §11``): half are the given points scaled,
+    ``t y`` with ``t`` log-uniform in [1e-2, 1e2] (a soft threshold's piece depends on the scale of its input:
+    small ``y`` switches neurons off, large ``y`` on), half random directions with log-uniform norms in
+    [1e-2, 1e3] times the median norm of the given points."""
+    rng = np.random.default_rng(seed)
+    m = Y.shape[1]
+    nrm = np.linalg.norm(Y, axis=1)
+    base = float(np.median(nrm)) if np.any(nrm > 0) else 1.0
+    base = base if base > 0 else 1.0
+    k1 = num // 2
+    rows = Y[rng.integers(0, Y.shape[0], size=k1)] * 10 ** rng.uniform(-2, 2, size=(k1, 1))
+    D = rng.standard_normal((num - k1, m))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    D *= base * 10 ** rng.uniform(-2, 3, size=(num - k1, 1))
+    return np.vstack([rows, D])
+
+
 def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, max_uncertain: int,
                        node_limit: int | None, time_limit: float | None, seed: int, restarts: int = 1,
-                       flips: int = 0) -> Bound:
+                       flips: int = 0, patience: int = 0, samples: int = 0, jumps: int = 0) -> Bound:
     """Large-neighbourhood search over reachable activation regions (``docs/theory/exact_lipschitz.md §6``):
     ``restarts`` trajectories of ``rounds`` MILPs each, from the start points of largest Jacobian norm in
     distinct regions."""
@@ -1331,8 +1368,11 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
     Y = np.asarray(start, float).reshape(-1, m)
     log_ = []
     glob = make_problem(form, None, big)
-    J = np.asarray(form.jacobian(Y))
-    vals = np.linalg.norm(J, 2, axis=(1, 2)) if norm == "l2" else np.abs(J).sum(axis=2).max(axis=1)
+    vals = _jac_norms(form, Y, norm)
+    if samples > 0:
+        S = sample_starts(Y, samples, seed)
+        sv = _jac_norms(form, S, norm)
+        Y, vals = np.vstack([Y, S]), np.concatenate([vals, sv])
     starts, seen = [], set()
     for idx in np.argsort(-vals):                  # the starts with the largest Jacobians, distinct regions
         if len(starts) >= max(4, restarts) or (len(seen) >= 4 and len(starts) >= restarts):
@@ -1354,7 +1394,7 @@ def region_search_impl(form: Form, start: np.ndarray, norm: str, rounds: int, ma
         if r > 0 and deadline is not None and time.perf_counter() > deadline:
             break
         got = _climb(form, glob, wt, Y, norm, rounds, max_uncertain, node_limit, deadline, seed + r, log_, r,
-                     flips)
+                     flips, patience, jumps)
         if best is None or got["value"] > best["value"]:
             best = got
     pn = "l2 -> l2" if norm == "l2" else "l-inf -> l-inf"

@@ -3,7 +3,8 @@ against the certified LipSDP upper bound and the best witnessed lower bound.
 
     python verification/benchmarks/bench_exact.py [--models LISTA ALISTA ...] [--depths 2 4 6] [--m 5] [--n 10]
            [--steps 300] [--time-limit 30] [--node-limit 20000] [--threads 1]
-           [--max-neurons 120] [--json rows.json]
+           [--max-neurons 120] [--json rows.json] [--region-flips F] [--region-restarts R]
+           [--region-patience P] [--region-jumps J] [--region-samples S] [--region-data] [--skip-exact]
 
 For every zoo model with an analysis form and every depth K, the model is built on a Gaussian sparse-recovery
 problem (m x n), trained briefly with ``unfoldtheory.training.train`` (``--steps`` Adam steps), and in the same
@@ -76,15 +77,21 @@ def row(name: str, K: int, args) -> dict:
     low = lip.lower_bound(net, data=data, num_random=256, ascent_steps=60, ascent_starts=8, smooth_steps=30)
     t_low = time.perf_counter() - t0
     t0 = time.perf_counter()
-    rs = lip.region_search(net, [low.witness["y"]] if low.witness and "y" in low.witness else data[:8],
-                           rounds=args.rounds, time_limit=args.time_limit)
+    first = [low.witness["y"]] if low.witness and "y" in low.witness else data[:8]
+    rs = lip.region_search(net, [low, data] if args.region_data else first, rounds=args.rounds,
+                           time_limit=args.time_limit, flips=args.region_flips, restarts=args.region_restarts,
+                           patience=args.region_patience, jumps=args.region_jumps, samples=args.region_samples)
     t_rs = time.perf_counter() - t0
     t0 = time.perf_counter()
     starts = [low.witness["y"]] if low.witness and "y" in low.witness else []
-    ex = lip.exact(net, "l2", time_limit=args.time_limit, node_limit=args.node_limit, l2_lipsdp=False,
-                   starts=starts + list(data[:64]), max_neurons=args.max_neurons)
+    if args.skip_exact:
+        ex = None
+        lo_e, hi_e = 0.0, float("inf")
+    else:
+        ex = lip.exact(net, "l2", time_limit=args.time_limit, node_limit=args.node_limit, l2_lipsdp=False,
+                       starts=starts + list(data[:64]), max_neurons=args.max_neurons)
+        lo_e, hi_e = ex.interval if ex.interval is not None else (0.0, ex.value)
     t_ex = time.perf_counter() - t0
-    lo_e, hi_e = ex.interval if ex.interval is not None else (0.0, ex.value)
     linf = {}
     if args.linf:
         # l-inf: exact() solves it as a MILP per output row (no bilinear bracket); its lower side here is the
@@ -105,8 +112,9 @@ def row(name: str, K: int, args) -> dict:
             "region": rs.value, "best_lower": best_low,
             "sdp_over_E": (up.value / U, up.value / L), "E_over_lower": (L / best_low, U / best_low),
             "sdp_over_lower": up.value / best_low, "t_rs": t_rs,
-            "converged": ex.converged, "nodes": ex.checks.get("nodes"), "t_up": t_up, "t_low": t_low,
-            "t_exact": t_ex, "linf_upper": ex.checks.get("linf_upper"), **linf}
+            "converged": None if ex is None else ex.converged, "nodes": None if ex is None else ex.checks.get("nodes"),
+            "t_up": t_up, "t_low": t_low, "t_exact": t_ex,
+            "linf_upper": None if ex is None else ex.checks.get("linf_upper"), **linf}
 
 
 def fmt_iv(iv) -> str:
@@ -129,6 +137,16 @@ def main() -> None:
                     help="exact(): largest number of piecewise-linear neurons accepted (deeper nets need more)")
     ap.add_argument("--linf", action="store_true",
                     help="also the exact l-inf constant against the l-inf region search (a second table)")
+    ap.add_argument("--region-flips", type=int, default=50, help="region_search walk moves per trajectory")
+    ap.add_argument("--region-restarts", type=int, default=1, help="region_search trajectories")
+    ap.add_argument("--region-patience", type=int, default=0,
+                    help="region_search patience (> 0: non-greedy walk, docs/theory/exact_lipschitz.md §11)")
+    ap.add_argument("--region-jumps", type=int, default=0, help="region_search line jumps per trajectory (§12)")
+    ap.add_argument("--region-samples", type=int, default=0, help="region_search sampled extra starts (§12)")
+    ap.add_argument("--region-data", action="store_true",
+                    help="region_search starts from the lower bound's witness and the data (default: the witness)")
+    ap.add_argument("--skip-exact", action="store_true",
+                    help="skip exact() (the bracket is then [best lower, LipSDP]; for the lower side alone)")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -5,7 +5,8 @@ and the plain dense cvxpy formulation.
            [--layers 16] [--evaluations 250] [--time-limit 600] [--threads 1] [--dense-layers 4 8] [--train-steps 150]
            [--trained LISTA ALISTA LISTACP] [--trained-size 32x64] [--trained-steps 4000] [--skip-trained]
            [--trained-region-rounds R] [--trained-region-flips F] [--trained-region-restarts S]
-           [--trained-region-time T] [--trained-floor-restarts R] [--trained-floor-moves M]
+           [--trained-region-time T] [--trained-region-patience P] [--trained-region-jumps J]
+           [--trained-region-samples S] [--trained-floor-restarts R] [--trained-floor-moves M]
            [--skip-layerwise] [--skip-scale] [--local-radii 0.001 0.01]
 
 For every size (m, n) a 16-layer LISTA is initialised as ISTA on a Gaussian dictionary and trained briefly
@@ -25,7 +26,10 @@ absent); for each: naive, LipSDP-Layer (``--skip-layerwise`` to skip), LipSDP-Ne
 the best lower bound with a long search (sampling, secant ascent and the smoothed-Jacobian ascent,
 ``--trained-smooth-steps``), then ``lipschitz.region_search`` from that witness and the data
 (``--trained-region-restarts`` trajectories of ``--trained-region-flips`` moves of the walk over adjacent
-regions and ``--trained-region-rounds`` neighbourhood MILPs, capped at ``--trained-region-time`` s), and the
+regions and ``--trained-region-rounds`` neighbourhood MILPs, capped at ``--trained-region-time`` s; the
+walk is non-greedy with ``--trained-region-patience``, jumps along lines through the witness when it stops
+(``--trained-region-jumps``) and ranks ``--trained-region-samples`` extra starts, docs/theory/exact_lipschitz.md
+§12), and the
 data-box certificate: linear bound propagation on the box of the training data decides which neurons are
 fixed there; ``lipschitz.domain_upper_bound`` runs only when some are (otherwise the domain constant is
 certified through the global one).  The acceptance table prints, per model: training steps, global LipSDP,
@@ -131,7 +135,7 @@ def timed(fn, *a, **k):
 def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth_steps: int,
                  region_rounds: int = 20, region_restarts: int = 3, region_uncertain: int = 30,
                  layerwise: bool = True, region_time: float = 120.0, region_flips: int = 100,
-                 floor_restarts: int = 12, floor_moves: int = 2000) -> list[dict]:
+                 floor_restarts: int = 12, floor_moves: int = 2000, region_kw: dict | None = None) -> list[dict]:
     """Bounds of the saved (or newly trained) zoo models; see the module docstring."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import lipschitz_report as report  # verification/lipschitz_report.py: trained-model cache
@@ -154,7 +158,8 @@ def trained_rows(names, size: str, K: int, steps: int, time_limit: float, smooth
         # lower side: MILP search over reachable regions, several trajectories, from the best witness and the
         # data points of largest Jacobian norm
         rs, t_rs, _ = timed(lip.region_search, net, [lo, data], rounds=region_rounds, restarts=region_restarts,
-                            max_uncertain=region_uncertain, time_limit=region_time, flips=region_flips)
+                            max_uncertain=region_uncertain, time_limit=region_time, flips=region_flips,
+                            **(region_kw or {}))
         # upper side on the data box: linear bound propagation decides which neurons are fixed there; the
         # domain LipSDP only differs from the global one when some are
         box = (data.min(axis=0), data.max(axis=0))
@@ -370,6 +375,12 @@ def main() -> None:
                    help="trajectories of lipschitz.relaxation_floor per trained model")
     p.add_argument("--trained-floor-moves", type=int, default=2000,
                    help="move budget per trajectory of lipschitz.relaxation_floor")
+    p.add_argument("--trained-region-patience", type=int, default=0,
+                   help="region_search patience: > 0 makes the walk non-greedy (tabu), 0 greedy")
+    p.add_argument("--trained-region-jumps", type=int, default=0,
+                   help="region_search line jumps per trajectory when the walk stops")
+    p.add_argument("--trained-region-samples", type=int, default=0,
+                   help="region_search extra start points (scaled data, random directions)")
     p.add_argument("--skip-layerwise", action="store_true", help="trained section: skip LipSDP-Layer")
     p.add_argument("--skip-trained", action="store_true", help="skip the trained-model section")
     p.add_argument("--skip-scale", action="store_true", help="skip the scale table and the dense comparison")
@@ -383,7 +394,9 @@ def main() -> None:
                                args.trained_time_limit, args.trained_smooth_steps, args.trained_region_rounds,
                                args.trained_region_restarts, args.trained_region_uncertain,
                                not args.skip_layerwise, args.trained_region_time, args.trained_region_flips,
-                               args.trained_floor_restarts, args.trained_floor_moves)
+                               args.trained_floor_restarts, args.trained_floor_moves,
+                               {"patience": args.trained_region_patience, "jumps": args.trained_region_jumps,
+                                "samples": args.trained_region_samples})
     if args.skip_scale:
         args.sizes, args.dense_layers = [], []
     rows = []
