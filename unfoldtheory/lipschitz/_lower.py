@@ -319,10 +319,11 @@ def ball_lower_bound(form: Any, center: np.ndarray, radius: float, norm: str = "
     The Jacobian norm is estimated (power iteration, :func:`~._torch.jacobian_norms`) at the centre and at
     ``samples`` points drawn uniformly from the ball (seeded); from the best four, ``ascent_steps`` steps of the
     smoothed-Jacobian ascent (:func:`_smooth_ascent`) projected onto the ball look for a larger one; at the
-    best four points ``p`` of both a secant
+    best eight points ``p`` of both a secant
     :math:`\|x(p + t v) - x(p)\|/(t\|v\|)` along the top right singular vector is evaluated in float64 with a
     rigorous rounding bound (:func:`~._torch.certified_secant`) for steps ``t`` from the largest that keeps
-    ``p + t v`` in the ball down to :math:`10^{-6}` of it.  Both points of every secant lie in the ball, so the
+    ``p + t v`` in the ball down to :math:`10^{-6}` of it.  Both points of every secant lie in the ball (checked
+    in float64 with a relative margin of :math:`10^{-12}`, far above the rounding of the distance), so the
     value is a lower bound on :math:`\sup\{\|x(y_1) - x(y_2)\|/\|y_1 - y_2\| : y_1, y_2 \in \mathcal B\}`.
     Returns ``(value, witness)`` with ``witness = {"y", "d", "rounding_bound"}`` (``None`` when every secant
     is 0).
@@ -346,11 +347,13 @@ def ball_lower_bound(form: Any, center: np.ndarray, radius: float, norm: str = "
     if ascent_steps > 0 and radius > 0:
         c0 = torch.tensor(center, dtype=torch.float64)
 
+        inner = radius * (1 - 1e-9)  # projected points stay strictly inside after rounding
+
         def project(Yb):
             q = Yb - c0
             if norm == "l2":
-                return c0 + q * torch.clamp(radius / q.norm(dim=1, keepdim=True).clamp_min(1e-300), max=1.0)
-            return c0 + q.clamp(-radius, radius)
+                return c0 + q * torch.clamp(inner / q.norm(dim=1, keepdim=True).clamp_min(1e-300), max=1.0)
+            return c0 + q.clamp(-inner, inner)
 
         top = torch.argsort(sig, descending=True)[:4]
         Y0 = torch.tensor(P, dtype=torch.float64)[top]
@@ -374,6 +377,6 @@ def ball_lower_bound(form: Any, center: np.ndarray, radius: float, norm: str = "
             r, info = certified_secant(em, f, P[i], d)
             y2 = P[i] + d
             dist = max(_dist(y2 - center, norm), _dist(P[i] - center, norm))
-            if r > best and dist <= radius:
+            if r > best and dist <= radius * (1 - 1e-12):
                 best, wit = float(r), {"y": P[i].copy(), "d": (y2 - P[i]).copy(), **info}
     return best, wit
