@@ -111,7 +111,10 @@ fig, ax = plt.subplots(figsize=(5, 3.2))
 ax.plot(radii, [b.interval[1] for b in local], "s-", label="certified upper (local)")
 ax.plot(radii, [b.interval[0] for b in local], "v-", label="attained lower (local)")
 ax.axhline(uppers["lipsdp"].value, ls="--", color="k", label="global LipSDP")
-ax.set_xscale("log"); ax.set_xlabel("ball radius r"); ax.set_ylabel("Lipschitz constant"); ax.legend(fontsize=7)
+ax.set_xscale("log")
+ax.set_xlabel("ball radius r")
+ax.set_ylabel("Lipschitz constant")
+ax.legend(fontsize=7)
 plt.show()"""),
     ("md", """## Contraction of the layers, and the LISTA-CP coupling
 
