@@ -866,7 +866,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     """
     from .._progress import progress
     from ._lower import ball_lower_bound
-    from ._torch import ErrorModel
+    from ._torch import ErrorModel, TorchForm
 
     start = time.perf_counter()
     form = require_form(model_or_form)
@@ -877,7 +877,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     ascent_steps = check_int(ascent_steps, "ascent_steps", minimum=0)
     if max_evaluations is not None:
         max_evaluations = check_int(max_evaluations, "max_evaluations", minimum=1)
-    em = ErrorModel(form)
+    em, tf = ErrorModel(form), TorchForm(form)
     balls = []
     show = C.shape[0] >= 8 if show_progress is None else bool(show_progress)
     with progress(C.shape[0], f"local Lipschitz sandwich ({C.shape[0]} balls, r={radius:g})",
@@ -886,7 +886,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
             up = local_upper_bound(form, c, radius, norm=norm, time_limit=time_limit,
                                    max_evaluations=max_evaluations)
             lo, wit = ball_lower_bound(form, c, radius, norm, samples=samples, ascent_steps=ascent_steps,
-                                       seed=seed + i, em=em)
+                                       seed=seed + i, em=em, tf=tf)
             balls.append({"index": i, "upper": up.value, "lower": lo, "certified": up.certified,
                           "converged": up.converged, "fixed_neurons": up.checks.get("fixed_neurons"),
                           "uncertain_neurons": up.checks.get("uncertain_neurons"), "witness": wit,

@@ -1265,7 +1265,7 @@ def _climb(form: Form, glob: Problem, best: dict, Y: np.ndarray, norm: str, roun
             moves = sum(1 for e in wlog if e["moved"])
             budget[0] -= moves
             log_.append({"start": tag, "flip_moves": moves, "value": float(b["value"])})
-            # the walk is stuck: jump along lines through the witness (§12), then walk on from there
+            # the walk is stuck: jump along lines through the witness (§11), then walk on from there
             jb = None
             while jb is None and budget[1] > 0 and (deadline is None or time.perf_counter() <= deadline):
                 budget[1] -= 1

@@ -313,7 +313,7 @@ def _dist(q: np.ndarray, norm: str) -> float:
 
 def ball_lower_bound(form: Any, center: np.ndarray, radius: float, norm: str = "l2", *, samples: int = 16,
                      ascent_steps: int = 100, power_iters: int = 40, seed: int = 0,
-                     em: "ErrorModel | None" = None) -> tuple[float, dict]:
+                     em: "ErrorModel | None" = None, tf: TorchForm | None = None) -> tuple[float, dict]:
     r"""Certified lower bound on the Lipschitz constant of the form restricted to a ball, attained in it.
 
     The Jacobian norm is estimated (power iteration, :func:`~._torch.jacobian_norms`) at the centre and at
@@ -326,7 +326,8 @@ def ball_lower_bound(form: Any, center: np.ndarray, radius: float, norm: str = "
     in float64 with a relative margin of :math:`10^{-12}`, far above the rounding of the distance), so the
     value is a lower bound on :math:`\sup\{\|x(y_1) - x(y_2)\|/\|y_1 - y_2\| : y_1, y_2 \in \mathcal B\}`.
     Returns ``(value, witness)`` with ``witness = {"y", "d", "rounding_bound"}`` (``None`` when every secant
-    is 0).
+    is 0).  ``em`` and ``tf`` (the form's error model and torch evaluator) are built once by callers that
+    bound many balls.
     """
     center = np.asarray(center, dtype=np.float64)
     m = center.shape[0]
@@ -340,7 +341,7 @@ def ball_lower_bound(form: Any, center: np.ndarray, radius: float, norm: str = "
         else:
             pts.extend(center + radius * rng.uniform(-1.0, 1.0, (samples, m)))
     P = np.stack(pts)
-    f = TorchForm(form)
+    f = TorchForm(form) if tf is None else tf
     with torch.no_grad():
         sig, V = _jac_candidates(f, torch.tensor(P, dtype=torch.float64), power_iters, seed)
     sig = torch.nan_to_num(sig, nan=-1.0)

@@ -222,21 +222,25 @@ class ErrorModel:
     explodes with depth.
     """
 
-    def __init__(self, form: Form, extended: bool = False):
+    def __init__(self, form: Form, extended: bool = False, norms: tuple | None = None):
         from ._net import spectral_norm_upper
 
         #: ``extended=True`` evaluates in ``np.longdouble`` (x87 80-bit on x86-64 Linux, IEEE quad on aarch64
-        #: Linux, float64 where the platform has nothing wider); the unit roundoff below is that type's own
+        #: Linux, float64 where the platform has nothing wider); the unit roundoff below is that type's own.
+        #: ``norms``: the edges' spectral-norm bounds ``(nA, nC)`` of another model of the same form (reused).
         self.dtype = np.longdouble if extended else np.float64
         self.u = float(np.finfo(self.dtype).eps) / 2
         self.form = form
-        self.edges = [{j: _dense(M).astype(self.dtype) for j, M in blk.inputs.items()} for blk in form.blocks]
-        self.Bs = [None if blk.B is None else _dense(blk.B).astype(self.dtype) for blk in form.blocks]
+        edges = [{j: _dense(M) for j, M in blk.inputs.items()} for blk in form.blocks]
+        C = {j: _dense(M) for j, M in form.output.items()}
+        if norms is None:
+            norms = ([{j: spectral_norm_upper(M) for j, M in e.items()} for e in edges],
+                     {j: spectral_norm_upper(M) for j, M in C.items()})
+        self.nA, self.nC = norms
+        self.edges = [{j: M.astype(self.dtype, copy=False) for j, M in e.items()} for e in edges]
+        self.C = {j: M.astype(self.dtype, copy=False) for j, M in C.items()}
+        self.Bs = [None if blk.B is None else _dense(blk.B).astype(self.dtype, copy=False) for blk in form.blocks]
         self.bs = [None if blk.b is None else np.asarray(blk.b, dtype=self.dtype) for blk in form.blocks]
-        self.C = {j: _dense(M).astype(self.dtype) for j, M in form.output.items()}
-        self.nA = [{j: spectral_norm_upper(M) for j, M in ((j, _dense(M)) for j, M in blk.inputs.items())}
-                   for blk in form.blocks]
-        self.nC = {j: spectral_norm_upper(_dense(M)) for j, M in form.output.items()}
         self.ell = []
         for blk in form.blocks:
             a, b = blk.activation.slope_bounds()
@@ -249,7 +253,8 @@ class ErrorModel:
         """The same model evaluated in extended precision (built once), for secants whose float64 rounding
         bound swamps the output change (nets whose naive bound is far above their true constant)."""
         if self._extended is None:
-            self._extended = self if self.dtype == np.longdouble else ErrorModel(self.form, extended=True)
+            self._extended = self if self.dtype == np.longdouble else ErrorModel(self.form, extended=True,
+                                                                                 norms=(self.nA, self.nC))
         return self._extended
 
     def evaluate(self, y: np.ndarray) -> tuple[np.ndarray, float]:
