@@ -27,14 +27,25 @@ def test_relaxation_encloses_the_activation(act):
     rng = np.random.default_rng(0)
     for _ in range(50):
         a, b = np.sort(rng.normal(scale=2.0, size=(2, 3)), axis=0)
-        s, blo, bhi = relaxation(act, a, b)
+        slo, blo, shi, bhi = relaxation(act, a, b)
         z = a + (b - a) * np.linspace(0, 1, 401)[:, None]
         w = act(z)
-        assert np.all(s * z + blo <= w) and np.all(w <= s * z + bhi)
+        assert np.all(slo * z + blo <= w) and np.all(w <= shi * z + bhi)
+        # each line encloses no more area than the chord-parallel line (one of its candidates)
+        vals = act(np.stack([a, b]))
+        chord = np.where(b > a, (vals[1] - vals[0]) / np.where(b > a, b - a, 1.0), 0.0)
+        mid = (a + b) / 2
+        off_par = w - chord * z
+        tol = 2 * (b - a) / 400 + 1e-9    # the grid can miss a kink by half a step (slopes in [0, 1])
+        assert np.all(shi * mid + bhi <= chord * mid + off_par.max(axis=0) + tol)
+        assert np.all(slo * mid + blo >= chord * mid + off_par.min(axis=0) - tol)
     # inside one piece the enclosure is the piece itself (zero width)
     lo, hi = np.full(3, 5.0), np.full(3, 6.0)
-    s, blo, bhi = relaxation(ReLU(3), lo, hi)
-    assert np.allclose(s, 1.0) and np.all(bhi - blo < 1e-12)
+    slo, blo, shi, bhi = relaxation(ReLU(3), lo, hi)
+    assert np.allclose(slo, 1.0) and np.allclose(shi, 1.0) and np.all(bhi - blo < 1e-12)
+    # a ReLU crossing its kink: the upper line is the chord, the lower one a slope-0 or 1 tangent (CROWN)
+    slo, blo, shi, bhi = relaxation(ReLU(2), np.array([-1.0, -3.0]), np.array([3.0, 1.0]))
+    assert np.allclose(shi, [0.75, 0.25]) and np.allclose(slo, [1.0, 0.0]) and np.allclose(blo, 0.0, atol=1e-12)
 
 
 @pytest.mark.parametrize("act,seed", [("soft", 0), ("soft", 1), ("relu", 2), ("leaky", 3), ("clip", 4)])

@@ -5,12 +5,17 @@ For a box :math:`D = [y_{lo}, y_{hi}]` (or an l2 ball) every pre-activation :mat
 correlation between neurons and explodes with depth, each bound is a *linear function of y* obtained by
 back-substituting through every earlier block:
 
-* every neuron of an earlier block :math:`j` with pre-activation interval :math:`[l, u]` is enclosed by two
-  parallel lines :math:`s z + b_{lo} \le \sigma(z) \le s z + b_{hi}` on :math:`[l, u]`, with :math:`s` the
-  chord slope :math:`(\sigma(u) - \sigma(l))/(u - l)` and :math:`b_{lo}, b_{hi}` the min / max of
-  :math:`\sigma(p) - s p` over the end points and the kinks inside :math:`[l, u]` (exact for a piecewise
-  linear :math:`\sigma`: :math:`\sigma - s\,\mathrm{id}` is piecewise linear, its extremes lie at those points);
-  a neuron inside one linear piece is exact (:math:`b_{lo} = b_{hi}`);
+* every neuron of an earlier block :math:`j` with pre-activation interval :math:`[l, u]` is enclosed by a
+  lower and an upper line :math:`s_{lo} z + b_{lo} \le \sigma(z) \le s_{hi} z + b_{hi}` on :math:`[l, u]`.
+  Each slope is chosen among the chord slope :math:`(\sigma(u) - \sigma(l))/(u - l)` and the activation's
+  extreme slopes (0 and 1 for a soft threshold, a ReLU or a clip) as the one whose line, pushed to touch
+  :math:`\sigma`, encloses the least area over :math:`[l, u]` (the adaptive choice of CROWN; for a line of
+  slope :math:`s` through :math:`[l, u]` the area against :math:`\sigma` is :math:`(u - l)` times its gap at the
+  midpoint, so the slope minimising (upper) or maximising (lower) :math:`s (l + u)/2 + b(s)` wins).  The
+  offset of slope :math:`s` is the max (upper) or min (lower) of :math:`\sigma(p) - s p` over the end points
+  and the kinks inside :math:`[l, u]`, exact for a piecewise linear :math:`\sigma` (:math:`\sigma -
+  s\,\mathrm{id}` is piecewise linear, its extremes lie at those points), so the enclosure is sound for every
+  choice; a neuron inside one linear piece is exact (both lines are the piece);
 * the rows :math:`\pm e_i^T z_k` are propagated backwards (:math:`z_j = \sum_i A_{ji} w_i + B_j y + b_j`),
   choosing the upper or lower line of each neuron by the sign of its coefficient, until only
   :math:`\Gamma y + c` is left, which is maximised over the box in closed form.
@@ -54,24 +59,40 @@ def _kinks(act, size: int) -> np.ndarray:
     raise TypeError(f"unsupported activation {type(act).__name__}")  # pragma: no cover - Form refuses
 
 
-def relaxation(act, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Parallel linear enclosure of a piecewise-linear activation on ``[lo, hi]`` (per neuron).
+def relaxation(act, lo: np.ndarray, hi: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""Linear enclosure of a piecewise-linear activation on ``[lo, hi]`` (per neuron).
 
-    Returns ``(s, b_lo, b_hi)`` with :math:`s z + b_{lo} \le \sigma(z) \le s z + b_{hi}` for every
-    :math:`z \in [lo, hi]` (offsets outward rounded); see the module docstring.
+    Returns ``(s_lo, b_lo, s_hi, b_hi)`` with :math:`s_{lo} z + b_{lo} \le \sigma(z) \le s_{hi} z + b_{hi}`
+    for every :math:`z \in [lo, hi]` (offsets outward rounded), each slope the least-area choice among the
+    chord and the activation's extreme slopes; see the module docstring.
     """
     n = lo.shape[0]
     if isinstance(act, Identity):
-        return np.ones(n), np.zeros(n), np.zeros(n)
+        return np.ones(n), np.zeros(n), np.ones(n), np.zeros(n)
     K = _kinks(act, n)
     pts = np.concatenate([lo[:, None], hi[:, None], np.clip(K, lo[:, None], hi[:, None])], axis=1)
     vals = np.stack([act(pts[:, c]) for c in range(pts.shape[1])], axis=1)
     width = hi - lo
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(width > 0, (vals[:, 1] - vals[:, 0]) / np.where(width > 0, width, 1.0), 0.0)
-    off = vals - s[:, None] * pts
-    err = 8 * _U * np.max(np.abs(vals) + np.abs(pts) + np.abs(s[:, None] * pts), axis=1) + 1e-300
-    return s, off.min(axis=1) - err, off.max(axis=1) + err
+        chord = np.where(width > 0, (vals[:, 1] - vals[:, 0]) / np.where(width > 0, width, 1.0), 0.0)
+    a, b = (np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for v in act.slope_bounds())
+    slopes = np.stack([chord, a, b], axis=1)                      # candidate slopes (n, 3)
+    mid = (lo + hi) / 2
+    rows = np.arange(n)
+    lines = []
+    for upper in (False, True):
+        offs = []
+        for c in range(slopes.shape[1]):
+            s = slopes[:, c]
+            off = vals - s[:, None] * pts
+            err = 8 * _U * np.max(np.abs(vals) + np.abs(pts) + np.abs(s[:, None] * pts), axis=1) + 1e-300
+            offs.append(off.max(axis=1) + err if upper else off.min(axis=1) - err)
+        offs = np.stack(offs, axis=1)
+        at_mid = slopes * mid[:, None] + offs
+        best = np.argmin(at_mid, axis=1) if upper else np.argmax(at_mid, axis=1)
+        lines += [slopes[rows, best], offs[rows, best]]
+    return tuple(lines)
 
 
 def _backward(form: Form, k: int, rows: np.ndarray, relax: list, dense: list, absolute: bool
@@ -90,14 +111,14 @@ def _backward(form: Form, k: int, rows: np.ndarray, relax: list, dense: list, ab
         if L is None:
             continue
         if j < k:  # L multiplies w_j: replace it by the relaxation lines in z_j
-            s, blo, bhi = relax[j]
+            slo, blo, shi, bhi = relax[j]
             if absolute:
                 c += L @ np.maximum(np.abs(blo), np.abs(bhi))
-                L = L * np.abs(s)[None, :]
+                L = L * np.maximum(np.abs(slo), np.abs(shi))[None, :]
             else:
                 Lp, Ln = np.maximum(L, 0.0), np.minimum(L, 0.0)
                 c += Lp @ bhi + Ln @ blo
-                L = L * s[None, :]
+                L = Lp * shi[None, :] + Ln * slo[None, :]
         # L multiplies z_j = sum_i A_ji w_i + B_j y + b_j
         Bj, bj, inp = dense[j]
         if Bj is not None:
