@@ -391,12 +391,43 @@ def test_local_sandwich_brackets_the_brute_force_ball_constants(seed):
     for ball, ref in zip(b.checks["balls"], refs):
         assert ball["lower"] <= ref * (1 + 1e-9) <= ball["upper"] * (1 + 2e-9)
     lo, hi = b.interval
-    assert hi == b.value == max(x["upper"] for x in b.checks["balls"])
+    assert b.checks["within"][1] == max(x["upper"] for x in b.checks["balls"])
+    assert hi == b.value == max(b.checks["within"][1], b.checks["across"]["upper"])
     assert lo <= max(refs) * (1 + 1e-9) <= hi * (1 + 2e-9)
     assert lo >= 0.5 * max(refs)  # the sampled lower end is attained in a ball, not a token value
     y, d = b.witness["y"], b.witness["d"]
-    i = int(np.argmax([x["lower"] for x in b.checks["balls"]]))
-    assert np.max(np.abs(y - C[i])) <= r and np.max(np.abs(y + d - C[i])) <= r
+    if "between_centres" not in b.witness:
+        i = int(np.argmax([x["lower"] for x in b.checks["balls"]]))
+        assert np.max(np.abs(y - C[i])) <= r and np.max(np.abs(y + d - C[i])) <= r
+    # every sampled pair of the union (also pairs straddling two boxes) is below the upper end
+    rng = np.random.default_rng(seed + 10)
+    P = C[rng.integers(0, 3, 4000)] + rng.uniform(-r, r, (4000, 2))
+    Q = C[rng.integers(0, 3, 4000)] + rng.uniform(-r, r, (4000, 2))
+    X, Z = form.evaluate(P), form.evaluate(Q)
+    ratios = np.linalg.norm(X - Z, axis=1) / np.maximum(np.linalg.norm(P - Q, axis=1), 1e-12)
+    assert ratios.max() <= hi * (1 + 1e-9)
+
+
+def _clip_by_soft_threshold():
+    """x = y - soft(y, 1) = clip(y, -1, 1) on R: flat outside [-1, 1], slope 1 inside."""
+    soft = Block(SoftThreshold(np.array([1.0])), {}, np.eye(1), None, layer=1)
+    ident = Block(Identity(1), {}, np.eye(1), None, layer=1)
+    return Form(1, [soft, ident], {0: -np.eye(1), 1: np.eye(1)})
+
+
+def test_local_sandwich_counts_pairs_straddling_two_balls():
+    # balls [-2.5, -1.5] and [1.5, 2.5]: the map is constant on each (local constants 0), but the union's
+    # constant is the secant 2 / 3 between -1.5 and 1.5; the centres' secant 2 / 4 is attained
+    form = _clip_by_soft_threshold()
+    b = lip.local_sandwich(form, np.array([[-2.0], [2.0]]), 0.5, samples=4, ascent_steps=5)
+    assert b.checks["within"][1] == pytest.approx(0.0, abs=1e-12)
+    assert b.certified and b.value >= 2 / 3 and b.value == pytest.approx(2 / 3, rel=1e-12)
+    assert b.interval[0] <= 0.5 and b.interval[0] == pytest.approx(0.5, rel=1e-12)
+    assert b.witness["between_centres"] == (0, 1) and b.checks["across"]["merged"] == 0
+    # balls closer than four radii are covered by one ball around their midpoint: [-1, 1] has slope 1
+    near = lip.local_sandwich(form, np.array([[-0.5], [0.5]]), 0.4, samples=4, ascent_steps=5)
+    assert near.checks["across"]["merged"] == 1
+    assert near.value == pytest.approx(1.0, rel=1e-9) and near.value >= 1.0
 
 
 def test_local_sandwich_meets_the_jacobian_on_tiny_balls_and_stays_below_global():

@@ -828,25 +828,28 @@ def _ball_pre(form: Any, center: np.ndarray, radius: Any, norm: str, propagation
 def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2", samples: int = 16,
                    ascent_steps: int = 100, max_evaluations: int | None = 250, time_limit: float = 60.0, seed: int = 0,
                    show_progress: bool | None = None) -> Bound:
-    r"""Certified upper and attained lower bounds on the local Lipschitz constants around data points.
+    r"""Certified upper and attained lower bounds on the Lipschitz constant around data points.
 
     For centres :math:`y_1, \dots, y_p` (rows of ``Y``) and balls :math:`\mathcal B_i = \{\|y - y_i\|_{p}
-    \le r\}` the quantity is the largest local constant
+    \le r\}` the quantity is the Lipschitz constant on their union, the ``r``-neighbourhood of the points,
 
-    .. math:: L_{\mathrm{loc}}(r) = \max_i \sup_{y, y' \in \mathcal B_i} \frac{\|x(y) - x(y')\|_2}
-              {\|y - y'\|_2},
+    .. math:: L(D_r) = \sup_{y, y' \in D_r} \frac{\|x(y) - x(y')\|_2}{\|y - y'\|_2}, \qquad
+              D_r = \textstyle\bigcup_i \mathcal B_i,
 
-    the robustness constant that matters for perturbations of size ``r`` of these inputs (pairs in the same
-    ball; the constant of the union of the balls can be larger).  Per ball, the upper end is
-    :func:`local_upper_bound` (linear bound propagation over the ball fixes the neurons that cannot change
+    the robustness constant that matters for perturbations of size ``r`` of these inputs.  It is the larger
+    of the local constants (pairs in one ball) and the pairs that straddle two balls.  Per ball, the upper end
+    is :func:`local_upper_bound` (linear bound propagation over the ball fixes the neurons that cannot change
     piece, then LipSDP-Neuron with ``max_evaluations`` objective evaluations, re-verified in float64) and the
     lower end a certified float64 secant between two points of the ball (Jacobian power iteration at the
     centre and ``samples`` seeded points of the ball, then ``ascent_steps`` steps of the smoothed-Jacobian
-    ascent projected onto the ball).  The result is ``side="upper"`` with ``value`` =
-    :math:`\max_i U_i`, ``interval = (\max_i \ell_i, \max_i U_i)`` and ``checks["balls"]``, one record per
-    centre (``upper``, ``lower``, ``fixed_neurons``, ``uncertain_neurons``, ``certified``, ``converged``).
-    As :math:`r \to 0` both ends meet at the largest Jacobian norm at the centres (where no centre sits on a
-    kink); as :math:`r` grows the upper end rises to the global certificate.  Theory:
+    ascent projected onto the ball).  A straddling pair is bounded through the centres,
+    :math:`(\|x(y_i) - x(y_j)\| + (U_i + U_j) r) / (\|y_i - y_j\| - 2r)`, and the centres' secant is attained
+    (:mod:`._union`).  The result is ``side="upper"`` with ``value`` = the upper end, ``interval = (lower,
+    upper)``, ``checks["balls"]`` (one record per centre: ``upper``, ``lower``, ``fixed_neurons``,
+    ``uncertain_neurons``, ``certified``, ``converged``), ``checks["within"]`` (both ends over pairs in one
+    ball) and ``checks["across"]`` (both ends over straddling pairs, and the pairs attaining them).  As
+    :math:`r \to 0` the within-ball ends meet at the largest Jacobian norm at the centres (where no centre sits
+    on a kink); as :math:`r` grows the upper end rises to the global certificate.  Theory:
     ``docs/theory/robustness.md §3``.
 
     Parameters
@@ -867,6 +870,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     from .._progress import progress
     from ._lower import ball_lower_bound
     from ._torch import ErrorModel, TorchForm
+    from ._union import cross_ball_terms
 
     start = time.perf_counter()
     form = require_form(model_or_form)
@@ -894,23 +898,35 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
             bar.update(1)
             bar.set_postfix(upper=f"{max(b['upper'] for b in balls):.4g}",
                             lower=f"{max(b['lower'] for b in balls):.4g}")
-    hi = max(b["upper"] for b in balls)
+    within = (max(b["lower"] for b in balls), max(b["upper"] for b in balls))
     ilo = int(np.argmax([b["lower"] for b in balls]))
-    lo = balls[ilo]["lower"]
-    certified = all(b["certified"] for b in balls)
-    converged = all(b["converged"] for b in balls)
-    reasons = sorted({b["reason"] for b in balls if b["reason"]})
+    enclosing_balls: list = []
+
+    def enclosing(centre: np.ndarray, rad: float) -> float:
+        b = local_upper_bound(form, centre, rad, norm=norm, time_limit=time_limit, max_evaluations=max_evaluations)
+        enclosing_balls.append(b)
+        return b.value
+
+    across = cross_ball_terms(em, C, radius, norm, np.array([b["upper"] for b in balls]), enclosing)
+    lo, hi = max(within[0], across["lower"]), max(within[1], across["upper"])
+    witness = balls[ilo]["witness"]
+    if across["lower"] > within[0]:
+        i, j = across["lower_pair"]
+        witness = {"y": C[i], "d": C[j] - C[i], "between_centres": (i, j)}
+    certified = all(b["certified"] for b in balls) and all(b.certified for b in enclosing_balls)
+    converged = all(b["converged"] for b in balls) and all(b.converged for b in enclosing_balls)
+    reasons = sorted({b["reason"] for b in balls if b["reason"]} | {b.reason for b in enclosing_balls if b.reason})
     checks = {"radius": radius, "norm": norm, "centres": int(C.shape[0]), "samples": samples,
               "ascent_steps": ascent_steps,
-              "ratio": hi / lo if lo > 0 else math.inf,
+              "ratio": hi / lo if lo > 0 else math.inf, "within": within, "across": across,
               "balls": [{k: v for k, v in b.items() if k != "witness"} for b in balls]}
-    quantity = (f"largest local Lipschitz constant of y -> x over the {norm} balls of radius {radius:g} "
-                f"around {C.shape[0]} given points (pairs within one ball; l2 -> l2)")
+    quantity = (f"Lipschitz constant of y -> x on the union of the {norm} balls of radius {radius:g} around "
+                f"{C.shape[0]} given points (their r-neighbourhood; l2 -> l2)")
     return Bound(value=hi, side="upper", certified=certified, method="local_lipsdp", quantity=quantity,
-                 solver="linear bound propagation + LipSDP-Neuron per ball (float64 re-verified); float64 "
-                        "secants in the balls for the lower end",
+                 solver="linear bound propagation + LipSDP-Neuron per ball (float64 re-verified), straddling "
+                        "pairs through the centres; float64 secants for the lower end",
                  status="ok" if certified else "uncertified ball", checks=checks,
-                 reason="; ".join(reasons), witness=balls[ilo]["witness"], interval=(lo, hi),
+                 reason="; ".join(reasons), witness=witness, interval=(lo, hi),
                  converged=converged, seconds=time.perf_counter() - start)
 
 

@@ -141,7 +141,8 @@ def lipschitz_sandwich(ctx, name: str) -> dict:
                                  show_progress=False)
         sw["local_lipsdp"] = entry(loc, "local", radius=radius, centres=len(centres),
                                    uncertain_neurons=max(x["uncertain_neurons"] for x in loc.checks["balls"]))
-        # the lower end: a certified secant inside a ball, or 0 (always attained) when the map is constant there
+        # the lower end: a certified secant inside a ball or between two centres, or 0 (always attained) when
+        # the map is constant there
         lwit = loc.witness or {}
         pair = [lwit["y"], np.asarray(lwit["y"]) + np.asarray(lwit["d"])] if lwit else None
         llow = Bound(value=loc.interval[0], side="lower", certified=True, method="local_secant",
@@ -152,8 +153,8 @@ def lipschitz_sandwich(ctx, name: str) -> dict:
                 "domain": {"lower": lo, "upper": hi, "margin": margin,
                            "label": f"box of the {len(Y)} test inputs, widened by {margin:.3g} on every side"},
                 "local": {"radius": radius, "relative": p.local_radius, "centres": len(centres),
-                          "label": (f"l2 balls of radius {radius:.3g} ({p.local_radius:g} x the median test-input "
-                                    f"norm) around the first {len(centres)} test inputs")}}
+                          "label": (f"union of the l2 balls of radius {radius:.3g} ({p.local_radius:g} x the median "
+                                    f"test-input norm) around the first {len(centres)} test inputs")}}
 
     return ctx.memo(f"lipschitz_sandwich:{name}", make)
 
