@@ -79,7 +79,10 @@ def cross_ball_terms(em: ErrorModel, C: np.ndarray, radius: float, norm: str, up
             else:
                 merged += 1
                 half = float(np.max(np.abs(dy)) if norm == "linf" else d) / 2
-                up = enclosing((C[i] + C[j]) / 2, (radius + half) * (1 + 8 * _U))
+                mid = (C[i] + C[j]) / 2
+                # margins cover the rounding of the distance ((m + 2) u relative) and of the midpoint
+                rad = (radius + half) * (1 + 4 * _U * (m + 4)) + 4 * _U * float(np.linalg.norm(mid))
+                up = enclosing(mid, rad)
             if up > best_up:
                 best_up, up_pair = up, (i, j)
     return {"upper": best_up, "lower": best_lo, "upper_pair": up_pair, "lower_pair": lo_pair,

@@ -46,9 +46,10 @@ Acceptance run (docs/theory/exact_lipschitz.md §9):
         --trained-region-restarts 2 --trained-region-time 120
 
 Local constants around the data (``--local-radii``, with ``--skip-trained`` to run them alone):
-``lipschitz.local_sandwich`` on l2 balls of radius ``rel x median ||y||`` around the first ``--local-points``
-test inputs of each trained model, LipSDP per ball under the ``--evaluations`` work budget; the table gives
-both ends, the ratio and the most undecided neurons in a ball (docs/theory/robustness.md §3):
+``lipschitz.local_sandwich``: the Lipschitz constant on the union of the l2 balls of radius ``rel x median
+||y||`` around the first ``--local-points`` test inputs of each trained model (the data neighbourhood), LipSDP
+per ball under the ``--evaluations`` work budget; the table gives both ends, the ratio and the most undecided
+neurons in a ball (docs/theory/robustness.md §3):
 
     python verification/benchmarks/bench_lipsdp.py --skip-scale --skip-trained --threads 1 \
         --local-radii 0.001 0.003 0.01
@@ -281,8 +282,9 @@ def print_local(rows: list[dict]) -> None:
         return
     print()
     print(f"Local constants around the data (lipschitz.local_sandwich; l2 balls of radius r = rel x median ||y|| "
-          f"around the first {rows[0]['points']} test inputs; upper = max over balls of the certified domain "
-          "LipSDP, lower = max over balls of a certified secant inside a ball; pairs within one ball)")
+          f"around the first {rows[0]['points']} test inputs: the constant on their union; upper = the larger of "
+          "the balls' certified LipSDP and the straddling pairs' bound through the centres, lower = the largest "
+          "certified secant inside a ball or between two centres)")
     hdr = (f"{'model':>15} {'rel':>6} {'r':>8} {'upper':>9} {'lower':>9} {'ratio':>6} {'<= 3':>5} "
            f"{'uncertain':>9} {'cert':>5} {'conv':>5} {'time s':>7}  load")
     print(hdr)
