@@ -826,7 +826,7 @@ def _ball_pre(form: Any, center: np.ndarray, radius: Any, norm: str, propagation
 
 
 def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2", samples: int = 16,
-                   ascent_steps: int = 100, max_evaluations: int | None = 250, time_limit: float = 60.0, seed: int = 0,
+                   ascent_steps: int = 100, max_evaluations: int | None = 250, time_limit: float = 300.0, seed: int = 0,
                    show_progress: bool | None = None) -> Bound:
     r"""Certified upper and attained lower bounds on the Lipschitz constant around data points.
 
@@ -862,8 +862,8 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
         Points drawn in each ball for the lower end (besides the centre), and steps of the projected ascent
         from the best four of them (work budgets).
     max_evaluations : int or None
-        Work budget of each ball's LipSDP (``time_limit`` is a safety cap; a capped ball is reported not
-        converged).
+        Work budget of each ball's LipSDP (``time_limit``, in seconds per ball, is only a safety cap: the
+        budget decides the result; a capped ball is reported not converged).
     show_progress : bool, optional
         Progress bar on a terminal, log lines otherwise; default: on from 8 centres.
     """

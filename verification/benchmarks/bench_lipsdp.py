@@ -252,7 +252,8 @@ def print_trained(rows: list[dict]) -> None:
           f"{', '.join(r['name'] for r in rows if r['name'] not in ok) or 'none'}")
 
 
-def local_rows(names, size: str, K: int, steps: int, radii, points: int, evaluations: int) -> list[dict]:
+def local_rows(names, size: str, K: int, steps: int, radii, points: int, evaluations: int,
+               time_limit: float) -> list[dict]:
     """``lipschitz.local_sandwich`` on balls of radius ``rel * median ||y||`` around the first ``points`` test
     inputs of each saved zoo model (docs/theory/robustness.md §3)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -266,7 +267,7 @@ def local_rows(names, size: str, K: int, steps: int, radii, points: int, evaluat
         net, _ = report.trained_model(name, m, n, K, steps)
         for rel in radii:
             b, t, _ = timed(lip.local_sandwich, net, data[:points], rel * ny, max_evaluations=evaluations,
-                            show_progress=False)
+                            time_limit=time_limit, show_progress=False)
             lo, hi = b.interval
             row = {"name": name, "rel": rel, "radius": rel * ny, "upper": hi, "lower": lo,
                    "ratio": hi / lo if lo > 0 else float("inf"), "certified": b.certified,
@@ -462,7 +463,7 @@ def main() -> None:
     print_floor(trained)
     if args.local_radii and args.trained:
         print_local(local_rows(args.trained, args.trained_size, args.layers, args.trained_steps, args.local_radii,
-                               args.local_points, args.evaluations))
+                               args.local_points, args.evaluations, args.time_limit))
 
 
 if __name__ == "__main__":
