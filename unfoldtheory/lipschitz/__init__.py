@@ -810,14 +810,18 @@ def _check_ball_args(norm: str | None, method: str, propagation: str) -> None:
         raise InvalidInputError(f"norm must be 'l2' or 'linf'; got {norm!r}.")
     if method not in ("lipsdp", "layerwise", "naive"):
         raise InvalidInputError(f"method must be 'lipsdp', 'layerwise' or 'naive'; got {method!r}.")
-    if propagation not in ("linear", "interval"):
-        raise InvalidInputError(f"propagation must be 'linear' or 'interval'; got {propagation!r}.")
+    if propagation not in ("alpha", "linear", "interval"):
+        raise InvalidInputError(f"propagation must be 'alpha', 'linear' or 'interval'; got {propagation!r}.")
 
 
 def _ball_pre(form: Any, center: np.ndarray, radius: Any, norm: str, propagation: str) -> list:
     """Pre-activation bounds over a ball (l2) or box (``norm="linf"``, ``radius`` a scalar or per coordinate):
     the one bound-propagation step of :func:`domain_preactivations` (so of :func:`domain_upper_bound` and
     :func:`relaxation_floor`), :func:`local_upper_bound` and :func:`local_sandwich`."""
+    if propagation == "alpha":
+        from ._linear import alpha_bounds
+
+        return alpha_bounds(form, center, radius, norm)
     if propagation == "linear":
         from ._linear import linear_bounds
 
@@ -827,7 +831,7 @@ def _ball_pre(form: Any, center: np.ndarray, radius: Any, norm: str, propagation
 
 def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2", samples: int = 16,
                    ascent_steps: int = 100, max_evaluations: int | None = 250, time_limit: float = 60.0, seed: int = 0,
-                   show_progress: bool | None = None) -> Bound:
+                   show_progress: bool | None = None, propagation: str = "linear") -> Bound:
     r"""Certified upper and attained lower bounds on the Lipschitz constant around data points.
 
     For centres :math:`y_1, \dots, y_p` (rows of ``Y``) and balls :math:`\mathcal B_i = \{\|y - y_i\|_{p}
@@ -876,7 +880,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     form = require_form(model_or_form)
     C, _ = check_observations(Y, form.input_dim, "Y")
     radius = check_scalar(radius, "radius", low=0.0)
-    _check_ball_args(norm, "lipsdp", "linear")
+    _check_ball_args(norm, "lipsdp", propagation)
     samples = check_int(samples, "samples", minimum=0)
     ascent_steps = check_int(ascent_steps, "ascent_steps", minimum=0)
     if max_evaluations is not None:
@@ -888,7 +892,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
                   enabled=show) as bar:
         for i, c in enumerate(C):
             up = local_upper_bound(form, c, radius, norm=norm, time_limit=time_limit,
-                                   max_evaluations=max_evaluations)
+                                   max_evaluations=max_evaluations, propagation=propagation)
             lo, wit = ball_lower_bound(form, c, radius, norm, samples=samples, ascent_steps=ascent_steps,
                                        seed=seed + i, em=em, tf=tf)
             balls.append({"index": i, "upper": up.value, "lower": lo, "certified": up.certified,
@@ -903,7 +907,8 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     enclosing_balls: list = []
 
     def enclosing(centre: np.ndarray, rad: float) -> float:
-        b = local_upper_bound(form, centre, rad, norm=norm, time_limit=time_limit, max_evaluations=max_evaluations)
+        b = local_upper_bound(form, centre, rad, norm=norm, time_limit=time_limit, max_evaluations=max_evaluations,
+                              propagation=propagation)
         enclosing_balls.append(b)
         return b.value
 
