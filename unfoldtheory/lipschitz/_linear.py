@@ -27,6 +27,11 @@ networks" (DeepPoly), POPL 2019) written for the analysis form: input injection 
 read several earlier blocks, soft thresholds and clips.  Every interval is intersected with the interval-
 propagation one (both are sound).
 
+Optimised slopes (alpha-CROWN, :func:`alpha_bounds`; K. Xu et al., ICLR 2021): since the enclosure is sound
+for every slope, the slopes of the undecided neurons may be chosen per target row to minimise that row's
+bound; a few steps of projected gradient through the same back-substitution (:func:`_backward` is written
+for numpy arrays and torch tensors alike) choose them, and the rigorous numpy pass recomputes the bounds.
+
 Rounding: the relaxation offsets are widened by a rounding bound of their own evaluation, and each propagated
 bound by :math:`\gamma_n` times the same back-substitution run on absolute values (the standard a-priori bound
 on a floating-point sum of products), so the returned intervals contain the exact ones.
@@ -213,6 +218,10 @@ def linear_bounds(form: Form, center: np.ndarray, radius, norm: str = "linf") ->
 
 #: Work budget of :func:`alpha_bounds`: projected gradient (Adam) steps on the slopes per target block.
 ALPHA_STEPS = 20
+#: ``local_sandwich(propagation="auto")`` optimises the slopes (``"alpha"``) up to this many neurons and uses
+#: plain CROWN (``"linear"``) above: the optimiser's work grows like (block size)^3 x blocks^2 x ALPHA_STEPS
+#: (docs/theory/exact_lipschitz.md §7).
+ALPHA_AUTO_MAX_NEURONS = 2048
 #: Adam step size on the slopes (which live in the activation's slope range, [0, 1] for most activations).
 ALPHA_LR = 0.1
 
