@@ -213,7 +213,12 @@ def test_local_bound_with_alpha_propagation_lies_between_brute_force_and_linear(
 def test_bad_propagation_is_refused_by_name():
     form = tiny_chain(2, m=2, n=3, K=3)
     for call in (lambda: lip.local_upper_bound(form, np.zeros(2), 0.1, propagation="crown"),
-                 lambda: lip.local_sandwich(form, np.zeros((2, 2)), 0.1, propagation="beta"),
+                 lambda: lip.domain_upper_bound(form, (np.zeros(2), np.ones(2)), propagation="auto"),
                  lambda: lip.relaxation_floor(form, domain=(np.zeros(2), np.ones(2)), propagation="Alpha")):
         with pytest.raises(InvalidInputError, match="propagation must be 'alpha', 'linear' or 'interval'"):
             call()
+    with pytest.raises(InvalidInputError, match="propagation must be 'auto', 'alpha', 'linear' or 'interval'"):
+        lip.local_sandwich(form, np.zeros((2, 2)), 0.1, propagation="beta")
+    # local_sandwich's default picks alpha on a small form and records it
+    b = lip.local_sandwich(form, np.zeros((2, 2)) + 0.1, 0.05, samples=2, ascent_steps=2)
+    assert b.checks["propagation"] == "alpha" and "alpha-CROWN" in b.solver

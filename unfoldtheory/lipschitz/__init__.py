@@ -606,8 +606,9 @@ def _start_points(start: Any, m: int) -> np.ndarray:
 
 def domain_preactivations(form: Any, domain: Any, propagation: str = "linear") -> tuple[list, str]:
     """Sound pre-activation intervals ``[(l_k, u_k)]`` of ``form`` over ``domain`` (a box ``(lower, upper)``,
-    ``{"center", "radius"}`` an l-infinity ball, or with ``"norm": "l2"`` an l2 ball) by linear or interval
-    bound propagation, and the domain's label; shared by :func:`domain_upper_bound` and
+    ``{"center", "radius"}`` an l-infinity ball, or with ``"norm": "l2"`` an l2 ball) by
+    bound propagation (``propagation``: "linear", "alpha" or "interval", as in :func:`domain_upper_bound`), and
+    the domain's label; shared by :func:`domain_upper_bound` and
     :func:`relaxation_floor`."""
     from ._exact import parse_domain
 
@@ -896,6 +897,8 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
         from ._linear import ALPHA_AUTO_MAX_NEURONS
 
         propagation = "alpha" if form.num_neurons <= ALPHA_AUTO_MAX_NEURONS else "linear"
+    elif propagation not in _PROPAGATION_LABEL:
+        raise InvalidInputError(f"propagation must be 'auto', 'alpha', 'linear' or 'interval'; got {propagation!r}.")
     _check_ball_args(norm, "lipsdp", propagation)
     samples = check_int(samples, "samples", minimum=0)
     ascent_steps = check_int(ascent_steps, "ascent_steps", minimum=0)
