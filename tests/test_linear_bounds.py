@@ -193,6 +193,9 @@ def test_domain_bound_with_alpha_propagation_is_sound_and_not_above_linear():
     assert dom_alpha.checks["propagation"] == "alpha" and dom_alpha.certified
     assert dom_alpha.checks["fixed_neurons"] >= dom_lin.checks["fixed_neurons"]
     assert ref <= dom_alpha.value * (1 + 1e-9) and dom_alpha.value <= dom_lin.value * (1 + 1e-6)
+    # the floor of slope-interval certificates on the same alpha slopes lies below the alpha domain LipSDP
+    floor = lip.relaxation_floor(form, domain=box, propagation="alpha")
+    assert floor.checks["propagation"] == "alpha" and floor.value <= dom_alpha.value * (1 + 1e-6)
 
 
 # measured (brute force, alpha, linear): seed 2, r 0.05: 14.267, 14.267, 16.525 (12 of 15 neurons fixed against
