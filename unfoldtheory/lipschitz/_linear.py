@@ -204,7 +204,10 @@ def linear_bounds(form: Form, center: np.ndarray, radius, norm: str = "linf") ->
     propagation.  Same format as :func:`._local.interval_bounds`.  A linear function :math:`\Gamma y + c_0`
     is maximised over the box by :math:`\Gamma c + |\Gamma| r + c_0` and over the l2 ball by
     :math:`\Gamma c + r \|\Gamma_{i,:}\|_2 + c_0`."""
-    dom = _Domain(form, center, radius, norm)
+    return _crown(form, _Domain(form, center, radius, norm))
+
+
+def _crown(form: Form, dom: _Domain) -> list:
     relax, out = [], []
     for k, blk in enumerate(form.blocks):
         n = blk.size
@@ -238,13 +241,13 @@ def alpha_bounds(form: Form, center: np.ndarray, radius, norm: str = "linf", *, 
     adaptive slopes; for every row the best slopes seen are kept.  Any slopes give a sound enclosure (the
     offsets are the min / max of :math:`\sigma(p) - s p` over the end points and kinks), so the optimiser only
     chooses them: the bounds are recomputed with the rigorous numpy back-substitution and its rounding bound,
-    and intersected with the CROWN-adaptive ones (on the tightened earlier intervals and on today's) and
-    the interval ones, so they are never wider than :func:`linear_bounds`.  Reference: K. Xu et al., "Fast and
+    and intersected with the CROWN-adaptive ones (on the tightened earlier intervals, and those of
+    :func:`linear_bounds`) and the interval ones, so they are never wider than :func:`linear_bounds`.  Reference: K. Xu et al., "Fast and
     complete: enabling complete neural network verification with rapid and massively parallel incomplete
     verifiers", ICLR 2021 (alpha-CROWN); ``docs/theory/exact_lipschitz.md §7``.
     """
-    base = linear_bounds(form, center, radius, norm)
     dom = _Domain(form, center, radius, norm)
+    base = _crown(form, dom)
     tdense = None
     relax, out = [], []
     for k, blk in enumerate(form.blocks):
