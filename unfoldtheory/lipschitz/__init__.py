@@ -606,8 +606,9 @@ def _start_points(start: Any, m: int) -> np.ndarray:
 
 def domain_preactivations(form: Any, domain: Any, propagation: str = "linear") -> tuple[list, str]:
     """Sound pre-activation intervals ``[(l_k, u_k)]`` of ``form`` over ``domain`` (a box ``(lower, upper)``,
-    ``{"center", "radius"}`` an l-infinity ball, or with ``"norm": "l2"`` an l2 ball) by linear or interval
-    bound propagation, and the domain's label; shared by :func:`domain_upper_bound` and
+    ``{"center", "radius"}`` an l-infinity ball, or with ``"norm": "l2"`` an l2 ball) by
+    bound propagation (``propagation``: "linear", "alpha" or "interval", as in :func:`domain_upper_bound`), and
+    the domain's label; shared by :func:`domain_upper_bound` and
     :func:`relaxation_floor`."""
     from ._exact import parse_domain
 
@@ -645,8 +646,10 @@ def domain_upper_bound(model_or_form: Any, domain: Any, *, method: str = "lipsdp
 
     ``propagation``: ``"linear"`` (default) bounds the pre-activations by linear (CROWN / Fast-Lin-style)
     bound propagation, intersected with the interval one, which stays tight with depth where intervals
-    explode (``docs/theory/exact_lipschitz.md §7``); ``"interval"`` uses interval propagation only.
-    ``checks["propagation"]`` records the choice.
+    explode (``docs/theory/exact_lipschitz.md §7``); ``"alpha"`` also optimises the relaxation slopes
+    (alpha-CROWN, never wider than ``"linear"``, ``ALPHA_STEPS`` gradient steps per block of
+    :mod:`._linear`); ``"interval"`` uses interval propagation only.  ``checks["propagation"]`` records the
+    choice.
     """
     form = require_form(model_or_form)
     _check_ball_args(None, method, propagation)
@@ -784,7 +787,8 @@ def local_upper_bound(model_or_form: Any, y: Any, radius: float, *, norm: str = 
     The quantity is :math:`\sup\{\|x(y_1)-x(y_2)\|_2/\|y_1-y_2\|_2 : y_1, y_2 \in \mathcal{B}\}` with
     :math:`\mathcal{B} = \{\|y' - y\|_{p} \le r\}`, :math:`p` = ``norm`` ("l2" or "linf").  Bound propagation
     over the ball (``propagation="linear"``: linear bounds intersected with intervals,
-    ``docs/theory/exact_lipschitz.md §7``; ``"interval"``: intervals only) fixes the slope of every neuron that
+    ``docs/theory/exact_lipschitz.md §7``; ``"alpha"``: the same with optimised relaxation slopes, tighter and
+    slower; ``"interval"``: intervals only) fixes the slope of every neuron that
     stays inside one linear piece; those neurons are substituted exactly and the remaining ones keep their
     slope interval.  If every neuron is fixed, the map is linear on the ball and the returned value is the norm
     of that linear map (tight, ``checks["exact"]``). Otherwise ``method`` ("lipsdp", "layerwise" or "naive")
@@ -805,19 +809,27 @@ def local_upper_bound(model_or_form: Any, y: Any, radius: float, *, norm: str = 
     return dataclasses.replace(b, method=f"local_{b.method}")
 
 
+_PROPAGATION_LABEL = {"alpha": "optimised-slope linear (alpha-CROWN)", "linear": "linear (CROWN)",
+                      "interval": "interval"}
+
+
 def _check_ball_args(norm: str | None, method: str, propagation: str) -> None:
     if norm is not None and norm not in ("l2", "linf"):
         raise InvalidInputError(f"norm must be 'l2' or 'linf'; got {norm!r}.")
     if method not in ("lipsdp", "layerwise", "naive"):
         raise InvalidInputError(f"method must be 'lipsdp', 'layerwise' or 'naive'; got {method!r}.")
-    if propagation not in ("linear", "interval"):
-        raise InvalidInputError(f"propagation must be 'linear' or 'interval'; got {propagation!r}.")
+    if propagation not in ("alpha", "linear", "interval"):
+        raise InvalidInputError(f"propagation must be 'alpha', 'linear' or 'interval'; got {propagation!r}.")
 
 
 def _ball_pre(form: Any, center: np.ndarray, radius: Any, norm: str, propagation: str) -> list:
     """Pre-activation bounds over a ball (l2) or box (``norm="linf"``, ``radius`` a scalar or per coordinate):
     the one bound-propagation step of :func:`domain_preactivations` (so of :func:`domain_upper_bound` and
     :func:`relaxation_floor`), :func:`local_upper_bound` and :func:`local_sandwich`."""
+    if propagation == "alpha":
+        from ._linear import alpha_bounds
+
+        return alpha_bounds(form, center, radius, norm)
     if propagation == "linear":
         from ._linear import linear_bounds
 
@@ -827,7 +839,7 @@ def _ball_pre(form: Any, center: np.ndarray, radius: Any, norm: str, propagation
 
 def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2", samples: int = 16,
                    ascent_steps: int = 100, max_evaluations: int | None = 250, time_limit: float = 300.0, seed: int = 0,
-                   show_progress: bool | None = None) -> Bound:
+                   show_progress: bool | None = None, propagation: str = "auto") -> Bound:
     r"""Certified upper and attained lower bounds on the Lipschitz constant around data points.
 
     For centres :math:`y_1, \dots, y_p` (rows of ``Y``) and balls :math:`\mathcal B_i = \{\|y - y_i\|_{p}
@@ -866,6 +878,11 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
         budget decides the result; a capped ball is reported not converged).
     show_progress : bool, optional
         Progress bar on a terminal, log lines otherwise; default: on from 8 centres.
+    propagation : {"auto", "alpha", "linear", "interval"}
+        Bound propagation of every ball's upper end (:func:`local_upper_bound`); ``"auto"``: ``"alpha"`` (the
+        optimised slopes) for forms of at most ``ALPHA_AUTO_MAX_NEURONS`` (2048) neurons, where it narrows the
+        balls' upper ends at a modest cost (``docs/theory/exact_lipschitz.md §7``), ``"linear"`` above.
+        ``checks["propagation"]`` records the choice.
     """
     from .._progress import progress
     from ._lower import ball_lower_bound
@@ -876,7 +893,13 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     form = require_form(model_or_form)
     C, _ = check_observations(Y, form.input_dim, "Y")
     radius = check_scalar(radius, "radius", low=0.0)
-    _check_ball_args(norm, "lipsdp", "linear")
+    if propagation == "auto":
+        from ._linear import ALPHA_AUTO_MAX_NEURONS
+
+        propagation = "alpha" if form.num_neurons <= ALPHA_AUTO_MAX_NEURONS else "linear"
+    elif propagation not in _PROPAGATION_LABEL:
+        raise InvalidInputError(f"propagation must be 'auto', 'alpha', 'linear' or 'interval'; got {propagation!r}.")
+    _check_ball_args(norm, "lipsdp", propagation)
     samples = check_int(samples, "samples", minimum=0)
     ascent_steps = check_int(ascent_steps, "ascent_steps", minimum=0)
     if max_evaluations is not None:
@@ -888,7 +911,7 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
                   enabled=show) as bar:
         for i, c in enumerate(C):
             up = local_upper_bound(form, c, radius, norm=norm, time_limit=time_limit,
-                                   max_evaluations=max_evaluations)
+                                   max_evaluations=max_evaluations, propagation=propagation)
             lo, wit = ball_lower_bound(form, c, radius, norm, samples=samples, ascent_steps=ascent_steps,
                                        seed=seed + i, em=em, tf=tf)
             balls.append({"index": i, "upper": up.value, "lower": lo, "certified": up.certified,
@@ -903,7 +926,8 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     enclosing_balls: list = []
 
     def enclosing(centre: np.ndarray, rad: float) -> float:
-        b = local_upper_bound(form, centre, rad, norm=norm, time_limit=time_limit, max_evaluations=max_evaluations)
+        b = local_upper_bound(form, centre, rad, norm=norm, time_limit=time_limit, max_evaluations=max_evaluations,
+                              propagation=propagation)
         enclosing_balls.append(b)
         return b.value
 
@@ -916,15 +940,16 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
     certified = all(b["certified"] for b in balls) and all(b.certified for b in enclosing_balls)
     converged = all(b["converged"] for b in balls) and all(b.converged for b in enclosing_balls)
     reasons = sorted({b["reason"] for b in balls if b["reason"]} | {b.reason for b in enclosing_balls if b.reason})
-    checks = {"radius": radius, "norm": norm, "centres": int(C.shape[0]), "samples": samples,
+    checks = {"radius": radius, "norm": norm, "propagation": propagation, "centres": int(C.shape[0]),
+              "samples": samples,
               "ascent_steps": ascent_steps,
               "ratio": hi / lo if lo > 0 else math.inf, "within": within, "across": across,
               "balls": [{k: v for k, v in b.items() if k != "witness"} for b in balls]}
     quantity = (f"Lipschitz constant of y -> x on the union of the {norm} balls of radius {radius:g} around "
                 f"{C.shape[0]} given points (their r-neighbourhood; l2 -> l2)")
     return Bound(value=hi, side="upper", certified=certified, method="local_lipsdp", quantity=quantity,
-                 solver="linear bound propagation + LipSDP-Neuron per ball (float64 re-verified), straddling "
-                        "pairs through the centres; float64 secants for the lower end",
+                 solver=f"{_PROPAGATION_LABEL[propagation]} bound propagation + LipSDP-Neuron per ball (float64 "
+                        "re-verified), straddling pairs through the centres; float64 secants for the lower end",
                  status="ok" if certified else "uncertified ball", checks=checks,
                  reason="; ".join(reasons), witness=witness, interval=(lo, hi),
                  converged=converged, seconds=time.perf_counter() - start)
