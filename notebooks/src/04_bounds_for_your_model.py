@@ -98,15 +98,16 @@ assert att.checks["max_deviation"] <= cert.value"""),
     ("md", """## Local constants around your data
 
 The global constant covers every input; near the inputs you actually see the network can be far less
-sensitive. `local_sandwich` brackets the largest local constant on balls of radius $r$ around test inputs
-(pairs within one ball): a certified upper end (bound propagation over each ball, then LipSDP) and an attained
-lower end (a secant inside a ball). As $r$ grows the upper end rises to the global certificate."""),
+sensitive. `local_sandwich` brackets the Lipschitz constant on the union of the balls of radius $r$ around
+test inputs (their $r$-neighbourhood): a certified upper end (bound propagation over each ball, then LipSDP;
+pairs straddling two balls through the centres) and an attained lower end (a secant inside a ball or between
+two inputs). As $r$ grows the upper end rises to the global certificate."""),
     ("code", """ny = float(np.median(np.linalg.norm(test.y, axis=1)))
 radii = [0.003 * ny, 0.03 * ny, 0.3 * ny, 3.0 * ny]
 local = [ut.lipschitz.local_sandwich(net, test.y[:4], r, samples=8, ascent_steps=20, max_evaluations=100)
          for r in radii]
 for r, b in zip(radii, local):
-    print(f"r = {r:.3g}: local constant in [{b.interval[0]:.4f}, {b.interval[1]:.4f}]")
+    print(f"r = {r:.3g}: constant on the r-neighbourhood in [{b.interval[0]:.4f}, {b.interval[1]:.4f}]")
 fig, ax = plt.subplots(figsize=(5, 3.2))
 ax.plot(radii, [b.interval[1] for b in local], "s-", label="certified upper (local)")
 ax.plot(radii, [b.interval[0] for b in local], "v-", label="attained lower (local)")
