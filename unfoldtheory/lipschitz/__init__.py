@@ -850,13 +850,14 @@ def local_sandwich(model_or_form: Any, Y: Any, radius: float, *, norm: str = "l2
 
     the robustness constant that matters for perturbations of size ``r`` of these inputs.  It is the larger
     of the local constants (pairs in one ball) and the pairs that straddle two balls.  Per ball, the upper end
-    is :func:`local_upper_bound` (linear bound propagation over the ball fixes the neurons that cannot change
-    piece, then LipSDP-Neuron with ``max_evaluations`` objective evaluations, re-verified in float64) and the
+    is :func:`local_upper_bound` (bound propagation over the ball, ``propagation``, fixes the neurons that cannot
+    change piece, then LipSDP-Neuron with ``max_evaluations`` objective evaluations, re-verified in float64) and the
     lower end a certified float64 secant between two points of the ball (Jacobian power iteration at the
     centre and ``samples`` seeded points of the ball, then ``ascent_steps`` steps of the smoothed-Jacobian
     ascent projected onto the ball).  A straddling pair is bounded through the centres,
-    :math:`(\|x(y_i) - x(y_j)\| + (U_i + U_j) r) / (\|y_i - y_j\| - 2r)`, and the centres' secant is attained
-    (:mod:`._union`).  The result is ``side="upper"`` with ``value`` = the upper end, ``interval = (lower,
+    :math:`(\|x(y_i) - x(y_j)\| + (U_i + U_j) \rho) / (\|y_i - y_j\| - 2\rho)` (:math:`\rho` the l2 radius
+    of a ball; balls closer than :math:`4\rho` are covered by one ball around their midpoint), and the
+    centres' secant is attained (:mod:`._union`).  The result is ``side="upper"`` with ``value`` = the upper end, ``interval = (lower,
     upper)``, ``checks["balls"]`` (one record per centre: ``upper``, ``lower``, ``fixed_neurons``,
     ``uncertain_neurons``, ``certified``, ``converged``), ``checks["within"]`` (both ends over pairs in one
     ball) and ``checks["across"]`` (both ends over straddling pairs, and the pairs attaining them).  As
