@@ -29,7 +29,7 @@ the best lower bound with a long search (sampling, secant ascent and the smoothe
 regions and ``--trained-region-rounds`` neighbourhood MILPs, capped at ``--trained-region-time`` s; the
 walk is non-greedy with ``--trained-region-patience``, jumps along lines through the witness when it stops
 (``--trained-region-jumps``) and ranks ``--trained-region-samples`` extra starts, docs/theory/exact_lipschitz.md
-§12), and the
+§11), and the
 data-box certificate: linear bound propagation on the box of the training data decides which neurons are
 fixed there; ``lipschitz.domain_upper_bound`` runs only when some are (otherwise the domain constant is
 certified through the global one).  The acceptance table prints, per model: training steps, global LipSDP,
