@@ -245,3 +245,15 @@ def test_domain_upper_bound_takes_the_polish_budget():
     assert "polish" not in b0.checks and b1.checks["polish"]["newton_steps"] <= 50
     assert b1.value <= b0.value * (1 + 1e-9)
     assert b1.value <= ut.lipschitz.upper_bound(form, "naive").value
+
+
+def test_sandwich_section_names_each_entry_scope():
+    from unfoldtheory.suite._report import sandwich_section
+
+    sw = _sandwich()
+    lines = sandwich_section({"sandwich": sw, "grades": grades(sw), "domain": "box", "local": "balls"})
+    scope = {ln.split("|")[1].strip(): ln.split("|")[2].strip() for ln in lines if ln.startswith("| ")
+             and not ln.startswith("| entry")}
+    assert scope["lipsdp"] == scope["lower_region_search"] == "global"
+    assert scope["domain_lipsdp"] == scope["domain_lower"] == "domain (data box)"
+    assert scope["local_lipsdp"] == scope["local_lower"] == "data neighbourhood"

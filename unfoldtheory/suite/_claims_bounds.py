@@ -164,7 +164,7 @@ def _lipschitz_claim(name: str) -> Claim:
         """Certified upper bounds of the Lipschitz constant of y -> x_K (naive, LipSDP-Layer, LipSDP-Neuron,
         LipSDP on the data box of the test set, a domain constant) against the largest certified lower bound
         (Jacobian search, ascent, PGD attack, region search over activation regions, the exact solver's witness
-        where the net is small enough), and both ends of the local constants on small balls around test inputs;
+        where the net is small enough), and both ends of the constant on the union of small balls around test inputs;
         the gap certified upper / best lower is graded (tight <= 1.5, moderate <= 3, loose above) for the
         global, the domain and the local constant; every lower bound must lie below every certified upper bound
         of its scope, the exact bracket between them."""

@@ -2,7 +2,7 @@ r"""The Lipschitz sandwich of one model and the grade of its gap (the report's L
 
 Per model the report shows every certified upper bound (naive, LipSDP-Layer, LipSDP-Neuron, LipSDP on the
 data box of the test set), the exact constant where the net is small enough, the best lower bound with its
-source, and both ends of the local constants on small balls around test inputs; the gap is the ratio best
+source, and both ends of the constant on small balls around test inputs (their union); the gap is the ratio best
 certified upper / best lower, graded against :data:`GRADE_THRESHOLDS`, for the global constant, the domain
 constant and the local constant separately (``docs/design.md §8``).
 

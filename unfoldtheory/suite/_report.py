@@ -216,13 +216,13 @@ def sandwich_section(details: dict) -> list[str]:
     out = ["| entry | scope | side | value | status |", "|---|---|---|---|---|"]
     for name in [n for n in ENTRIES if n in sw] + [n for n in sw if n not in ENTRIES]:
         e = sw[name]
-        scope = "domain (data box)" if e["scope"] == "domain" else "global"
+        scope = {"domain": "domain (data box)", "local": "data neighbourhood"}.get(e["scope"], "global")
         out.append(f"| {name} | {scope} | {e['side']} | {_entry_value(e)} | {_cell(_entry_status(e))} |")
     if graded:
         out += ["", f"Gap ({grade_legend()}): global **{_cell(_gap_text(graded['global']))}**; on the domain "
                 f"({_cell(details.get('domain', 'data box'))}, a domain constant, not the global one) "
                 f"**{_cell(_gap_text(graded['domain']))}**" + (
-                    f"; local ({_cell(details['local'])}, pairs within one ball) "
+                    f"; local ({_cell(details['local'])}, pairs within a ball and across two) "
                     f"**{_cell(_gap_text(graded['local']))}**" if graded.get("local") and details.get("local")
                     else "") + "."]
     return out + [""]
@@ -248,9 +248,9 @@ def lipschitz_table(data: dict) -> list[str]:
             "never a global one), the exact constant where the net is small enough (a bracket [certified "
             "witness, upper end] when the work budget ends first), and the best certified lower bound with its "
             f"source. Grades: {grade_legend()}; the domain gap uses only lower bounds whose witness lies in the "
-            "box. *Local* is the largest local constant on small l2 balls around test inputs (pairs within one "
-            "ball; robustness to perturbations of that size, docs/theory/robustness.md §3): its certified upper "
-            "end and its attained lower end, then its gap."), "",
+            "box. *Local* is the constant on the union of small l2 balls around test inputs (their "
+            "r-neighbourhood: pairs within a ball and across two; robustness to perturbations of that size, "
+            "docs/theory/robustness.md §3): its certified upper end and its attained lower end, then its gap."), "",
            "| model | naive | layerwise | LipSDP | domain LipSDP | exact | best lower (source) | global gap | "
            "domain gap | local [lower, upper] | local gap |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
