@@ -21,6 +21,15 @@ def _box_points(lo, hi, n=20000, seed=0):
     return np.vstack([Y, V])
 
 
+def _chain_in_box(act, seed, K):
+    """A tiny chain, the box it is bounded on (centre, half-widths) and its pre-activations at sampled box
+    points and vertices."""
+    form = tiny_chain(seed, m=3, n=4, K=K, act=act)
+    lo, hi = np.array([-0.5, -0.2, 0.1]), np.array([0.3, 0.6, 0.9])
+    zs, _, _ = form.evaluate_blocks(_box_points(lo, hi, seed=seed))
+    return form, (lo + hi) / 2, (hi - lo) / 2, zs
+
+
 @pytest.mark.parametrize("act", [SoftThreshold(np.array([0.0, 0.3, 1.0])), ReLU(3), LeakyReLU(3, 0.1),
                                  Clip(np.array([-1.0, 0.0, -0.2]), np.array([1.0, 0.5, -0.1]), 3)])
 def test_relaxation_encloses_the_activation(act):
@@ -50,12 +59,9 @@ def test_relaxation_encloses_the_activation(act):
 
 @pytest.mark.parametrize("act,seed", [("soft", 0), ("soft", 1), ("relu", 2), ("leaky", 3), ("clip", 4)])
 def test_linear_bounds_contain_every_sampled_preactivation_and_beat_intervals(act, seed):
-    form = tiny_chain(seed, m=3, n=4, K=5, act=act)
-    lo, hi = np.array([-0.5, -0.2, 0.1]), np.array([0.3, 0.6, 0.9])
-    c, r = (lo + hi) / 2, (hi - lo) / 2
+    form, c, r, zs = _chain_in_box(act, seed, 5)
     lin = linear_bounds(form, c, r, "linf")
     ibp = interval_bounds(form, c, r, "linf")
-    zs, _, _ = form.evaluate_blocks(_box_points(lo, hi, seed=seed))
     for z, (lb, ub), (li, ui) in zip(zs, lin, ibp):
         assert np.all(z >= lb) and np.all(z <= ub)
         tol = 1e-12 * (1 + np.abs(li) + np.abs(ui))   # the internal intervals are widened by a few ulps
@@ -136,12 +142,9 @@ def _widths(bounds):
 @pytest.mark.parametrize("act,seed,K", [("soft", 0, 5), ("soft", 1, 5), ("relu", 2, 5), ("leaky", 3, 5),
                                         ("clip", 4, 5), ("soft", 5, 8)])
 def test_alpha_bounds_contain_every_sampled_preactivation_and_lie_inside_crown(act, seed, K):
-    form = tiny_chain(seed, m=3, n=4, K=K, act=act)
-    lo, hi = np.array([-0.5, -0.2, 0.1]), np.array([0.3, 0.6, 0.9])
-    c, r = (lo + hi) / 2, (hi - lo) / 2
+    form, c, r, zs = _chain_in_box(act, seed, K)
     lin = linear_bounds(form, c, r, "linf")
     alp = alpha_bounds(form, c, r, "linf")
-    zs, _, _ = form.evaluate_blocks(_box_points(lo, hi, seed=seed))
     for z, (la, ua), (ll, ul) in zip(zs, alp, lin):
         assert np.all(z >= la) and np.all(z <= ua)
         assert np.all(la >= ll) and np.all(ua <= ul)          # intersected with CROWN: never wider

@@ -305,8 +305,8 @@ def _optimised_relaxations(form: Form, dom: _Domain, tdense: list, k: int, rows:
         act = form.blocks[j].activation
         lo, hi = out[j]
         slo, blo, shi, bhi = relax[j]
-        if j in anc and _undecided(act, lo, hi).any():
-            und = _undecided(act, lo, hi)
+        und = _undecided(act, lo, hi) if j in anc else None
+        if und is not None and und.any():
             a, b = (np.broadcast_to(np.asarray(v, dtype=np.float64), lo.shape) for v in act.slope_bounds())
             pts, vals = _points(act, lo, hi)
             box = []
